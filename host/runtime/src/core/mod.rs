@@ -1,0 +1,1 @@
+//! The Core trait and its native and wasm implementations.

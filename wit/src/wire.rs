@@ -1,0 +1,132 @@
+//! Wire types: stored envelopes, REST bodies and WebSocket frames.
+
+use crate::cursor::Cursor;
+use crate::error::ErrorCode;
+use crate::types::{Event, InFlight, Message, WorkerInfo, WorkerSnapshot};
+use serde::{Deserialize, Serialize};
+
+/// A stored event: the event log's sequence number plus what the core emitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Runtime-wide, strictly increasing, starting at 1.
+    pub seq: u64,
+    pub worker_id: Option<String>,
+    pub at_ms: u64,
+    pub event: Event,
+}
+
+/// `POST …/workers` answers and `GET …/workers/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerResponse {
+    pub worker: WorkerInfo,
+}
+
+/// `GET …/workers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkersResponse {
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// `POST …/input` and `…/cancel` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResponse {
+    pub run_id: String,
+}
+
+/// `GET …/transcript`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptResponse {
+    pub worker_id: String,
+    pub messages: Vec<Message>,
+}
+
+/// `GET /v1/events?after=&worker=&limit=`: one replay page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsPage {
+    pub events: Vec<Envelope>,
+    /// Resume point after this page (the last event's cursor, or the request's `after`).
+    pub cursor: Cursor,
+    /// More events exist after this page.
+    pub more: bool,
+}
+
+/// A WebSocket frame (JSON text). Streams are observation-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Frame {
+    /// One event, with the cursor that resumes right after it.
+    Event {
+        cursor: Cursor,
+        seq: u64,
+        runtime_id: String,
+        worker_id: Option<String>,
+        at_ms: u64,
+        event: Event,
+    },
+    /// State of one worker consistent with `cursor`; events after it follow.
+    Snapshot {
+        cursor: Cursor,
+        runtime_id: String,
+        worker: WorkerInfo,
+        transcript: Vec<Message>,
+        in_flight: Option<InFlight>,
+    },
+    /// State of every observed worker of a multiplexed stream, consistent with `cursor`.
+    SnapshotAll {
+        cursor: Cursor,
+        workers: Vec<RuntimeWorkerSnapshot>,
+    },
+    /// Something the client should know (`cursor_unknown`, `cursor_expired`); the stream
+    /// goes on.
+    Diagnostic { code: ErrorCode, message: String },
+    /// The stream ends after this frame.
+    Error { code: ErrorCode, message: String },
+    /// The client fell behind; the connection closes. Reconnect with `cursor` (the last
+    /// event delivered) to resume without loss.
+    Lagged { cursor: Cursor, message: String },
+}
+
+/// A worker snapshot tagged with its runtime, for multiplexed streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeWorkerSnapshot {
+    pub runtime_id: String,
+    #[serde(flatten)]
+    pub snapshot: WorkerSnapshot,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::*;
+
+    #[test]
+    fn event_frame_matches_the_documented_shape() {
+        let frame = Frame::Event {
+            cursor: Cursor::new(1, 42),
+            seq: 42,
+            runtime_id: "local".into(),
+            worker_id: Some("w_1".into()),
+            at_ms: 7,
+            event: Event::TextDelta {
+                run_id: "r_1".into(),
+                text: "Hel".into(),
+            },
+        };
+        let v = serde_json::to_value(&frame).unwrap();
+        assert_eq!(v["type"], "event");
+        assert_eq!(v["seq"], 42);
+        assert_eq!(v["event"]["type"], "text_delta");
+        assert_eq!(v["event"]["run_id"], "r_1");
+        assert_eq!(v["event"]["text"], "Hel");
+        assert_eq!(serde_json::from_value::<Frame>(v).unwrap(), frame);
+    }
+
+    #[test]
+    fn unknown_fields_in_requests_are_refused() {
+        let err = serde_json::from_str::<WorkerSpec>(r#"{"name":"a","model":"m","bogus":1}"#);
+        assert!(err.is_err());
+        let spec: WorkerSpec = serde_json::from_str(r#"{"name":"a","model":"scripted"}"#).unwrap();
+        assert_eq!(spec.tools, Vec::<String>::new());
+        assert_eq!(spec.max_steps, None);
+    }
+}
