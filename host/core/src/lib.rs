@@ -1,0 +1,1 @@
+//! The Core trait over a runtime core, and its native and wasm implementations.

@@ -1,0 +1,1 @@
+//! The effect driver: model providers and sandboxed tools.

@@ -1,1 +1,0 @@
-//! The Core trait and its native and wasm implementations.

@@ -1,1 +1,0 @@
-//! The effect driver: model providers and tools.
