@@ -5,12 +5,14 @@
 //! - [`cursor`]: opaque stream cursors (log epoch + sequence number).
 //! - [`error`]: stable error codes and their HTTP statuses.
 //! - [`wire`]: envelopes, REST bodies and WebSocket frames.
+//! - [`mirror`]: [`wit_mirror!`], the `From` impls between generated WIT types and these.
 //!
 //! The crate depends on serde only and builds for `wasm32-wasip2`, so the runtime core
 //! (inside the component) and the host share one definition of every type.
 
 pub mod cursor;
 pub mod error;
+pub mod mirror;
 pub mod types;
 pub mod wire;
 

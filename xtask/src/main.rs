@@ -1,1 +1,166 @@
-fn main() {}
+//! Project tasks: `cargo xtask <task>` (alias in `.cargo/config.toml`).
+//!
+//! - `build-guest`: build the runtime core as a WebAssembly component into
+//!   `target/guest/yoi_runtime.wasm` (installs the `wasm32-wasip2` target when missing).
+//! - `test`: build-guest, `cargo fmt --check`, clippy with `-D warnings`, the workspace tests.
+//! - `bench [FILTER]`: release benchmarks; figures printed and merged into
+//!   `target/bench/results.json`.
+//!
+//! Only std is used so the task runner itself builds in a second.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+const GUEST_PROFILE: &str = "guest";
+const GUEST_CRATE: &str = "yoi-runtime-guest";
+/// Where the shipped component lands; the host and the tests look for it here.
+const GUEST_OUT: &str = "guest/yoi_runtime.wasm";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-guest") => build_guest().map(|_| ()),
+        Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`; run `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <task>\n\n\
+         tasks:\n  \
+         build-guest   build the runtime component into target/{GUEST_OUT}\n  \
+         test          build-guest, fmt --check, clippy -D warnings, cargo test --workspace\n  \
+         bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
+         figures go to target/bench/results.json"
+    );
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result {
+    eprintln!("xtask: {what}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: could not start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn ensure_guest_target() -> Result {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match out {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == GUEST_TARGET) => {
+            Ok(())
+        }
+        Ok(_) => run(
+            &format!("installing the {GUEST_TARGET} target"),
+            Command::new("rustup").args(["target", "add", GUEST_TARGET]),
+        ),
+        // No rustup: let cargo report a missing target itself, with its own message.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Builds the component and copies it to its stable path; returns that path.
+fn build_guest() -> Result<PathBuf> {
+    ensure_guest_target()?;
+    run(
+        "building the runtime component",
+        cargo().args([
+            "build",
+            "--package",
+            GUEST_CRATE,
+            "--target",
+            GUEST_TARGET,
+            "--profile",
+            GUEST_PROFILE,
+        ]),
+    )
+    .map_err(|e| {
+        format!(
+            "{e}\n  the guest is crate {GUEST_CRATE} (runtime-guest/); fix the errors above and \
+             run `cargo xtask build-guest` again"
+        )
+    })?;
+    let built = target_dir()
+        .join(GUEST_TARGET)
+        .join(GUEST_PROFILE)
+        .join(format!("{}.wasm", GUEST_CRATE.replace('-', "_")));
+    let out = target_dir().join(GUEST_OUT);
+    std::fs::create_dir_all(out.parent().expect("GUEST_OUT has a parent"))
+        .map_err(|e| format!("creating {}: {e}", out.display()))?;
+    std::fs::copy(&built, &out)
+        .map_err(|e| format!("copying {} to {}: {e}", built.display(), out.display()))?;
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!("component: {} ({:.1} KiB)", out.display(), size as f64 / 1024.0);
+    Ok(out)
+}
+
+fn test() -> Result {
+    let component = build_guest()?;
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "cargo clippy -D warnings",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    run(
+        "cargo test --workspace",
+        cargo()
+            .args(["test", "--workspace"])
+            .env("YOI_GUEST_WASM", &component),
+    )
+}
+
+fn bench(args: &[String]) -> Result {
+    let component = build_guest()?;
+    let results = target_dir().join("bench/results.json");
+    run(
+        "release benchmarks",
+        cargo()
+            .args(["run", "--release", "--package", "yoi-bench", "--"])
+            .args(args)
+            .env("YOI_GUEST_WASM", &component)
+            .env("YOI_BENCH_RESULTS", &results),
+    )?;
+    println!("figures: {}", results.display());
+    Ok(())
+}

@@ -1,1 +1,19 @@
-//! The effect driver: model providers and sandboxed tools.
+//! The effect driver's building blocks: model providers and sandboxed workspace tools.
+//!
+//! - [`provider`]: the [`Provider`] trait every model provider implements (object safe,
+//!   streams [`Completion`](yoi_protocol::Completion)s to a bounded channel).
+//! - [`scripted`]: the `scripted` model, a deterministic offline [`Provider`] for demos,
+//!   tests and benchmarks.
+//! - [`tools`]: `list_dir`, `read_file`, `write_file` and `search` on per-worker
+//!   workspace directories through capability-based file access ([`Workspaces`]).
+//!
+//! The driver task itself (abort, timeouts, batching into the core) lives in
+//! `yoi-runtime`; everything here is usable without it.
+
+pub mod provider;
+pub mod scripted;
+pub mod tools;
+
+pub use provider::{BoxFuture, Provider};
+pub use scripted::{ScriptedConfig, ScriptedModel};
+pub use tools::{ToolConfig, ToolOutput, Workspace, Workspaces};

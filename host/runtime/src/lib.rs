@@ -1,1 +1,245 @@
-//! One yoi runtime: LocalRuntime<C: Core>.
+//! One yoi runtime: a core, its effect driver and its event log, owned by an actor.
+//!
+//! [`LocalRuntime`] is what both processes share: `yoi-host` wraps it as its embedded
+//! source, `yoi-runtime` serves it over HTTP. It is a cheap, cloneable handle; the state
+//! lives on one actor thread (see [`actor`]). The core type is chosen at
+//! [`LocalRuntime::open`] (`NativeCore` or `WasmCore`), so the handle itself is not
+//! generic.
+
+mod actor;
+mod driver;
+mod error;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use yoi_core::{Core, Fault};
+use yoi_eventlog::{EventLog, LogConfig, LogReader};
+use yoi_protocol::{
+    Cursor, Input, Limits, Message, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+};
+
+pub use driver::{DriverConfig, Providers};
+pub use error::{OpenError, RuntimeError};
+pub use stats::{RuntimeStats, StatsSnapshot};
+
+use actor::{Actor, Msg, Read};
+
+/// Everything a runtime needs to open.
+#[derive(Debug, Clone)]
+pub struct LocalRuntimeConfig {
+    /// Holds `events.db` (the event log) and `workspaces/` (one folder per worker).
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub log: LogConfig,
+    pub driver: DriverConfig,
+    /// Capacity of the actor's inbox (commands and completions).
+    pub inbox_capacity: usize,
+}
+
+impl LocalRuntimeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        LocalRuntimeConfig {
+            data_dir: data_dir.into(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+            driver: DriverConfig::default(),
+            inbox_capacity: 4096,
+        }
+    }
+}
+
+/// A handle to a running runtime. Clones share it.
+#[derive(Clone)]
+pub struct LocalRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Msg>,
+    reader: LogReader,
+    stats: Arc<RuntimeStats>,
+    models: Vec<String>,
+    restored: RestoreSummary,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LocalRuntime {
+    /// Opens (or creates) the runtime in `config.data_dir`: restores every worker and
+    /// transcript from the event log through `make_core`'s core, closes runs that were
+    /// in flight as `interrupted`, and starts the actor. `make_core` is called again
+    /// whenever a core faults and must be replaced.
+    ///
+    /// Must be called within a tokio runtime (the driver spawns its calls there).
+    pub fn open<C, F>(
+        config: LocalRuntimeConfig,
+        providers: Providers,
+        mut make_core: F,
+    ) -> Result<LocalRuntime, OpenError>
+    where
+        C: Core,
+        F: FnMut() -> Result<C, Fault> + Send + 'static,
+    {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::Workspace {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let workspaces_dir = config.data_dir.join("workspaces");
+        let workspaces = yoi_driver::Workspaces::new(&workspaces_dir).map_err(|source| {
+            OpenError::Workspace {
+                path: workspaces_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let mut log = EventLog::open(&config.data_dir.join("events.db"), config.log.clone())
+            .map_err(|e| OpenError::Log(e.to_string()))?;
+        let mut core = make_core().map_err(|f| OpenError::Core(f.to_string()))?;
+        let (restored, closing) =
+            actor::restore_core(&mut core, &log, config.limits).map_err(OpenError::Restore)?;
+        if !closing.is_empty() {
+            log.append(closing).map_err(|e| OpenError::Log(e.to_string()))?;
+        }
+
+        let (tx, inbox) = mpsc::channel(config.inbox_capacity.max(1));
+        let stats = Arc::new(RuntimeStats::default());
+        let mut models: Vec<String> = providers.keys().cloned().collect();
+        models.sort();
+        let driver = driver::Driver::new(
+            tokio::runtime::Handle::current(),
+            tx.clone(),
+            Arc::new(providers),
+            Arc::new(workspaces),
+            config.driver.clone(),
+        );
+        let reader = log.reader();
+        let actor = Actor {
+            core,
+            make_core: Box::new(make_core),
+            log,
+            driver,
+            inbox,
+            limits: config.limits,
+            stats: stats.clone(),
+            broken: None,
+            events: Vec::new(),
+            replies: Vec::new(),
+            reads: Vec::new(),
+            completions: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("yoi-runtime-actor".into())
+            .spawn(move || actor.run())
+            .map_err(OpenError::Thread)?;
+        Ok(LocalRuntime {
+            inner: Arc::new(Inner {
+                tx,
+                reader,
+                stats,
+                models,
+                restored,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    async fn ask<T>(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<T, RuntimeError>>) -> Msg,
+    ) -> Result<T, RuntimeError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .tx
+            .send(msg(reply))
+            .await
+            .map_err(|_| RuntimeError::ShuttingDown)?;
+        answer.await.map_err(|_| RuntimeError::ShuttingDown)?
+    }
+
+    /// Creates an idle worker. The model must be one this runtime serves.
+    pub async fn create_worker(&self, spec: WorkerSpec) -> Result<WorkerInfo, RuntimeError> {
+        if !self.inner.models.iter().any(|m| *m == spec.model) {
+            return Err(RuntimeError::UnknownModel(spec.model));
+        }
+        self.ask(|r| Msg::CreateWorker(spec, r)).await
+    }
+
+    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, RuntimeError> {
+        self.ask(|r| Msg::Read(Read::ListWorkers(r))).await
+    }
+
+    pub async fn get_worker(&self, worker_id: &str) -> Result<WorkerInfo, RuntimeError> {
+        let id = worker_id.to_string();
+        self.ask(|r| Msg::Read(Read::GetWorker(id, r))).await
+    }
+
+    /// Starts a run; returns its id. The `input_accepted` event is on disk when this
+    /// returns.
+    pub async fn send_input(&self, worker_id: &str, input: Input) -> Result<String, RuntimeError> {
+        let id = worker_id.to_string();
+        self.ask(|r| Msg::SendInput(id, input, r)).await
+    }
+
+    pub async fn cancel(&self, worker_id: &str) -> Result<String, RuntimeError> {
+        let id = worker_id.to_string();
+        self.ask(|r| Msg::Cancel(id, r)).await
+    }
+
+    pub async fn stop(&self, worker_id: &str) -> Result<WorkerInfo, RuntimeError> {
+        let id = worker_id.to_string();
+        self.ask(|r| Msg::Stop(id, r)).await
+    }
+
+    pub async fn transcript(&self, worker_id: &str) -> Result<Vec<Message>, RuntimeError> {
+        let id = worker_id.to_string();
+        self.ask(|r| Msg::Read(Read::Transcript(id, r))).await
+    }
+
+    /// A worker's snapshot and the cursor it is consistent with: events after the cursor
+    /// are exactly what happened since.
+    pub async fn snapshot(
+        &self,
+        worker_id: &str,
+    ) -> Result<(WorkerSnapshot, Cursor), RuntimeError> {
+        let id = worker_id.to_string();
+        self.ask(|r| Msg::Read(Read::Snapshot(id, r))).await
+    }
+
+    /// Every worker's snapshot and the cursor they are consistent with.
+    pub async fn snapshot_all(&self) -> Result<(Vec<WorkerSnapshot>, Cursor), RuntimeError> {
+        self.ask(|r| Msg::Read(Read::SnapshotAll(r))).await
+    }
+
+    /// The event log, for replay and live subscription.
+    pub fn events(&self) -> &LogReader {
+        &self.inner.reader
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Model names this runtime serves.
+    pub fn models(&self) -> &[String] {
+        &self.inner.models
+    }
+
+    /// What the restore at open rebuilt.
+    pub fn restored(&self) -> RestoreSummary {
+        self.inner.restored
+    }
+
+    /// Stops the actor after committing what it holds; in-flight calls are aborted.
+    /// Later commands fail with `shutting_down`.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.inner.tx.send(Msg::Shutdown(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+        let thread = self.inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}

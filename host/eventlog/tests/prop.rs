@@ -1,0 +1,151 @@
+//! Random appends, prunes, reopens and replays against a model: a replay is always the
+//! filter of everything appended, from the window and from the store alike.
+
+mod common;
+
+use proptest::prelude::*;
+use std::sync::Arc;
+use yoi_eventlog::{Cursor, Envelope, EventLog, LogConfig, ReplayError};
+
+const WORKERS: [Option<&str>; 4] = [Some("w_0"), Some("w_1"), Some("w_2"), None];
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// (worker index, event variant) per record.
+    Append(Vec<(usize, u8)>),
+    Prune,
+    Reopen,
+    /// (cursor position as a fraction of last+2, worker filter, limit)
+    Replay(f64, Option<usize>, usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => prop::collection::vec((0..4usize, any::<u8>()), 0..40).prop_map(Op::Append),
+        1 => Just(Op::Prune),
+        1 => Just(Op::Reopen),
+        4 => (0.0..1.0f64, prop::option::of(0..4usize), 0..30usize)
+            .prop_map(|(at, w, limit)| Op::Replay(at, w, limit)),
+    ]
+}
+
+fn config() -> impl Strategy<Value = LogConfig> {
+    (0..40usize, prop::option::of(0..60u64), 1..30u64).prop_map(|(window, retain, batch)| {
+        LogConfig {
+            window_capacity: window,
+            retain_events: retain,
+            prune_batch: batch,
+            broadcast_capacity: 10_000,
+            ..LogConfig::default()
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replay_is_the_filter_of_everything_appended(
+        config in config(),
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut log = EventLog::open(&path, config.clone()).unwrap();
+        let epoch = log.epoch();
+        let mut rx = log.subscribe();
+        // The model: everything appended, and the horizon.
+        let mut all: Vec<Arc<Envelope>> = Vec::new();
+        let mut horizon = 0u64;
+        let mut n = 0u64;
+        for op in ops {
+            match op {
+                Op::Append(spec) => {
+                    let records = spec
+                        .iter()
+                        .map(|&(w, v)| {
+                            n += 1;
+                            common::record(WORKERS[w], n, v)
+                        })
+                        .collect();
+                    let appended = log.append(records).unwrap();
+                    for env in &appended {
+                        prop_assert_eq!(env.seq, all.len() as u64 + 1);
+                        all.push(env.clone());
+                    }
+                    let live = common::drain(&mut rx);
+                    prop_assert_eq!(live, appended);
+                }
+                Op::Prune => {
+                    let p = log.prune().unwrap();
+                    prop_assert!(p.horizon >= horizon);
+                    horizon = p.horizon;
+                    if let Some(retain) = config.retain_events {
+                        let target = (all.len() as u64).saturating_sub(retain);
+                        prop_assert!(horizon <= target);
+                        prop_assert_eq!(p.remaining, horizon < target);
+                    } else {
+                        prop_assert_eq!(horizon, 0);
+                    }
+                }
+                Op::Reopen => {
+                    drop(log);
+                    log = EventLog::open(&path, config.clone()).unwrap();
+                    prop_assert_eq!(log.epoch(), epoch);
+                    prop_assert_eq!(log.horizon(), horizon);
+                    rx = log.subscribe();
+                }
+                Op::Replay(at, w, limit) => {
+                    let last = all.len() as u64;
+                    let after = ((last + 2) as f64 * at) as u64;
+                    let worker = w.and_then(|w| WORKERS[w]);
+                    let reader = log.reader();
+                    for store_only in [false, true] {
+                        let cursor = Cursor::new(epoch, after);
+                        let page = if store_only {
+                            reader.replay_from_store(cursor, worker, limit)
+                        } else {
+                            reader.replay(cursor, worker, limit)
+                        };
+                        if after > last {
+                            let ok = matches!(page, Err(ReplayError::Ahead { last: l }) if l == last);
+                            prop_assert!(ok, "ahead");
+                            continue;
+                        }
+                        if after < horizon {
+                            let ok = matches!(page, Err(ReplayError::Expired { oldest }) if oldest == horizon);
+                            prop_assert!(ok, "expired");
+                            continue;
+                        }
+                        let page = page.unwrap();
+                        let want = common::expected(&all, after, worker);
+                        let more = want.len() > limit;
+                        let got: Vec<Envelope> = page.events.iter().map(|e| (**e).clone()).collect();
+                        prop_assert_eq!(&got[..], &want[..want.len().min(limit)]);
+                        prop_assert_eq!(page.more, more);
+                        let next = if more { got.last().map_or(after, |e| e.seq) } else { last };
+                        prop_assert_eq!(page.next, Cursor::new(epoch, next));
+                        // Paging on to the end yields the rest.
+                        if limit > 0 {
+                            let (rest, end) =
+                                common::replay_all(&reader, page.next, worker, limit, store_only)
+                                    .unwrap();
+                            let mut whole = got;
+                            whole.extend(rest);
+                            prop_assert_eq!(whole, want);
+                            prop_assert_eq!(end.seq, last);
+                        }
+                    }
+                }
+            }
+        }
+        // Restore sees every event except deltas at or below the horizon.
+        let restored = log.read_for_restore(0, usize::MAX).unwrap();
+        let kept: Vec<Envelope> = all
+            .iter()
+            .filter(|e| !(e.seq <= horizon && e.event.is_delta()))
+            .map(|e| (**e).clone())
+            .collect();
+        prop_assert_eq!(restored, kept);
+    }
+}

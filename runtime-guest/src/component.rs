@@ -1,0 +1,106 @@
+//! The component glue (built for wasm only): exports `yoi:runtime/core` over the one
+//! [`Runtime`] of this instance.
+//!
+//! The WIT types `wit-bindgen` generates are converted to and from the `yoi-protocol`
+//! mirror by `yoi_protocol::wit_mirror!`, the same mapping the host uses on its side,
+//! so the state machine only ever sees protocol types.
+//!
+//! A component instance is single-threaded and its exports are never re-entered, so the
+//! runtime lives in a thread-local `RefCell`; a borrow can never be contended.
+
+use std::cell::RefCell;
+
+use yoi_protocol as p;
+
+use crate::Runtime;
+use exports::yoi::runtime::core::Guest;
+use yoi::runtime::types as w;
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "runtime",
+});
+
+yoi_protocol::wit_mirror!(self::yoi::runtime::types);
+
+thread_local! {
+    static RUNTIME: RefCell<Runtime> = RefCell::new(Runtime::new());
+}
+
+fn with<R>(f: impl FnOnce(&mut Runtime) -> R) -> R {
+    RUNTIME.with_borrow_mut(f)
+}
+
+fn out<T: Into<U>, U>(r: Result<T, p::CoreError>) -> Result<U, w::CoreError> {
+    r.map(Into::into).map_err(Into::into)
+}
+
+fn list<T: Into<U>, U>(v: Vec<T>) -> Vec<U> {
+    v.into_iter().map(Into::into).collect()
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn configure(limits: w::Limits) {
+        with(|rt| rt.configure(limits.into()))
+    }
+
+    fn create_worker(now_ms: u64, spec: w::WorkerSpec) -> Result<w::WorkerInfo, w::CoreError> {
+        out(with(|rt| rt.create_worker(now_ms, spec.into())))
+    }
+
+    fn list_workers() -> Vec<w::WorkerInfo> {
+        list(with(|rt| rt.list_workers()))
+    }
+
+    fn get_worker(worker_id: String) -> Result<w::WorkerInfo, w::CoreError> {
+        out(with(|rt| rt.get_worker(&worker_id)))
+    }
+
+    fn send_input(now_ms: u64, worker_id: String, input: w::Input) -> Result<String, w::CoreError> {
+        out(with(|rt| rt.send_input(now_ms, &worker_id, input.into())))
+    }
+
+    fn cancel(now_ms: u64, worker_id: String) -> Result<String, w::CoreError> {
+        out(with(|rt| rt.cancel(now_ms, &worker_id)))
+    }
+
+    fn stop(now_ms: u64, worker_id: String) -> Result<w::WorkerInfo, w::CoreError> {
+        out(with(|rt| rt.stop(now_ms, &worker_id)))
+    }
+
+    fn transcript(worker_id: String) -> Result<Vec<w::Message>, w::CoreError> {
+        with(|rt| rt.transcript(&worker_id))
+            .map(list)
+            .map_err(Into::into)
+    }
+
+    fn snapshot(worker_id: String) -> Result<w::WorkerSnapshot, w::CoreError> {
+        out(with(|rt| rt.snapshot(&worker_id)))
+    }
+
+    fn pull_events(max: u32) -> Vec<w::EventRecord> {
+        list(with(|rt| rt.pull_events(max as usize)))
+    }
+
+    fn pull_effects(max: u32) -> Vec<w::Effect> {
+        list(with(|rt| rt.pull_effects(max as usize)))
+    }
+
+    fn deliver(now_ms: u64, completions: Vec<w::Completion>) {
+        let completions = list(completions);
+        with(|rt| rt.deliver(now_ms, completions))
+    }
+
+    fn restore(events: Vec<w::EventRecord>) -> Result<(), w::CoreError> {
+        let events = list(events);
+        with(|rt| rt.restore(events)).map_err(Into::into)
+    }
+
+    fn finish_restore(now_ms: u64) -> w::RestoreSummary {
+        with(|rt| rt.finish_restore(now_ms)).into()
+    }
+}
+
+export!(Component);
