@@ -604,9 +604,8 @@ fn mutate(log: &mut Vec<EventRecord>, m: &Mutation) {
     }
 }
 
+// Case counts: proptest's default (256), or PROPTEST_CASES.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     /// Property 1: no sequence of commands, completions (right, wrong or bogus call ids)
     /// and restores of random events panics, and the core stays self-consistent.
     #[test]
