@@ -3,7 +3,7 @@
 //! `cargo run --release -p yoi-eventlog --example append_throughput [events] [batch] [full]`
 
 use std::time::Instant;
-use yoi_eventlog::{Durability, EventLog, EventRecord, LogConfig};
+use yoi_eventlog::{Cursor, Durability, EventLog, EventRecord, LogConfig};
 use yoi_protocol::Event;
 
 fn main() {
@@ -19,6 +19,7 @@ fn main() {
         &dir.path().join("events.db"),
         LogConfig {
             durability,
+            retain_events: Some(65_536),
             ..LogConfig::default()
         },
     )
@@ -52,4 +53,37 @@ fn main() {
         100.0 * stats.store_write_nanos as f64 / took.as_nanos() as f64,
         stats.commits
     );
+
+    let epoch = log.epoch();
+    let started = Instant::now();
+    let page = reader
+        .replay_from_store(Cursor::new(epoch, 0), Some("w_0042"), 1000)
+        .expect("replay");
+    println!(
+        "store replay of one worker ({} events): {:.2} ms",
+        page.events.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let started = Instant::now();
+    let page = reader
+        .replay_from_store(Cursor::new(epoch, 0), None, 1000)
+        .expect("replay");
+    println!(
+        "store replay of all workers ({} events): {:.2} ms",
+        page.events.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    loop {
+        let started = Instant::now();
+        let pruned = log.prune().expect("prune");
+        println!(
+            "prune to horizon {}: {} deltas deleted in {:.1} ms",
+            pruned.horizon,
+            pruned.deleted,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        if !pruned.remaining {
+            break;
+        }
+    }
 }

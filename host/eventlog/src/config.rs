@@ -38,6 +38,10 @@ pub struct LogConfig {
     /// At most this many sequence numbers are pruned per [`prune`](crate::EventLog::prune)
     /// call (minimum 1), which bounds the time one call takes.
     pub prune_batch: u64,
+    /// The `(worker_id, seq)` index is extended in sorted chunks once this many events
+    /// are not yet indexed (minimum 1); a worker-filtered store replay scans at most
+    /// about this many unindexed events. See the crate documentation.
+    pub index_chunk: u64,
     /// Idle read-only connections kept for store replays (more are opened on demand when
     /// replays run concurrently, and closed afterwards).
     pub read_connections: usize,
@@ -50,7 +54,8 @@ impl Default for LogConfig {
             window_capacity: 65_536,
             broadcast_capacity: 16_384,
             durability: Durability::Normal,
-            prune_batch: 50_000,
+            prune_batch: 8_192,
+            index_chunk: 16_384,
             read_connections: 4,
         }
     }

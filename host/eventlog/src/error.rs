@@ -13,6 +13,11 @@ pub enum LogError {
     UnsupportedSchema { found: i64, supported: i64 },
     #[error("not a yoi event store: {0}")]
     NotAnEventStore(String),
+    /// Another `EventLog` (in this or another process) has the store open for writing.
+    #[error("event store {0} is already open for writing")]
+    Locked(String),
+    #[error("io: {0}")]
+    Io(String),
 }
 
 /// Why a replay could not be served.

@@ -29,12 +29,16 @@ pub struct Pruned {
 /// The event log, owned by one thread. See the crate documentation.
 pub struct EventLog {
     conn: Connection,
+    /// The writer lock; released after `conn` is closed (fields drop in order).
+    _lock: std::fs::File,
     config: LogConfig,
     shared: Arc<Shared>,
     live: broadcast::Sender<Arc<Envelope>>,
     /// The highest sequence number handed out and committed.
     last_seq: u64,
     horizon: u64,
+    /// Events with `seq <= indexed_upto` are in the worker index.
+    indexed_upto: u64,
     encode_buf: Vec<u8>,
 }
 
@@ -42,7 +46,11 @@ impl EventLog {
     /// Opens the store at `path`, creating it (with a new random epoch) if it does not
     /// exist. On an existing store, sequence numbers continue after the highest one
     /// stored, and the epoch and horizon are kept. The window starts empty.
+    ///
+    /// Only one `EventLog` may have a store open at a time (an exclusive lock on
+    /// `<path>.lock`); a second `open` fails with [`LogError::Locked`].
     pub fn open(path: &Path, config: LogConfig) -> Result<EventLog, LogError> {
+        let lock = store::lock(path)?;
         let mut conn = store::open_writer(path, config.durability)?;
         let meta = store::init(&mut conn)?;
         let (live, _) = broadcast::channel(config.broadcast_capacity.max(1));
@@ -64,15 +72,25 @@ impl EventLog {
             horizon = meta.horizon,
             "event log opened"
         );
-        Ok(EventLog {
+        let mut log = EventLog {
             conn,
+            _lock: lock,
             config,
             shared,
             live,
             last_seq: meta.last_seq,
             horizon: meta.horizon,
+            indexed_upto: meta.indexed_upto,
             encode_buf: Vec::with_capacity(1024),
-        })
+        };
+        while log.index_due() {
+            let to = log
+                .last_seq
+                .min(log.indexed_upto + log.config.index_chunk.max(1));
+            store::index_range(&mut log.conn, log.indexed_upto, to)?;
+            log.indexed_upto = to;
+        }
+        Ok(log)
     }
 
     /// A read handle for other threads and tasks.
@@ -133,7 +151,28 @@ impl EventLog {
         );
         c.publish_nanos
             .fetch_add(written.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if self.index_due() {
+            self.index_tail();
+        }
         Ok(batch)
+    }
+
+    fn index_due(&self) -> bool {
+        self.last_seq - self.indexed_upto >= self.config.index_chunk.max(1)
+    }
+
+    /// Extends the worker index over everything stored. A failure is logged and retried
+    /// on a later append (replays stay correct: they scan what is not indexed).
+    fn index_tail(&mut self) {
+        let started = Instant::now();
+        match store::index_range(&mut self.conn, self.indexed_upto, self.last_seq) {
+            Ok(()) => self.indexed_upto = self.last_seq,
+            Err(e) => tracing::warn!(error = %e, "event log: extending the worker index failed"),
+        }
+        let nanos = started.elapsed().as_nanos() as u64;
+        let c = &self.shared.counters;
+        c.index_nanos.fetch_add(nanos, Ordering::Relaxed);
+        c.store_write_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// After a failed append: never hand out a sequence number the store already holds.
@@ -201,7 +240,11 @@ impl EventLog {
     /// result means the end). Reads through the writer's connection; for rebuilding a
     /// core on startup. Retention may have removed old delta events; every complete
     /// event is there.
-    pub fn read_for_restore(&self, after_seq: u64, chunk: usize) -> Result<Vec<Envelope>, LogError> {
+    pub fn read_for_restore(
+        &self,
+        after_seq: u64,
+        chunk: usize,
+    ) -> Result<Vec<Envelope>, LogError> {
         store::read_range(&self.conn, after_seq, u64::MAX >> 1, None, chunk)
     }
 

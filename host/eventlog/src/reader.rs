@@ -35,8 +35,11 @@ pub struct LogStats {
     pub events_appended: u64,
     /// Append transactions committed.
     pub commits: u64,
-    /// Time spent in store writes: encoding, inserting and committing (nanoseconds).
+    /// Time spent in store writes: encoding, inserting and committing, and extending the
+    /// worker index (nanoseconds).
     pub store_write_nanos: u64,
+    /// The part of `store_write_nanos` spent extending the worker index.
+    pub index_nanos: u64,
     /// Time spent publishing to the window and the broadcast (nanoseconds).
     pub publish_nanos: u64,
     /// Delta events deleted by retention since the log was opened.
@@ -48,6 +51,7 @@ pub(crate) struct Counters {
     pub events_appended: AtomicU64,
     pub commits: AtomicU64,
     pub store_write_nanos: AtomicU64,
+    pub index_nanos: AtomicU64,
     pub publish_nanos: AtomicU64,
     pub events_pruned: AtomicU64,
 }
@@ -110,6 +114,7 @@ impl Shared {
             events_appended: c.events_appended.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             store_write_nanos: c.store_write_nanos.load(Ordering::Relaxed),
+            index_nanos: c.index_nanos.load(Ordering::Relaxed),
             publish_nanos: c.publish_nanos.load(Ordering::Relaxed),
             events_pruned: c.events_pruned.load(Ordering::Relaxed),
         }

@@ -70,9 +70,7 @@ mod tests {
             seq,
             worker_id: None,
             at_ms: 0,
-            event: Event::RunStarted {
-                run_id: "r".into(),
-            },
+            event: Event::RunStarted { run_id: "r".into() },
         })
     }
 

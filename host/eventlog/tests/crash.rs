@@ -72,7 +72,7 @@ fn acknowledged_batches_survive_kill_9() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut this_round = 0;
         let kill_after = 20 + round * 15;
-        while let Some(line) = lines.next() {
+        for line in lines.by_ref() {
             let line = line.unwrap();
             let Some(rest) = line.strip_prefix("ACK ") else {
                 continue;
@@ -95,7 +95,10 @@ fn acknowledged_batches_survive_kill_9() {
         }
         let status = child.wait().unwrap();
         assert!(!status.success(), "the child was killed, round {round}");
-        assert!(this_round >= kill_after, "the child stopped early in round {round}");
+        assert!(
+            this_round >= kill_after,
+            "the child stopped early in round {round}"
+        );
 
         let log = EventLog::open(&path, LogConfig::default()).unwrap();
         let stored = log.read_for_restore(0, usize::MAX).unwrap();
@@ -115,7 +118,11 @@ fn acknowledged_batches_survive_kill_9() {
             }
         }
         // Whatever was written beyond the last acknowledgement is whole batches only.
-        assert_eq!(stored.len() as u64 % BATCH, 0, "a transaction is all or nothing");
+        assert_eq!(
+            stored.len() as u64 % BATCH,
+            0,
+            "a transaction is all or nothing"
+        );
         next_batch = stored.len() as u64 / BATCH;
         assert!(next_batch >= acked.len() as u64);
     }

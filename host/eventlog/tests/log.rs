@@ -14,6 +14,7 @@ fn small(window: usize) -> LogConfig {
     LogConfig {
         window_capacity: window,
         broadcast_capacity: 100_000,
+        index_chunk: 5,
         ..LogConfig::default()
     }
 }
@@ -30,7 +31,9 @@ fn seqs_are_consecutive_and_continue_after_reopen() {
     let mut log = EventLog::open(&path, LogConfig::default()).unwrap();
     assert_eq!(log.last_cursor().seq, 0);
     assert!(log.append(Vec::new()).unwrap().is_empty());
-    let a = log.append((0..5).map(|n| delta(Some("w_1"), n)).collect()).unwrap();
+    let a = log
+        .append((0..5).map(|n| delta(Some("w_1"), n)).collect())
+        .unwrap();
     let b = log.append(vec![complete(None, 9)]).unwrap();
     let seqs: Vec<u64> = a.iter().chain(&b).map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
@@ -40,10 +43,15 @@ fn seqs_are_consecutive_and_continue_after_reopen() {
 
     let mut log = EventLog::open(&path, LogConfig::default()).unwrap();
     assert_eq!(log.last_cursor().seq, 6);
-    let c = log.append(vec![complete(Some("w_2"), 1), delta(None, 2)]).unwrap();
+    let c = log
+        .append(vec![complete(Some("w_2"), 1), delta(None, 2)])
+        .unwrap();
     assert_eq!(c.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 8]);
     let stored = log.read_for_restore(0, 100).unwrap();
-    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+    assert_eq!(
+        stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -56,7 +64,12 @@ fn epoch_is_stable_across_reopen_and_new_per_store() {
     assert_eq!(log.reader().epoch(), epoch);
     assert_eq!(log.last_cursor().epoch, epoch);
     let (_other_dir, other) = temp();
-    assert_ne!(EventLog::open(&other, LogConfig::default()).unwrap().epoch(), epoch);
+    assert_ne!(
+        EventLog::open(&other, LogConfig::default())
+            .unwrap()
+            .epoch(),
+        epoch
+    );
 }
 
 #[test]
@@ -74,18 +87,26 @@ fn store_uses_wal_and_the_documented_schema() {
         log.append(vec![complete(Some("w_1"), 1)]).unwrap();
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     let (worker, kind, body): (String, String, String) = conn
-        .query_row("SELECT worker_id, kind, body FROM events WHERE seq = 2", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT worker_id, kind, body FROM events WHERE seq = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     assert_eq!((worker.as_str(), kind.as_str()), ("w_1", "text_done"));
     let event: Event = serde_json::from_str(&body).unwrap();
     assert_eq!(event, complete(None, 1).event);
     let version: i64 = conn
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(version, yoi_eventlog::SCHEMA_VERSION);
 }
@@ -112,7 +133,10 @@ fn replay_across_the_window_boundary_matches_live_and_store() {
     let live = drain(&mut rx);
     assert_eq!(live.len(), appended.len());
     for (a, b) in live.iter().zip(&appended) {
-        assert!(Arc::ptr_eq(a, b), "the broadcast carries the appended envelopes");
+        assert!(
+            Arc::ptr_eq(a, b),
+            "the broadcast carries the appended envelopes"
+        );
     }
     let last = log.last_cursor().seq;
     assert_eq!(last, appended.len() as u64);
@@ -129,14 +153,23 @@ fn replay_across_the_window_boundary_matches_live_and_store() {
                 assert_eq!(got, want, "after {after}, {worker:?}, limit {limit}");
                 assert_eq!(end.seq, last);
                 let (stored, _) = replay_all(&reader, cursor, worker, limit, true).unwrap();
-                assert_eq!(stored, want, "store: after {after}, {worker:?}, limit {limit}");
+                assert_eq!(
+                    stored, want,
+                    "store: after {after}, {worker:?}, limit {limit}"
+                );
             }
         }
     }
     // Pages served from the window hand out the very envelopes that were broadcast.
-    let page = reader.replay(Cursor::new(epoch, last - 10), None, 100).unwrap();
+    let page = reader
+        .replay(Cursor::new(epoch, last - 10), None, 100)
+        .unwrap();
     assert_eq!(page.events.len(), 10);
-    assert!(page.events.iter().all(|e| live.iter().any(|l| Arc::ptr_eq(l, e))));
+    assert!(
+        page.events
+            .iter()
+            .all(|e| live.iter().any(|l| Arc::ptr_eq(l, e)))
+    );
 
     // After a reopen the window is empty and everything comes from the store.
     drop(log);
@@ -150,8 +183,17 @@ fn replay_across_the_window_boundary_matches_live_and_store() {
 fn a_window_of_zero_serves_everything_from_the_store() {
     let (_dir, path) = temp();
     let mut log = EventLog::open(&path, small(0)).unwrap();
-    let all = log.append((1..=20).map(|n| delta(Some("w"), n)).collect()).unwrap();
-    let (got, _) = replay_all(&log.reader(), Cursor::new(log.epoch(), 3), Some("w"), 4, false).unwrap();
+    let all = log
+        .append((1..=20).map(|n| delta(Some("w"), n)).collect())
+        .unwrap();
+    let (got, _) = replay_all(
+        &log.reader(),
+        Cursor::new(log.epoch(), 3),
+        Some("w"),
+        4,
+        false,
+    )
+    .unwrap();
     assert_eq!(got, expected(&all, 3, Some("w")));
 }
 
@@ -184,17 +226,25 @@ fn paging_reports_more_and_next() {
         let (_dir, path) = temp();
         let mut log = EventLog::open(&path, small(window)).unwrap();
         let e = log.epoch();
-        log.append((1..=10).map(|n| complete(Some(if n == 10 { "w_2" } else { "w_1" }), n)).collect())
-            .unwrap();
+        log.append(
+            (1..=10)
+                .map(|n| complete(Some(if n == 10 { "w_2" } else { "w_1" }), n))
+                .collect(),
+        )
+        .unwrap();
         let r = log.reader();
-        let seqs = |p: &yoi_eventlog::ReplayPage| p.events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let seqs =
+            |p: &yoi_eventlog::ReplayPage| p.events.iter().map(|e| e.seq).collect::<Vec<_>>();
 
         let p = r.replay(Cursor::new(e, 0), None, 3).unwrap();
         assert_eq!((seqs(&p), p.next.seq, p.more), (vec![1, 2, 3], 3, true));
         let p = r.replay(p.next, None, 3).unwrap();
         assert_eq!((seqs(&p), p.next.seq, p.more), (vec![4, 5, 6], 6, true));
         let p = r.replay(Cursor::new(e, 6), None, 4).unwrap();
-        assert_eq!((seqs(&p), p.next.seq, p.more), (vec![7, 8, 9, 10], 10, false));
+        assert_eq!(
+            (seqs(&p), p.next.seq, p.more),
+            (vec![7, 8, 9, 10], 10, false)
+        );
         let p = r.replay(Cursor::new(e, 10), None, 4).unwrap();
         assert_eq!((seqs(&p), p.next.seq, p.more), (vec![], 10, false));
         assert_eq!(p.next.epoch, e);
@@ -207,7 +257,10 @@ fn paging_reports_more_and_next() {
 
         // Filtered: the last page moves the cursor to the end, past other workers.
         let p = r.replay(Cursor::new(e, 5), Some("w_1"), 4).unwrap();
-        assert_eq!((seqs(&p), p.next.seq, p.more), (vec![6, 7, 8, 9], 10, false));
+        assert_eq!(
+            (seqs(&p), p.next.seq, p.more),
+            (vec![6, 7, 8, 9], 10, false)
+        );
         let p = r.replay(Cursor::new(e, 5), Some("w_1"), 3).unwrap();
         assert_eq!((seqs(&p), p.next.seq, p.more), (vec![6, 7, 8], 8, true));
         let p = r.replay(Cursor::new(e, 0), Some("w_2"), 1).unwrap();
@@ -231,19 +284,32 @@ fn every_typed_replay_error() {
     // An empty log replays from 0 and nothing else.
     let p = r.replay(Cursor::new(e, 0), None, 10).unwrap();
     assert!(p.events.is_empty() && !p.more && p.next == Cursor::new(e, 0));
-    assert!(matches!(r.replay(Cursor::new(e, 1), None, 10), Err(ReplayError::Ahead { last: 0 })));
+    assert!(matches!(
+        r.replay(Cursor::new(e, 1), None, 10),
+        Err(ReplayError::Ahead { last: 0 })
+    ));
 
-    log.append((1..=20).map(|n| delta(Some("w"), n)).collect()).unwrap();
+    log.append((1..=20).map(|n| delta(Some("w"), n)).collect())
+        .unwrap();
     match r.replay(Cursor::new(e.wrapping_add(1), 3), None, 10) {
         Err(ReplayError::UnknownEpoch { epoch }) => assert_eq!(epoch, e.wrapping_add(1)),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(r.replay(Cursor::new(e, 21), None, 10), Err(ReplayError::Ahead { last: 20 })));
-    assert!(matches!(r.replay(Cursor::new(e, u64::MAX), Some("w"), 10), Err(ReplayError::Ahead { .. })));
+    assert!(matches!(
+        r.replay(Cursor::new(e, 21), None, 10),
+        Err(ReplayError::Ahead { last: 20 })
+    ));
+    assert!(matches!(
+        r.replay(Cursor::new(e, u64::MAX), Some("w"), 10),
+        Err(ReplayError::Ahead { .. })
+    ));
     assert!(r.replay(Cursor::new(e, 3), None, 10).is_ok());
 
     let pruned = log.prune().unwrap();
-    assert_eq!((pruned.horizon, pruned.deleted, pruned.remaining), (15, 15, false));
+    assert_eq!(
+        (pruned.horizon, pruned.deleted, pruned.remaining),
+        (15, 15, false)
+    );
     for store_only in [false, true] {
         let replay = |after| {
             if store_only {
@@ -252,8 +318,14 @@ fn every_typed_replay_error() {
                 r.replay(Cursor::new(e, after), None, 10)
             }
         };
-        assert!(matches!(replay(3), Err(ReplayError::Expired { oldest: 15 })));
-        assert!(matches!(replay(14), Err(ReplayError::Expired { oldest: 15 })));
+        assert!(matches!(
+            replay(3),
+            Err(ReplayError::Expired { oldest: 15 })
+        ));
+        assert!(matches!(
+            replay(14),
+            Err(ReplayError::Expired { oldest: 15 })
+        ));
         assert_eq!(replay(15).unwrap().events.len(), 5);
     }
     for err in [
@@ -279,7 +351,10 @@ fn retention_prunes_only_deltas_and_old_cursors_expire() {
     assert_eq!((idle.horizon, idle.deleted, idle.remaining), (0, 0, false));
     let mut all = Vec::new();
     for n in 1..=100u64 {
-        all.extend(log.append(vec![record(Some("w"), n, (n % 8) as u8)]).unwrap());
+        all.extend(
+            log.append(vec![record(Some("w"), n, (n % 8) as u8)])
+                .unwrap(),
+        );
     }
     // Steps of at most `prune_batch` until the horizon reaches last - retain.
     let mut steps = 0;
@@ -296,7 +371,10 @@ fn retention_prunes_only_deltas_and_old_cursors_expire() {
     assert_eq!(log.prune().unwrap().deleted, 0, "nothing left to do");
     assert_eq!(log.horizon(), 90);
     assert_eq!(log.reader().horizon(), 90);
-    let deleted = all.iter().filter(|e| e.seq <= 90 && e.event.is_delta()).count() as u64;
+    let deleted = all
+        .iter()
+        .filter(|e| e.seq <= 90 && e.event.is_delta())
+        .count() as u64;
     assert_eq!(log.stats().events_pruned, deleted);
 
     let kept: Vec<Envelope> = all
@@ -314,10 +392,20 @@ fn retention_prunes_only_deltas_and_old_cursors_expire() {
             restored.extend(chunk);
         }
         assert_eq!(restored, kept, "every complete event and the recent deltas");
-        assert!(all.iter().filter(|e| !e.event.is_delta()).all(|e| restored.contains(e)));
+        assert!(
+            all.iter()
+                .filter(|e| !e.event.is_delta())
+                .all(|e| restored.contains(e))
+        );
         let r = log.reader();
-        assert!(matches!(r.replay(Cursor::new(e, 89), None, 5), Err(ReplayError::Expired { oldest: 90 })));
-        assert!(matches!(r.replay(Cursor::new(e, 0), Some("w"), 5), Err(ReplayError::Expired { oldest: 90 })));
+        assert!(matches!(
+            r.replay(Cursor::new(e, 89), None, 5),
+            Err(ReplayError::Expired { oldest: 90 })
+        ));
+        assert!(matches!(
+            r.replay(Cursor::new(e, 0), Some("w"), 5),
+            Err(ReplayError::Expired { oldest: 90 })
+        ));
         let (got, _) = replay_all(&r, Cursor::new(e, 90), None, 3, false).unwrap();
         assert_eq!(got, expected(&all, 90, None));
     };
@@ -336,7 +424,12 @@ fn pruning_the_tail_never_reuses_a_seq() {
         ..LogConfig::default()
     };
     let mut log = EventLog::open(&path, config.clone()).unwrap();
-    log.append(vec![complete(Some("w"), 1), delta(Some("w"), 2), delta(Some("w"), 3)]).unwrap();
+    log.append(vec![
+        complete(Some("w"), 1),
+        delta(Some("w"), 2),
+        delta(Some("w"), 3),
+    ])
+    .unwrap();
     log.prune().unwrap();
     assert_eq!(log.read_for_restore(0, 10).unwrap().len(), 1);
     drop(log);
@@ -351,7 +444,9 @@ fn a_subscriber_sees_only_committed_events_in_order() {
     let mut log = EventLog::open(&path, small(100)).unwrap();
     let reader = log.reader();
     let mut rx = reader.subscribe();
-    let first = log.append(vec![complete(Some("w"), 1), delta(Some("w"), 2)]).unwrap();
+    let first = log
+        .append(vec![complete(Some("w"), 1), delta(Some("w"), 2)])
+        .unwrap();
 
     // Make the store refuse one event, so the next batch's transaction fails mid-way.
     let other = rusqlite::Connection::open(&path).unwrap();
@@ -371,13 +466,19 @@ fn a_subscriber_sees_only_committed_events_in_order() {
         },
     });
     assert!(log.append(poisoned).is_err());
-    assert_eq!(log.last_cursor().seq, 2, "nothing of the failed batch was published");
+    assert_eq!(
+        log.last_cursor().seq,
+        2,
+        "nothing of the failed batch was published"
+    );
     assert_eq!(reader.last_cursor().seq, 2);
     assert_eq!(log.read_for_restore(0, 100).unwrap().len(), 2, "nor stored");
     let live = drain(&mut rx);
     assert_eq!(live.len(), 2);
     assert!(live.iter().zip(&first).all(|(a, b)| Arc::ptr_eq(a, b)));
-    let p = reader.replay(Cursor::new(log.epoch(), 2), None, 10).unwrap();
+    let p = reader
+        .replay(Cursor::new(log.epoch(), 2), None, 10)
+        .unwrap();
     assert!(p.events.is_empty());
 
     other.execute_batch("DROP TRIGGER poison").unwrap();
@@ -394,14 +495,22 @@ fn subscribing_before_replay_gives_no_gap_and_no_duplicate() {
     let (_dir, path) = temp();
     let mut log = EventLog::open(&path, small(4)).unwrap();
     let epoch = log.epoch();
-    log.append((1..=10).map(|n| delta(Some("w"), n)).collect()).unwrap();
+    log.append((1..=10).map(|n| delta(Some("w"), n)).collect())
+        .unwrap();
     let reader = log.reader();
     let mut rx = reader.subscribe();
-    log.append((11..=12).map(|n| delta(Some("w"), n)).collect()).unwrap();
+    log.append((11..=12).map(|n| delta(Some("w"), n)).collect())
+        .unwrap();
     let (replayed, end) = replay_all(&reader, Cursor::new(epoch, 3), None, 4, false).unwrap();
-    log.append((13..=15).map(|n| delta(Some("w"), n)).collect()).unwrap();
+    log.append((13..=15).map(|n| delta(Some("w"), n)).collect())
+        .unwrap();
     let mut seqs: Vec<u64> = replayed.iter().map(|e| e.seq).collect();
-    seqs.extend(drain(&mut rx).iter().map(|e| e.seq).filter(|s| *s > end.seq));
+    seqs.extend(
+        drain(&mut rx)
+            .iter()
+            .map(|e| e.seq)
+            .filter(|s| *s > end.seq),
+    );
     assert_eq!(seqs, (4..=15).collect::<Vec<_>>());
 }
 
@@ -409,13 +518,16 @@ fn subscribing_before_replay_gives_no_gap_and_no_duplicate() {
 fn a_reader_outlives_its_log() {
     let (_dir, path) = temp();
     let mut log = EventLog::open(&path, small(2)).unwrap();
-    log.append((1..=5).map(|n| complete(Some("w"), n)).collect()).unwrap();
+    log.append((1..=5).map(|n| complete(Some("w"), n)).collect())
+        .unwrap();
     let reader = log.reader();
     let mut before = reader.subscribe();
     drop(log);
     assert!(matches!(before.try_recv(), Err(TryRecvError::Closed)));
     let mut after = reader.subscribe();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert!(matches!(rt.block_on(after.recv()), Err(RecvError::Closed)));
     let (got, _) = replay_all(&reader, Cursor::new(reader.epoch(), 0), None, 2, false).unwrap();
     assert_eq!(got.len(), 5);
@@ -512,25 +624,81 @@ fn delta_kinds_match_the_protocol() {
             request_id: None,
         },
         Event::RunStarted { run_id: r() },
-        Event::ReasoningDelta { run_id: r(), text: "t".into() },
-        Event::ReasoningDone { run_id: r(), text: "t".into() },
-        Event::TextDelta { run_id: r(), text: "t".into() },
-        Event::TextDone { run_id: r(), text: "t".into() },
-        Event::ToolCallStarted { run_id: r(), id: "c".into(), name: "n".into() },
-        Event::ToolCallArgsDelta { run_id: r(), id: "c".into(), delta: "d".into() },
-        Event::ToolCallReady { run_id: r(), id: "c".into(), name: "n".into(), arguments: "{}".into() },
-        Event::ToolResult { run_id: r(), id: "c".into(), name: "n".into(), output: "o".into(), is_error: false },
-        Event::Usage { run_id: r(), usage: Default::default() },
-        Event::StepFinished { run_id: r(), step: 1, finish_reason: yoi_protocol::FinishReason::Stop },
-        Event::RunCompleted { run_id: r(), stop_reason: yoi_protocol::StopReason::EndTurn },
-        Event::RunFailed { run_id: r(), error: ErrorInfo::new("c", "m") },
+        Event::ReasoningDelta {
+            run_id: r(),
+            text: "t".into(),
+        },
+        Event::ReasoningDone {
+            run_id: r(),
+            text: "t".into(),
+        },
+        Event::TextDelta {
+            run_id: r(),
+            text: "t".into(),
+        },
+        Event::TextDone {
+            run_id: r(),
+            text: "t".into(),
+        },
+        Event::ToolCallStarted {
+            run_id: r(),
+            id: "c".into(),
+            name: "n".into(),
+        },
+        Event::ToolCallArgsDelta {
+            run_id: r(),
+            id: "c".into(),
+            delta: "d".into(),
+        },
+        Event::ToolCallReady {
+            run_id: r(),
+            id: "c".into(),
+            name: "n".into(),
+            arguments: "{}".into(),
+        },
+        Event::ToolResult {
+            run_id: r(),
+            id: "c".into(),
+            name: "n".into(),
+            output: "o".into(),
+            is_error: false,
+        },
+        Event::Usage {
+            run_id: r(),
+            usage: Default::default(),
+        },
+        Event::StepFinished {
+            run_id: r(),
+            step: 1,
+            finish_reason: yoi_protocol::FinishReason::Stop,
+        },
+        Event::RunCompleted {
+            run_id: r(),
+            stop_reason: yoi_protocol::StopReason::EndTurn,
+        },
+        Event::RunFailed {
+            run_id: r(),
+            error: ErrorInfo::new("c", "m"),
+        },
         Event::RunCancelled { run_id: r() },
-        Event::Diagnostic { level: Level::Info, code: "c".into(), message: "m".into() },
+        Event::Diagnostic {
+            level: Level::Info,
+            code: "c".into(),
+            message: "m".into(),
+        },
     ];
     for event in &events {
-        assert_eq!(event.is_delta(), DELTA_KINDS.contains(&event.kind()), "{}", event.kind());
+        assert_eq!(
+            event.is_delta(),
+            DELTA_KINDS.contains(&event.kind()),
+            "{}",
+            event.kind()
+        );
     }
-    assert_eq!(events.iter().filter(|e| e.is_delta()).count(), DELTA_KINDS.len());
+    assert_eq!(
+        events.iter().filter(|e| e.is_delta()).count(),
+        DELTA_KINDS.len()
+    );
 
     // And every kind round-trips through the store.
     let (_dir, path) = temp();
@@ -545,7 +713,95 @@ fn delta_kinds_match_the_protocol() {
         .collect();
     let appended = log.append(records).unwrap();
     let stored = log.read_for_restore(0, 100).unwrap();
-    assert_eq!(stored, appended.iter().map(|e| (**e).clone()).collect::<Vec<_>>());
+    assert_eq!(
+        stored,
+        appended.iter().map(|e| (**e).clone()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_worker_index_follows_appends_and_pruning() {
+    let (_dir, path) = temp();
+    let config = LogConfig {
+        index_chunk: 10,
+        retain_events: Some(20),
+        window_capacity: 0,
+        ..LogConfig::default()
+    };
+    let mut log = EventLog::open(&path, config.clone()).unwrap();
+    let mut all = Vec::new();
+    for n in 1..=95u64 {
+        let worker = [Some("w_1"), Some("w_2"), None][(n % 3) as usize];
+        all.extend(log.append(vec![record(worker, n, (n % 8) as u8)]).unwrap());
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let indexed = count("SELECT value FROM meta WHERE key = 'indexed_upto'");
+    assert_eq!(indexed, 90, "indexed in chunks of 10");
+    let with_worker = all
+        .iter()
+        .filter(|e| e.seq <= 90 && e.worker_id.is_some())
+        .count() as i64;
+    assert_eq!(count("SELECT count(*) FROM worker_seq"), with_worker);
+    let epoch = log.epoch();
+    let check = |log: &EventLog, after: u64, horizon: u64| {
+        for worker in ["w_1", "w_2"] {
+            for limit in [1, 4, 100] {
+                let (got, _) = replay_all(
+                    &log.reader(),
+                    Cursor::new(epoch, after),
+                    Some(worker),
+                    limit,
+                    true,
+                )
+                .unwrap();
+                let want: Vec<Envelope> = expected(&all, after, Some(worker))
+                    .into_iter()
+                    .filter(|e| !(e.seq <= horizon && e.event.is_delta()))
+                    .collect();
+                assert_eq!(got, want, "{worker} after {after} limit {limit}");
+            }
+        }
+    };
+    for after in 0..=95 {
+        check(&log, after, 0);
+    }
+    while log.prune().unwrap().remaining {}
+    assert_eq!(log.horizon(), 75);
+    let stale = count(
+        "SELECT count(*) FROM worker_seq w WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = w.seq)",
+    );
+    assert_eq!(stale, 0, "pruned deltas leave the index too");
+    for after in 75..=95 {
+        check(&log, after, 75);
+    }
+    // Reopening indexes whatever a smaller chunk now calls due.
+    drop(log);
+    let log = EventLog::open(
+        &path,
+        LogConfig {
+            index_chunk: 1,
+            ..config
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        count("SELECT value FROM meta WHERE key = 'indexed_upto'"),
+        95
+    );
+    check(&log, 80, 75);
+}
+
+#[test]
+fn only_one_log_opens_a_store() {
+    let (_dir, path) = temp();
+    let log = EventLog::open(&path, LogConfig::default()).unwrap();
+    assert!(matches!(
+        EventLog::open(&path, LogConfig::default()),
+        Err(yoi_eventlog::LogError::Locked(_))
+    ));
+    drop(log);
+    EventLog::open(&path, LogConfig::default()).unwrap();
 }
 
 #[test]

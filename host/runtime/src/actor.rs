@@ -32,6 +32,8 @@ use crate::stats::RuntimeStats;
 const MAX_BATCH: usize = 1024;
 /// Events or effects pulled per core call.
 const PULL_CHUNK: usize = 4096;
+/// Batches between two retention passes over the log (cheap when nothing to prune).
+const PRUNE_EVERY: u64 = 256;
 /// Events fed to `restore` per call.
 const RESTORE_CHUNK: usize = 1024;
 
@@ -44,8 +46,10 @@ pub(crate) enum Msg {
     Cancel(String, Reply<String>),
     Stop(String, Reply<WorkerInfo>),
     Read(Read),
-    /// A completion of an effect, from the driver.
-    Completion(Completion),
+    /// A completion of an effect, from the driver, tagged with the driver generation
+    /// that started the call: a restarted core reuses call ids, so completions of calls
+    /// started for an earlier core must not reach the new one.
+    Completion(u64, Completion),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -94,6 +98,8 @@ pub(crate) struct Actor<C: Core> {
     pub replies: Vec<PendingReply>,
     pub reads: Vec<Read>,
     pub completions: Vec<Completion>,
+    pub batches: u64,
+    pub prune_pending: bool,
 }
 
 impl<C: Core> Actor<C> {
@@ -110,6 +116,17 @@ impl<C: Core> Actor<C> {
             }
             self.deliver_completions();
             self.commit();
+            self.batches += 1;
+            if self.prune_pending || self.batches % PRUNE_EVERY == 0 {
+                // A pass deletes a bounded number of rows; keep going while it says more.
+                self.prune_pending = match self.log.prune() {
+                    Ok(pruned) => pruned.remaining > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event log retention failed");
+                        false
+                    }
+                };
+            }
             if let Some(done) = shutdown {
                 self.driver.abort_all();
                 let _ = done.send(());
@@ -121,7 +138,10 @@ impl<C: Core> Actor<C> {
 
     fn handle(&mut self, msg: Msg) -> Option<oneshot::Sender<()>> {
         match msg {
-            Msg::Completion(completion) => {
+            Msg::Completion(generation, completion) => {
+                if generation != self.driver.generation() {
+                    return None;
+                }
                 if is_final(&completion) {
                     self.driver.finished(completion.call_id());
                 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use yoi_driver::{Provider, Workspaces};
+use yoi_driver::{Provider, ToolOutput, Workspaces};
 use yoi_protocol::{Completion, Effect, ErrorInfo, ModelRequest, ToolRequest};
 
 use crate::actor::Msg;
@@ -40,6 +40,18 @@ impl Default for DriverConfig {
 /// Model providers by model name.
 pub type Providers = HashMap<String, Arc<dyn Provider>>;
 
+/// Runs tool calls. The default is [`Workspaces`]: the built-in tools on a per-worker
+/// workspace directory. Called on a blocking thread.
+pub trait ToolRunner: Send + Sync + 'static {
+    fn run(&self, worker_id: &str, name: &str, arguments_json: &str) -> ToolOutput;
+}
+
+impl ToolRunner for Workspaces {
+    fn run(&self, worker_id: &str, name: &str, arguments_json: &str) -> ToolOutput {
+        Workspaces::run(self, worker_id, name, arguments_json)
+    }
+}
+
 /// Completions a provider may have buffered ahead of the driver.
 const PROVIDER_BUFFER: usize = 256;
 
@@ -47,9 +59,11 @@ pub(crate) struct Driver {
     rt: Handle,
     inbox: mpsc::Sender<Msg>,
     providers: Arc<Providers>,
-    workspaces: Arc<Workspaces>,
+    tools: Arc<dyn ToolRunner>,
     config: DriverConfig,
     calls: HashMap<u64, AbortHandle>,
+    /// Bumped by `abort_all` (a core restart): completions carry it.
+    generation: u64,
 }
 
 impl Driver {
@@ -57,22 +71,26 @@ impl Driver {
         rt: Handle,
         inbox: mpsc::Sender<Msg>,
         providers: Arc<Providers>,
-        workspaces: Arc<Workspaces>,
+        tools: Arc<dyn ToolRunner>,
         config: DriverConfig,
     ) -> Self {
         Driver {
             rt,
             inbox,
             providers,
-            workspaces,
+            tools,
             config,
             calls: HashMap::new(),
+            generation: 0,
         }
     }
 
     pub fn start(&mut self, effect: Effect) {
         let call_id = effect.call_id();
-        let inbox = self.inbox.clone();
+        let inbox = Sink {
+            inbox: self.inbox.clone(),
+            generation: self.generation,
+        };
         let task = match effect {
             Effect::CallModel(request) => {
                 let provider = self.providers.get(&request.model).cloned();
@@ -80,9 +98,9 @@ impl Driver {
                 self.rt.spawn(run_model(provider, request, idle, inbox))
             }
             Effect::CallTool(request) => {
-                let workspaces = self.workspaces.clone();
+                let tools = self.tools.clone();
                 let timeout = self.config.tool_timeout;
-                self.rt.spawn(run_tool(workspaces, request, timeout, inbox))
+                self.rt.spawn(run_tool(tools, request, timeout, inbox))
             }
             Effect::Abort { call_id } => {
                 self.abort(call_id);
@@ -98,27 +116,43 @@ impl Driver {
         }
     }
 
+    /// Aborts every call and starts a new generation: completions already on their way
+    /// from the aborted calls are dropped by the actor.
     pub fn abort_all(&mut self) {
         for (_, task) in self.calls.drain() {
             task.abort();
         }
+        self.generation += 1;
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The call's last completion reached the actor.
     pub fn finished(&mut self, call_id: u64) {
         self.calls.remove(&call_id);
     }
+}
 
+/// Where a call's completions go: the actor's inbox, tagged with the call's generation.
+struct Sink {
+    inbox: mpsc::Sender<Msg>,
+    generation: u64,
+}
 
-async fn send(inbox: &mpsc::Sender<Msg>, completion: Completion) -> bool {
-    inbox.send(Msg::Completion(completion)).await.is_ok()
+async fn send(sink: &Sink, completion: Completion) -> bool {
+    sink.inbox
+        .send(Msg::Completion(sink.generation, completion))
+        .await
+        .is_ok()
 }
 
 async fn run_model(
     provider: Option<Arc<dyn Provider>>,
     request: ModelRequest,
     idle: Duration,
-    inbox: mpsc::Sender<Msg>,
+    inbox: Sink,
 ) {
     let call_id = request.call_id;
     let Some(provider) = provider else {
@@ -153,15 +187,15 @@ async fn run_model(
 }
 
 async fn run_tool(
-    workspaces: Arc<Workspaces>,
+    tools: Arc<dyn ToolRunner>,
     request: ToolRequest,
     timeout: Duration,
-    inbox: mpsc::Sender<Msg>,
+    inbox: Sink,
 ) {
     let call_id = request.call_id;
     let name = request.name.clone();
     let work = tokio::task::spawn_blocking(move || {
-        workspaces.run(&request.worker_id, &request.name, &request.arguments)
+        tools.run(&request.worker_id, &request.name, &request.arguments)
     });
     let (output, is_error) = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(out)) => (out.output, out.is_error),

@@ -11,17 +11,18 @@ mod driver;
 mod error;
 mod stats;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use yoi_core::{Core, Fault};
+use yoi_driver::{Provider, Workspaces};
 use yoi_eventlog::{EventLog, LogConfig, LogReader};
 use yoi_protocol::{
     Cursor, Input, Limits, Message, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
-pub use driver::{DriverConfig, Providers};
+pub use driver::{DriverConfig, Providers, ToolRunner};
 pub use error::{OpenError, RuntimeError};
 pub use stats::{RuntimeStats, StatsSnapshot};
 
@@ -66,33 +67,54 @@ struct Inner {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-impl LocalRuntime {
-    /// Opens (or creates) the runtime in `config.data_dir`: restores every worker and
+/// Sets up a runtime: its providers, its tools, then [`RuntimeBuilder::open`].
+pub struct RuntimeBuilder {
+    config: LocalRuntimeConfig,
+    providers: Providers,
+    tools: Option<Arc<dyn ToolRunner>>,
+}
+
+impl RuntimeBuilder {
+    /// Serves `model` with `provider`.
+    pub fn provider(mut self, model: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
+        self.providers.insert(model.into(), provider);
+        self
+    }
+
+    /// Replaces the built-in workspace tools (tests use this for slow tools).
+    pub fn tools(mut self, tools: Arc<dyn ToolRunner>) -> Self {
+        self.tools = Some(tools);
+        self
+    }
+
+    /// Opens (or creates) the runtime in `data_dir`: restores every worker and
     /// transcript from the event log through `make_core`'s core, closes runs that were
     /// in flight as `interrupted`, and starts the actor. `make_core` is called again
     /// whenever a core faults and must be replaced.
     ///
     /// Must be called within a tokio runtime (the driver spawns its calls there).
-    pub fn open<C, F>(
-        config: LocalRuntimeConfig,
-        providers: Providers,
-        mut make_core: F,
-    ) -> Result<LocalRuntime, OpenError>
+    pub fn open<C, F>(self, mut make_core: F) -> Result<LocalRuntime, OpenError>
     where
         C: Core,
         F: FnMut() -> Result<C, Fault> + Send + 'static,
     {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::Workspace {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
-        let workspaces_dir = config.data_dir.join("workspaces");
-        let workspaces = yoi_driver::Workspaces::new(&workspaces_dir).map_err(|source| {
-            OpenError::Workspace {
-                path: workspaces_dir.display().to_string(),
-                source,
+        let RuntimeBuilder {
+            config,
+            providers,
+            tools,
+        } = self;
+        let dir_error = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| OpenError::Workspace { path, source }
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(dir_error(&config.data_dir))?;
+        let tools = match tools {
+            Some(tools) => tools,
+            None => {
+                let dir = config.data_dir.join("workspaces");
+                Arc::new(Workspaces::new(&dir).map_err(dir_error(&dir))?)
             }
-        })?;
+        };
         let mut log = EventLog::open(&config.data_dir.join("events.db"), config.log.clone())
             .map_err(|e| OpenError::Log(e.to_string()))?;
         let mut core = make_core().map_err(|f| OpenError::Core(f.to_string()))?;
@@ -110,7 +132,7 @@ impl LocalRuntime {
             tokio::runtime::Handle::current(),
             tx.clone(),
             Arc::new(providers),
-            Arc::new(workspaces),
+            tools,
             config.driver.clone(),
         );
         let reader = log.reader();
@@ -127,6 +149,8 @@ impl LocalRuntime {
             replies: Vec::new(),
             reads: Vec::new(),
             completions: Vec::new(),
+            batches: 0,
+            prune_pending: false,
         };
         let thread = std::thread::Builder::new()
             .name("yoi-runtime-actor".into())
@@ -142,6 +166,18 @@ impl LocalRuntime {
                 thread: Mutex::new(Some(thread)),
             }),
         })
+    }
+}
+
+impl LocalRuntime {
+    /// Starts setting up a runtime with no providers; add them with
+    /// [`RuntimeBuilder::provider`].
+    pub fn builder(config: LocalRuntimeConfig) -> RuntimeBuilder {
+        RuntimeBuilder {
+            config,
+            providers: Providers::new(),
+            tools: None,
+        }
     }
 
     async fn ask<T>(

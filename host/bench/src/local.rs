@@ -1,0 +1,112 @@
+//! `local.*`: a whole `LocalRuntime` with persistence on: the actor, the driver running
+//! the scripted model with no delay, the SQLite event log and the live broadcast.
+//!
+//! `WORKERS` workers each stream one answer of `DELTAS` text deltas, all at once; the
+//! clock runs from the first input to the last `run_completed` seen on the live
+//! broadcast. The store's share is the time the actor spent appending (write and
+//! commit) over the wall time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::broadcast::error::RecvError;
+use yoi_core::{GuestLimits, NativeCore, WasmCore, WasmEngine};
+use yoi_driver::{ScriptedConfig, ScriptedModel};
+use yoi_eventlog::LogConfig;
+use yoi_protocol::{Event, Input, WorkerSpec};
+use yoi_runtime::{LocalRuntime, LocalRuntimeConfig, RuntimeBuilder};
+
+use crate::results::Results;
+
+const WORKERS: usize = 100;
+const DELTAS: usize = 2_000;
+
+struct Outcome {
+    events: u64,
+    seconds: f64,
+    store_share: f64,
+}
+
+fn builder(dir: &std::path::Path) -> RuntimeBuilder {
+    let mut config = LocalRuntimeConfig::new(dir);
+    // The bench reads the broadcast itself and must not lag behind a full-speed run.
+    config.log = LogConfig {
+        broadcast_capacity: 1 << 20,
+        ..LogConfig::default()
+    };
+    let scripted = ScriptedConfig {
+        reasoning: false,
+        ..ScriptedConfig::default()
+    };
+    LocalRuntime::builder(config).provider("scripted", Arc::new(ScriptedModel::new(scripted)))
+}
+
+async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
+    let mut ids = Vec::with_capacity(WORKERS);
+    for i in 0..WORKERS {
+        let spec = WorkerSpec {
+            name: format!("bench{i}"),
+            model: "scripted".into(),
+            system_prompt: None,
+            tools: vec![],
+            max_steps: None,
+        };
+        ids.push(rt.create_worker(spec).await?.id);
+    }
+    let mut live = rt.events().subscribe();
+    let before = rt.events().last_cursor().seq;
+    let stats_before = rt.stats();
+    let started = Instant::now();
+    for id in &ids {
+        let input = Input {
+            text: format!("stream {DELTAS}"),
+            request_id: None,
+        };
+        rt.send_input(id, input).await?;
+    }
+    let mut remaining = WORKERS;
+    while remaining > 0 {
+        match live.recv().await {
+            Ok(env) => {
+                if let Event::RunCompleted { .. } | Event::RunFailed { .. } = env.event {
+                    remaining -= 1;
+                }
+            }
+            Err(RecvError::Lagged(n)) => anyhow::bail!("bench subscriber lagged by {n}"),
+            Err(RecvError::Closed) => anyhow::bail!("event log closed"),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let events = rt.events().last_cursor().seq - before;
+    let appended = rt.stats().append_nanos - stats_before.append_nanos;
+    Ok(Outcome {
+        events,
+        seconds,
+        store_share: appended as f64 / 1e9 / seconds,
+    })
+}
+
+pub async fn run(results: &mut Results) -> anyhow::Result<()> {
+    println!("local: {WORKERS} workers x {DELTAS} deltas, SQLite event log, scripted model");
+    let dir = tempfile::tempdir()?;
+    let native = builder(&dir.path().join("native")).open(|| Ok(NativeCore::new()))?;
+    let n = drive(&native).await?;
+    native.shutdown().await;
+
+    let engine = WasmEngine::new()?;
+    let path = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
+    let component = yoi_core::load_component(&engine, &path)?;
+    let wasm = builder(&dir.path().join("wasm"))
+        .open(move || WasmCore::instantiate(&engine, &component, GuestLimits::default()))?;
+    let w = drive(&wasm).await?;
+    wasm.shutdown().await;
+
+    let native_rate = n.events as f64 / n.seconds;
+    let wasm_rate = w.events as f64 / w.seconds;
+    results.record("local.native.events_per_s", native_rate);
+    results.record("local.wasm.events_per_s", wasm_rate);
+    results.record("local.wasm_over_native", wasm_rate / native_rate);
+    results.record("local.native.store_share", n.store_share);
+    results.record("local.wasm.store_share", w.store_share);
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! yoi benchmarks: `cargo xtask bench [NAME]` (release build).
+//!
+//! Each section prints its figures and the run merges them into
+//! `target/bench/results.json`. Sections: `core` (the runtime core, native vs wasm),
+//! `local` (a whole LocalRuntime with persistence).
+
+mod core;
+mod local;
+mod results;
+
+use results::Results;
+
+fn main() -> anyhow::Result<()> {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    let wanted = |name: &str| filter.is_empty() || name.contains(filter.as_str());
+    let mut results = Results::default();
+    if wanted("core") {
+        core::run(&mut results)?;
+    }
+    if wanted("local") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(local::run(&mut results))?;
+    }
+    let path = results.save()?;
+    println!("saved {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! LocalRuntime through its public API: concurrency, cancel, timeouts, restart,
+//! replay, on both cores.
+
+mod common;
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use common::*;
+use yoi_driver::{ScriptedConfig, ToolOutput};
+use yoi_eventlog::LogConfig;
+use yoi_protocol::{
+    Completion, Cursor, Event, Input, ModelRequest, Role, StopReason, WorkerStatus,
+};
+use yoi_runtime::{LocalRuntime, LocalRuntimeConfig, RuntimeError, ToolRunner};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_workers_run_concurrently_on_both_cores() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = open(kind, builder(dir.path(), ScriptedConfig::default()));
+        let mut live = rt.events().subscribe();
+        let mut workers = Vec::new();
+        for i in 0..40 {
+            let w = rt.create_worker(spec(&format!("w{i}"), &[])).await.unwrap();
+            workers.push(w.id);
+        }
+        for w in &workers {
+            rt.send_input(w, input("stream 25")).await.unwrap();
+        }
+        let mut remaining = workers.len();
+        let seen = collect_until(&mut live, |env| {
+            if back_to_idle(env) {
+                remaining -= 1;
+            }
+            remaining == 0
+        })
+        .await;
+        for w in &workers {
+            let deltas: String = seen
+                .iter()
+                .filter(|e| e.worker_id.as_deref() == Some(w.as_str()))
+                .filter_map(|e| match &e.event {
+                    Event::TextDelta { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let transcript = rt.transcript(w).await.unwrap();
+            assert_eq!(transcript.len(), 2, "{kind:?}: user + assistant");
+            assert_eq!(transcript[1].role, Role::Assistant);
+            assert_eq!(transcript[1].content, deltas, "{kind:?}: deltas add up to the answer");
+            assert_eq!(rt.get_worker(w).await.unwrap().status, WorkerStatus::Idle);
+        }
+        // Sequence numbers are consecutive and every event reached the live stream.
+        for pair in seen.windows(2) {
+            assert_eq!(pair[1].seq, pair[0].seq + 1);
+        }
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_request_runs_the_tool_in_the_workspace() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = open(kind, builder(dir.path(), ScriptedConfig::default()));
+        let mut live = rt.events().subscribe();
+        let w = rt
+            .create_worker(spec("tools", &["write_file", "read_file"]))
+            .await
+            .unwrap();
+        rt.send_input(&w.id, input("write notes.txt: hello from yoi"))
+            .await
+            .unwrap();
+        collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+        rt.send_input(&w.id, input("read notes.txt")).await.unwrap();
+        let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+        let result = seen
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::ToolResult { output, is_error, .. } => Some((output.clone(), *is_error)),
+                _ => None,
+            })
+            .expect("a tool result");
+        assert_eq!(result, ("hello from yoi".to_string(), false), "{kind:?}");
+        let on_disk = std::fs::read_to_string(
+            dir.path().join("workspaces").join(&w.id).join("notes.txt"),
+        )
+        .unwrap();
+        assert_eq!(on_disk, "hello from yoi");
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_stream_stops_the_model_at_once() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let slow = ScriptedConfig {
+            token_delay: Duration::from_millis(5),
+            ..ScriptedConfig::default()
+        };
+        let rt = open(kind, builder(dir.path(), slow));
+        let mut live = rt.events().subscribe();
+        let w = rt.create_worker(spec("c", &[])).await.unwrap();
+        let run = rt.send_input(&w.id, input("stream 100000")).await.unwrap();
+        collect_until(&mut live, |e| matches!(e.event, Event::TextDelta { .. })).await;
+        assert_eq!(rt.cancel(&w.id).await.unwrap(), run);
+        let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+        assert!(matches!(seen.last().unwrap().event, Event::RunCancelled { .. }));
+        // Nothing of the cancelled run comes after its end, even with another run
+        // streaming meanwhile.
+        let end = seen.last().unwrap().seq;
+        rt.send_input(&w.id, input("stream 50")).await.unwrap();
+        let next = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+        assert!(
+            next.iter()
+                .filter(|e| e.seq > end)
+                .all(|e| e.event.run_id() != Some(run.as_str())),
+            "{kind:?}: the cancelled run produced events after run_cancelled"
+        );
+        assert!(matches!(
+            rt.cancel(&w.id).await,
+            Err(RuntimeError::Rejected(yoi_protocol::CoreError::NotRunning))
+        ));
+        rt.shutdown().await;
+    }
+}
+
+/// A tool that blocks until released (or a long while passes), to test cancel and
+/// timeouts mid-tool.
+#[derive(Default)]
+struct GateTool {
+    open: Mutex<bool>,
+    changed: Condvar,
+    calls: Mutex<u32>,
+}
+
+impl GateTool {
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+impl ToolRunner for GateTool {
+    fn run(&self, _worker: &str, _name: &str, _args: &str) -> ToolOutput {
+        *self.calls.lock().unwrap() += 1;
+        let guard = self.open.lock().unwrap();
+        let (_guard, _) = self
+            .changed
+            .wait_timeout_while(guard, PATIENCE, |open| !*open)
+            .unwrap();
+        ToolOutput::ok("released")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_tool_closes_the_run_with_a_cancelled_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(GateTool::default());
+    let rt = open(
+        Kind::Wasm,
+        builder(dir.path(), ScriptedConfig::default()).tools(gate.clone()),
+    );
+    let mut live = rt.events().subscribe();
+    let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+    rt.send_input(&w.id, input("list files")).await.unwrap();
+    collect_until(&mut live, |e| matches!(e.event, Event::ToolCallReady { .. })).await;
+    rt.cancel(&w.id).await.unwrap();
+    let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+    gate.release();
+    let result = seen.iter().find_map(|e| match &e.event {
+        Event::ToolResult { output, is_error, .. } => Some((output.as_str(), *is_error)),
+        _ => None,
+    });
+    assert_eq!(result, Some(("cancelled", true)));
+    assert!(matches!(seen.last().unwrap().event, Event::RunCancelled { .. }));
+    let transcript = rt.transcript(&w.id).await.unwrap();
+    assert_eq!(transcript.last().unwrap().role, Role::Tool, "every tool call keeps a result");
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tool_times_out_as_an_error_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(GateTool::default());
+    let mut config = LocalRuntimeConfig::new(dir.path());
+    config.driver.tool_timeout = Duration::from_millis(50);
+    let rt = open(
+        Kind::Native,
+        LocalRuntime::builder(config)
+            .provider(
+                "scripted",
+                Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
+            )
+            .tools(gate.clone()),
+    );
+    let mut live = rt.events().subscribe();
+    let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+    rt.send_input(&w.id, input("ls")).await.unwrap();
+    let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+    gate.release();
+    let (output, is_error) = seen
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::ToolResult { output, is_error, .. } => Some((output.clone(), *is_error)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(is_error && output.contains("timed out"), "{output}");
+    // The model still answers after the failed tool.
+    assert!(matches!(
+        seen.last().unwrap().event,
+        Event::RunCompleted { stop_reason: StopReason::EndTurn, .. }
+    ));
+    rt.shutdown().await;
+}
+
+/// A model that says one word and then never finishes.
+struct StallingModel;
+
+impl yoi_driver::Provider for StallingModel {
+    fn call<'a>(
+        &'a self,
+        request: ModelRequest,
+        out: tokio::sync::mpsc::Sender<Completion>,
+    ) -> yoi_driver::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = out
+                .send(Completion::TextDelta {
+                    call_id: request.call_id,
+                    text: "thinking".into(),
+                })
+                .await;
+            std::future::pending::<()>().await;
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_stops_producing_fails_the_run_with_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalRuntimeConfig::new(dir.path());
+    config.driver.model_idle_timeout = Duration::from_millis(50);
+    let rt = open(
+        Kind::Native,
+        LocalRuntime::builder(config).provider("stalling", Arc::new(StallingModel)),
+    );
+    let mut live = rt.events().subscribe();
+    let mut s = spec("s", &[]);
+    s.model = "stalling".into();
+    let w = rt.create_worker(s).await.unwrap();
+    rt.send_input(&w.id, input("hi")).await.unwrap();
+    let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+    match &seen.last().unwrap().event {
+        Event::RunFailed { error, .. } => assert_eq!(error.code, "timeout"),
+        other => panic!("expected run_failed, got {other:?}"),
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_models_and_bad_commands_get_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = open(Kind::Wasm, builder(dir.path(), ScriptedConfig::default()));
+    let mut s = spec("x", &[]);
+    s.model = "gpt-nonexistent".into();
+    assert!(matches!(
+        rt.create_worker(s).await,
+        Err(RuntimeError::UnknownModel(_))
+    ));
+    assert!(matches!(
+        rt.send_input("w_404", input("hi")).await,
+        Err(RuntimeError::Rejected(yoi_protocol::CoreError::WorkerNotFound { .. }))
+    ));
+    let w = rt.create_worker(spec("x", &[])).await.unwrap();
+    let err = rt.send_input(&w.id, input("   ")).await.unwrap_err();
+    assert_eq!(err.code(), yoi_protocol::ErrorCode::InvalidRequest);
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_request_id_is_not_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = open(Kind::Wasm, builder(dir.path(), ScriptedConfig::default()));
+    let mut live = rt.events().subscribe();
+    let w = rt.create_worker(spec("i", &[])).await.unwrap();
+    let req = Input {
+        text: "hello".into(),
+        request_id: Some("req-1".into()),
+    };
+    let first = rt.send_input(&w.id, req.clone()).await.unwrap();
+    let again = rt.send_input(&w.id, req.clone()).await.unwrap();
+    assert_eq!(first, again);
+    collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+    assert_eq!(rt.send_input(&w.id, req).await.unwrap(), first);
+    assert_eq!(rt.get_worker(&w.id).await.unwrap().run_count, 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_restores_workers_transcripts_and_cursors() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let (workers, transcripts, cursor) = {
+            let rt = open(kind, builder(dir.path(), ScriptedConfig::default()));
+            let mut live = rt.events().subscribe();
+            let a = rt.create_worker(spec("a", &["list_dir"])).await.unwrap();
+            let b = rt.create_worker(spec("b", &[])).await.unwrap();
+            rt.send_input(&a.id, input("ls")).await.unwrap();
+            collect_until(&mut live, |e| run_ended(e, &a.id)).await;
+            rt.send_input(&b.id, input("hello there")).await.unwrap();
+            collect_until(&mut live, |e| run_ended(e, &b.id)).await;
+            rt.stop(&b.id).await.unwrap();
+            let workers = rt.list_workers().await.unwrap();
+            let transcripts = vec![
+                rt.transcript(&a.id).await.unwrap(),
+                rt.transcript(&b.id).await.unwrap(),
+            ];
+            let cursor = rt.events().last_cursor();
+            rt.shutdown().await;
+            (workers, transcripts, cursor)
+        };
+        let rt = open(kind, builder(dir.path(), ScriptedConfig::default()));
+        assert_eq!(rt.list_workers().await.unwrap(), workers, "{kind:?}");
+        assert_eq!(rt.transcript(&workers[0].id).await.unwrap(), transcripts[0]);
+        assert_eq!(rt.transcript(&workers[1].id).await.unwrap(), transcripts[1]);
+        assert_eq!(rt.events().last_cursor(), cursor, "nothing new was appended");
+        // The old cursor still resumes, and seq continues after it.
+        let page = rt.events().replay(cursor, None, 100).unwrap();
+        assert!(page.events.is_empty());
+        let c = rt.create_worker(spec("c", &[])).await.unwrap();
+        let page = rt.events().replay(cursor, None, 100).unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].seq, cursor.seq + 1);
+        assert_eq!(page.events[0].worker_id.as_deref(), Some(c.id.as_str()));
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_across_window_and_store_equals_what_was_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalRuntimeConfig::new(dir.path());
+    config.log = LogConfig {
+        window_capacity: 64,
+        ..LogConfig::default()
+    };
+    let rt = open(
+        Kind::Wasm,
+        LocalRuntime::builder(config).provider(
+            "scripted",
+            Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
+        ),
+    );
+    let start = rt.events().last_cursor();
+    let mut live = rt.events().subscribe();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(rt.create_worker(spec(&format!("r{i}"), &[])).await.unwrap().id);
+    }
+    for id in &ids {
+        rt.send_input(id, input("stream 40")).await.unwrap();
+    }
+    let mut remaining = ids.len();
+    let seen = collect_until(&mut live, |e| {
+        if back_to_idle(e) {
+            remaining -= 1;
+        }
+        remaining == 0
+    })
+    .await;
+    assert!(seen.len() > 64 * 3, "the workload outgrows the window");
+    // All of it, in small pages: the early pages come from the store, the last from
+    // the window.
+    let mut replayed = Vec::new();
+    let mut after = start;
+    loop {
+        let page = rt.events().replay(after, None, 17).unwrap();
+        replayed.extend(page.events.iter().map(|e| (**e).clone()));
+        after = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    let live: Vec<_> = seen.iter().map(|e| (**e).clone()).collect();
+    assert_eq!(replayed.len(), live.len());
+    assert!(replayed == live, "replayed envelopes differ from the live ones");
+    // One worker's events only.
+    let one: Vec<_> = live
+        .iter()
+        .filter(|e| e.worker_id.as_deref() == Some(ids[2].as_str()))
+        .cloned()
+        .collect();
+    let page = rt.events().replay(start, Some(&ids[2]), 10_000).unwrap();
+    let got: Vec<_> = page.events.iter().map(|e| (**e).clone()).collect();
+    assert_eq!(got, one);
+    // A cursor from another store is recognised.
+    let foreign = Cursor::new(rt.events().epoch() ^ 1, 1);
+    assert!(rt.events().replay(foreign, None, 10).is_err());
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_cursor_are_consistent_mid_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = ScriptedConfig {
+        token_delay: Duration::from_millis(2),
+        ..ScriptedConfig::default()
+    };
+    let rt = open(Kind::Wasm, builder(dir.path(), slow));
+    let mut live = rt.events().subscribe();
+    let w = rt.create_worker(spec("s", &[])).await.unwrap();
+    rt.send_input(&w.id, input("stream 60")).await.unwrap();
+    collect_until(&mut live, |e| matches!(e.event, Event::TextDelta { .. })).await;
+    let (snapshot, cursor) = rt.snapshot(&w.id).await.unwrap();
+    let in_flight = snapshot.in_flight.expect("the run is in flight");
+    // Snapshot text + the deltas after the cursor = the whole answer.
+    collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+    let mut text = in_flight.text.clone();
+    let mut after = cursor;
+    loop {
+        let page = rt.events().replay(after, Some(&w.id), 1000).unwrap();
+        for e in &page.events {
+            if let Event::TextDelta { text: t, .. } = &e.event {
+                text.push_str(t);
+            }
+        }
+        after = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    let transcript = rt.transcript(&w.id).await.unwrap();
+    assert_eq!(text, transcript.last().unwrap().content);
+    rt.shutdown().await;
+}
+
+#[test]
+fn error_codes_of_runtime_errors() {
+    use yoi_protocol::{CoreError, ErrorCode};
+    assert_eq!(
+        RuntimeError::Rejected(CoreError::Busy { run_id: "r_1".into() }).code(),
+        ErrorCode::WorkerBusy
+    );
+    assert_eq!(RuntimeError::ShuttingDown.code(), ErrorCode::ShuttingDown);
+    assert_eq!(RuntimeError::UnknownModel("m".into()).code(), ErrorCode::InvalidRequest);
+}
