@@ -24,8 +24,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::random::Deterministic;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use yoi_protocol::{
     Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary,
     WorkerInfo, WorkerSnapshot, WorkerSpec,
@@ -100,6 +103,8 @@ pub struct WasmEngine {
 struct EngineInner {
     engine: Engine,
     config: WasmConfig,
+    /// Built once: what every instance is linked against.
+    linker: Linker<StoreState>,
     /// Dropping it disconnects the ticker thread's channel, which ends the thread.
     _stop_ticker: mpsc::Sender<()>,
 }
@@ -118,6 +123,14 @@ impl WasmEngine {
             Fault::new(
                 FaultKind::Instantiate,
                 format!("cannot create the wasm engine: {e:#}"),
+            )
+        })?;
+
+        let mut linker = Linker::<StoreState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| {
+            Fault::new(
+                FaultKind::Instantiate,
+                format!("cannot link WASI for the guest: {e:#}"),
             )
         })?;
 
@@ -142,6 +155,7 @@ impl WasmEngine {
             inner: Arc::new(EngineInner {
                 engine,
                 config,
+                linker,
                 _stop_ticker: stop_ticker,
             }),
         })
@@ -210,9 +224,93 @@ pub fn guest_component_path() -> Result<PathBuf, String> {
     }
 }
 
-/// What a guest's [`Store`] carries.
+/// Bytes of guest stderr kept for fault messages (a guest panic prints there first).
+const STDERR_CAPACITY: usize = 64 * 1024;
+
+/// What a guest's [`Store`] carries: its memory limiter and its WASI context.
+///
+/// `wasm32-wasip2` std imports WASI (stdio, environment, exit, ...) even though the core
+/// never does I/O; those imports are satisfied by `wasmtime-wasi` with an empty,
+/// deterministic context: no environment, arguments, preopened directories or network,
+/// stdin closed, stdout discarded, clocks frozen at zero, randomness a fixed sequence.
+/// Stderr goes to a small in-memory pipe whose tail ends up in a fault's message, so a
+/// guest panic is reported with its panic message.
 struct StoreState {
     limits: StoreLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The guest has no business reading a clock (time comes in as `now-ms`).
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl StoreState {
+    fn new(limits: &GuestLimits) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(Deterministic::new(vec![0x79, 0x6f, 0x69, 0x21]))
+            .insecure_random(Deterministic::new(vec![0x79, 0x6f, 0x69, 0x3f]))
+            .insecure_random_seed(0x796f69)
+            .build();
+        StoreState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+        }
+    }
+
+    /// The last lines the guest wrote to stderr, if any.
+    fn stderr_tail(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let start = text.len().saturating_sub(2048);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        Some(text[start..].to_string())
+    }
 }
 
 /// The runtime core running as a component instance in its own [`Store`].
@@ -232,30 +330,14 @@ impl WasmCore {
         component: &Component,
         limits: GuestLimits,
     ) -> Result<Self, Fault> {
-        let instantiate_fault = |what: &str, e: wasmtime::Error| {
-            Fault::new(
-                FaultKind::Instantiate,
-                format!("cannot instantiate the runtime component: {what}: {e:#}"),
-            )
-        };
-        let mut store = Store::new(
-            engine.engine(),
-            StoreState {
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.max_memory_bytes)
-                    .trap_on_grow_failure(true)
-                    .build(),
-            },
-        );
+        let mut store = Store::new(engine.engine(), StoreState::new(&limits));
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         let deadline_ticks = engine.ticks(limits.call_deadline);
         store.set_epoch_deadline(deadline_ticks);
 
-        let mut linker = Linker::<StoreState>::new(engine.engine());
-        link_imports(&mut linker, component).map_err(|e| instantiate_fault("imports", e))?;
-        let runtime = bindings::Runtime::instantiate(&mut store, component, &linker)
-            .map_err(|e| classify("instantiate", e, FaultKind::Instantiate))?;
+        let runtime = bindings::Runtime::instantiate(&mut store, component, &engine.inner.linker)
+            .map_err(|e| classify("instantiate", e, FaultKind::Instantiate, &store))?;
         Ok(WasmCore {
             store,
             runtime,
@@ -293,7 +375,7 @@ impl WasmCore {
         match f(self.runtime.yoi_runtime_core(), &mut self.store) {
             Ok(r) => Ok(r),
             Err(e) => {
-                let fault = classify(what, e, FaultKind::Trap);
+                let fault = classify(what, e, FaultKind::Trap, &self.store);
                 self.fault = Some(fault.clone());
                 Err(fault)
             }
@@ -318,27 +400,35 @@ impl WasmCore {
     }
 }
 
-/// Satisfies the component's imports.
-fn link_imports(linker: &mut Linker<StoreState>, component: &Component) -> wasmtime::Result<()> {
-    linker.define_unknown_imports_as_traps(component)
-}
-
-/// Turns an engine error into a [`Fault`] of the right kind.
-fn classify(what: &str, e: wasmtime::Error, otherwise: FaultKind) -> Fault {
-    let kind = match e.downcast_ref::<Trap>() {
+/// Turns an engine error into a [`Fault`] of the right kind, with what the guest
+/// printed to stderr (a panic message) appended. The wasm backtrace is left out: the
+/// shipped component is stripped, so it names no functions.
+fn classify(what: &str, e: wasmtime::Error, otherwise: FaultKind, store: &Store<StoreState>) -> Fault {
+    let trap = e.downcast_ref::<Trap>();
+    let kind = match trap {
         Some(Trap::Interrupt) => FaultKind::Deadline,
         _ if is_memory_limit(&e) => FaultKind::OutOfMemory,
         Some(_) => FaultKind::Trap,
         None => otherwise,
     };
-    let message = match kind {
-        FaultKind::Deadline => format!("guest call `{what}` ran past its deadline: {e:#}"),
+    let cause = match trap {
+        Some(t) => t.to_string(),
+        None => e.root_cause().to_string(),
+    };
+    let mut message = match kind {
+        FaultKind::Deadline => {
+            format!("guest call `{what}` ran past its deadline ({cause})")
+        }
         FaultKind::OutOfMemory => {
-            format!("guest call `{what}` exceeded the memory limit: {e:#}")
+            format!("guest call `{what}` exceeded the memory limit ({cause})")
         }
         FaultKind::Instantiate => format!("cannot instantiate the runtime component: {e:#}"),
-        _ => format!("guest call `{what}` trapped: {e:#}"),
+        _ => format!("guest call `{what}` trapped ({cause})"),
     };
+    if let Some(stderr) = store.data().stderr_tail() {
+        message.push_str("; guest stderr: ");
+        message.push_str(&stderr);
+    }
     Fault::new(kind, message)
 }
 

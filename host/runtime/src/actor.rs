@@ -120,7 +120,7 @@ impl<C: Core> Actor<C> {
             if self.prune_pending || self.batches % PRUNE_EVERY == 0 {
                 // A pass deletes a bounded number of rows; keep going while it says more.
                 self.prune_pending = match self.log.prune() {
-                    Ok(pruned) => pruned.remaining > 0,
+                    Ok(pruned) => pruned.remaining,
                     Err(e) => {
                         tracing::warn!(error = %e, "event log retention failed");
                         false
