@@ -25,12 +25,15 @@ pub mod wasm;
 use std::fmt;
 
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary,
-    WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary, WorkerInfo,
+    WorkerSnapshot, WorkerSpec,
 };
 
 pub use native::NativeCore;
-pub use wasm::{GuestLimits, WasmConfig, WasmCore, WasmEngine, guest_component_path, load_component};
+pub use wasm::{
+    GuestLimits, WasmConfig, WasmCore, WasmEngine, component_imports, guest_component_path,
+    load_component,
+};
 
 /// A runtime core: the command API, event and effect pull, completion delivery and
 /// restore of `runtime.wit`'s `core` interface, with protocol types.
@@ -51,8 +54,12 @@ pub trait Core: Send + 'static {
     fn list_workers(&mut self) -> Result<Vec<WorkerInfo>, Fault>;
     fn get_worker(&mut self, worker_id: &str) -> Result<WorkerInfo, CallError>;
     /// Start a run; returns its id (or an earlier run's id for a repeated request id).
-    fn send_input(&mut self, now_ms: u64, worker_id: &str, input: Input)
-    -> Result<String, CallError>;
+    fn send_input(
+        &mut self,
+        now_ms: u64,
+        worker_id: &str,
+        input: Input,
+    ) -> Result<String, CallError>;
     /// Cancel the run in flight; returns its id.
     fn cancel(&mut self, now_ms: u64, worker_id: &str) -> Result<String, CallError>;
     /// Stop the worker for good.
@@ -186,7 +193,12 @@ impl Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "runtime core fault ({}): {}", self.kind.as_str(), self.message)
+        write!(
+            f,
+            "runtime core fault ({}): {}",
+            self.kind.as_str(),
+            self.message
+        )
     }
 }
 

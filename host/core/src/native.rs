@@ -136,3 +136,19 @@ impl Core for NativeCore {
         self.call("finish-restore", |rt| rt.finish_restore(now_ms))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_a_fault_and_poisons_the_core() {
+        let mut core = NativeCore::new();
+        let fault = core.call("test", |_| -> () { panic!("boom") }).unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Panic);
+        assert!(fault.message.contains("boom"), "{fault}");
+        let again = core.list_workers().unwrap_err();
+        assert_eq!(again.kind, FaultKind::Poisoned);
+        assert!(again.message.contains("boom"), "{again}");
+    }
+}

@@ -30,8 +30,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary,
-    WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary, WorkerInfo,
+    WorkerSnapshot, WorkerSpec,
 };
 
 use crate::{CallError, Core, Fault, FaultKind};
@@ -78,8 +78,8 @@ pub struct GuestLimits {
     /// what thousands of workers' transcripts need, far below what hurts the host. A
     /// grow past it traps ([`FaultKind::OutOfMemory`]).
     pub max_memory_bytes: usize,
-    /// Wall time one export call may take before it traps ([`FaultKind::Deadline`]).
-    /// Rounded up to whole epoch ticks. Default 5 s: every export is meant to return in
+    /// Wall time one export call may take before it traps ([`FaultKind::Deadline`]),
+    /// measured in epoch ticks (so it traps up to one tick later). Default 5 s: every export is meant to return in
     /// microseconds (a large restore batch in milliseconds), so only a runaway guest
     /// reaches it, even on a loaded machine.
     pub call_deadline: Duration,
@@ -169,10 +169,13 @@ impl WasmEngine {
         &self.inner.config
     }
 
-    /// `deadline` in epoch ticks, rounded up, at least one.
+    /// `deadline` in epoch ticks: rounded up, plus one because the first tick may come
+    /// right after the call starts. A call thus traps between `deadline` and one tick
+    /// after it.
     fn ticks(&self, deadline: Duration) -> u64 {
         let tick = self.inner.config.epoch_tick.max(Duration::from_millis(1));
-        (deadline.as_nanos().div_ceil(tick.as_nanos()) as u64).max(1)
+        let whole = deadline.as_nanos().div_ceil(tick.as_nanos());
+        u64::try_from(whole).unwrap_or(u64::MAX / 2).max(1) + 1
     }
 }
 
@@ -191,7 +194,10 @@ pub fn load_component(engine: &WasmEngine, path: &Path) -> Result<Component, Fau
     Component::new(engine.engine(), &bytes).map_err(|e| {
         Fault::new(
             FaultKind::Instantiate,
-            format!("cannot compile the runtime component {}: {e:#}", path.display()),
+            format!(
+                "cannot compile the runtime component {}: {e:#}",
+                path.display()
+            ),
         )
     })
 }
@@ -213,6 +219,10 @@ pub fn guest_component_path() -> Result<PathBuf, String> {
             target.join("guest").join("yoi_runtime.wasm")
         }
     };
+    require_component(path)
+}
+
+fn require_component(path: PathBuf) -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
@@ -314,6 +324,11 @@ impl StoreState {
 }
 
 /// The runtime core running as a component instance in its own [`Store`].
+///
+/// Calls are synchronous and return in microseconds; the owner (the runtime's actor)
+/// makes them from its own thread or from `spawn_blocking`, never directly on an async
+/// executor thread: the WASI glue of `wasmtime-wasi` enters tokio with `block_on` for
+/// the blocking stream operations a panicking guest uses to print its message.
 pub struct WasmCore {
     store: Store<StoreState>,
     runtime: bindings::Runtime,
@@ -403,7 +418,12 @@ impl WasmCore {
 /// Turns an engine error into a [`Fault`] of the right kind, with what the guest
 /// printed to stderr (a panic message) appended. The wasm backtrace is left out: the
 /// shipped component is stripped, so it names no functions.
-fn classify(what: &str, e: wasmtime::Error, otherwise: FaultKind, store: &Store<StoreState>) -> Fault {
+fn classify(
+    what: &str,
+    e: wasmtime::Error,
+    otherwise: FaultKind,
+    store: &Store<StoreState>,
+) -> Fault {
     let trap = e.downcast_ref::<Trap>();
     let kind = match trap {
         Some(Trap::Interrupt) => FaultKind::Deadline,
@@ -525,5 +545,45 @@ impl Core for WasmCore {
     fn finish_restore(&mut self, now_ms: u64) -> Result<RestoreSummary, Fault> {
         self.call("finish-restore", |g, s| g.call_finish_restore(s, now_ms))
             .map(Into::into)
+    }
+}
+
+/// The names of the component's imports, instance exports included
+/// (`wasi:cli/stderr@0.2.6#get-stderr`), for diagnostics and tests.
+pub fn component_imports(engine: &WasmEngine, component: &Component) -> Vec<String> {
+    use wasmtime::component::types::ComponentItem;
+    let engine = engine.engine();
+    let mut names = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        match item.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                for (export, _) in instance.exports(engine) {
+                    names.push(format!("{name}#{export}"));
+                }
+            }
+            _ => names.push(name.to_string()),
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_component_says_how_to_build_it() {
+        let err = require_component(PathBuf::from("/nowhere/yoi_runtime.wasm")).unwrap_err();
+        assert!(err.contains("/nowhere/yoi_runtime.wasm"), "{err}");
+        assert!(err.contains("cargo xtask build-guest"), "{err}");
+    }
+
+    #[test]
+    fn deadlines_round_up_to_ticks() {
+        let engine = WasmEngine::new().unwrap();
+        assert_eq!(engine.ticks(Duration::ZERO), 2);
+        assert_eq!(engine.ticks(Duration::from_millis(10)), 2);
+        assert_eq!(engine.ticks(Duration::from_millis(11)), 3);
+        assert_eq!(engine.ticks(Duration::from_secs(5)), 501);
     }
 }
