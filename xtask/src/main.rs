@@ -88,7 +88,11 @@ fn ensure_guest_target() -> Result {
         .args(["target", "list", "--installed"])
         .output();
     match out {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == GUEST_TARGET) => {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == GUEST_TARGET) =>
+        {
             Ok(())
         }
         Ok(_) => run(
@@ -131,16 +135,30 @@ fn build_guest() -> Result<PathBuf> {
     std::fs::copy(&built, &out)
         .map_err(|e| format!("copying {} to {}: {e}", built.display(), out.display()))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    println!("component: {} ({:.1} KiB)", out.display(), size as f64 / 1024.0);
+    println!(
+        "component: {} ({:.1} KiB)",
+        out.display(),
+        size as f64 / 1024.0
+    );
     Ok(out)
 }
 
 fn test() -> Result {
     let component = build_guest()?;
-    run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
     run(
         "cargo clippy -D warnings",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     run(
         "cargo test --workspace",

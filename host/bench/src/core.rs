@@ -80,7 +80,10 @@ fn drive(core: &mut dyn Core) -> anyhow::Result<Outcome> {
     let seconds = started.elapsed().as_secs_f64();
     for id in &workers {
         let info = core.get_worker(id)?;
-        anyhow::ensure!(info.run_count == 1 && info.current_run.is_none(), "run of {id} did not finish");
+        anyhow::ensure!(
+            info.run_count == 1 && info.current_run.is_none(),
+            "run of {id} did not finish"
+        );
     }
     Ok(Outcome {
         completions,

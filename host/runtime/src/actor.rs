@@ -117,7 +117,7 @@ impl<C: Core> Actor<C> {
             self.deliver_completions();
             self.commit();
             self.batches += 1;
-            if self.prune_pending || self.batches % PRUNE_EVERY == 0 {
+            if self.prune_pending || self.batches.is_multiple_of(PRUNE_EVERY) {
                 // A pass deletes a bounded number of rows; keep going while it says more.
                 self.prune_pending = match self.log.prune() {
                     Ok(pruned) => pruned.remaining,
@@ -354,7 +354,10 @@ impl<C: Core> Actor<C> {
 
     /// Replaces a faulted core with a fresh one restored from the event log.
     fn recover(&mut self, reason: &str) {
-        tracing::warn!(reason, "runtime core faulted; restarting it from the event log");
+        tracing::warn!(
+            reason,
+            "runtime core faulted; restarting it from the event log"
+        );
         self.stats.fault();
         self.driver.abort_all();
         self.completions.clear();
@@ -431,7 +434,9 @@ pub(crate) fn restore_core<C: Core>(
             })
             .collect();
         core.restore(records).map_err(|e| match e {
-            CallError::Rejected(e) => format!("event log does not fit the core (after seq {after}): {e}"),
+            CallError::Rejected(e) => {
+                format!("event log does not fit the core (after seq {after}): {e}")
+            }
             CallError::Fault(f) => f.to_string(),
         })?;
     }

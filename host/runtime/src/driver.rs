@@ -156,7 +156,10 @@ async fn run_model(
 ) {
     let call_id = request.call_id;
     let Some(provider) = provider else {
-        let error = ErrorInfo::new("unknown_model", format!("no provider serves model `{}`", request.model));
+        let error = ErrorInfo::new(
+            "unknown_model",
+            format!("no provider serves model `{}`", request.model),
+        );
         send(&inbox, Completion::ModelFailed { call_id, error }).await;
         return;
     };
@@ -179,7 +182,10 @@ async fn run_model(
             send(&inbox, Completion::ModelFailed { call_id, error }).await;
             return;
         };
-        let last = matches!(completion, Completion::ModelDone { .. } | Completion::ModelFailed { .. });
+        let last = matches!(
+            completion,
+            Completion::ModelDone { .. } | Completion::ModelFailed { .. }
+        );
         if !send(&inbox, completion).await || last {
             return;
         }
@@ -200,7 +206,18 @@ async fn run_tool(
     let (output, is_error) = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(out)) => (out.output, out.is_error),
         Ok(Err(join)) => (format!("tool `{name}` failed: {join}"), true),
-        Err(_) => (format!("tool `{name}` timed out after {}s", timeout.as_secs()), true),
+        Err(_) => (
+            format!("tool `{name}` timed out after {}s", timeout.as_secs()),
+            true,
+        ),
     };
-    send(&inbox, Completion::ToolDone { call_id, output, is_error }).await;
+    send(
+        &inbox,
+        Completion::ToolDone {
+            call_id,
+            output,
+            is_error,
+        },
+    )
+    .await;
 }

@@ -121,7 +121,8 @@ impl RuntimeBuilder {
         let (restored, closing) =
             actor::restore_core(&mut core, &log, config.limits).map_err(OpenError::Restore)?;
         if !closing.is_empty() {
-            log.append(closing).map_err(|e| OpenError::Log(e.to_string()))?;
+            log.append(closing)
+                .map_err(|e| OpenError::Log(e.to_string()))?;
         }
 
         let (tx, inbox) = mpsc::channel(config.inbox_capacity.max(1));
@@ -195,7 +196,7 @@ impl LocalRuntime {
 
     /// Creates an idle worker. The model must be one this runtime serves.
     pub async fn create_worker(&self, spec: WorkerSpec) -> Result<WorkerInfo, RuntimeError> {
-        if !self.inner.models.iter().any(|m| *m == spec.model) {
+        if !self.inner.models.contains(&spec.model) {
             return Err(RuntimeError::UnknownModel(spec.model));
         }
         self.ask(|r| Msg::CreateWorker(spec, r)).await

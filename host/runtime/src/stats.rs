@@ -43,7 +43,8 @@ impl RuntimeStats {
 
     pub(crate) fn core_call(&self, took: Duration) {
         self.core_calls.fetch_add(1, Relaxed);
-        self.core_call_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
+        self.core_call_nanos
+            .fetch_add(took.as_nanos() as u64, Relaxed);
     }
 
     pub(crate) fn completions_delivered(&self, n: usize) {

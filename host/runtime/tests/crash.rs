@@ -25,7 +25,10 @@ async fn crash_child() {
     };
     let rt = open(Kind::Native, builder(std::path::Path::new(&dir), slow));
     for i in 0.. {
-        let w = rt.create_worker(spec(&format!("crash{i}"), &[])).await.unwrap();
+        let w = rt
+            .create_worker(spec(&format!("crash{i}"), &[]))
+            .await
+            .unwrap();
         println!("ACK worker {}", w.id);
         let run = rt.send_input(&w.id, input("stream 100000")).await.unwrap();
         println!("ACK run {} {} {}", w.id, run, rt.events().last_cursor());
@@ -74,7 +77,10 @@ fn kill_9_loses_nothing_acknowledged() {
         let rt = open(Kind::Native, builder(dir.path(), ScriptedConfig::default()));
         let listed = rt.list_workers().await.unwrap();
         for id in &workers {
-            let w = listed.iter().find(|w| &w.id == id).expect("acknowledged worker");
+            let w = listed
+                .iter()
+                .find(|w| &w.id == id)
+                .expect("acknowledged worker");
             assert_eq!(w.status, WorkerStatus::Idle, "no run survives a crash");
         }
         for (w, run) in &runs {

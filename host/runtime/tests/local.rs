@@ -48,7 +48,10 @@ async fn many_workers_run_concurrently_on_both_cores() {
             let transcript = rt.transcript(w).await.unwrap();
             assert_eq!(transcript.len(), 2, "{kind:?}: user + assistant");
             assert_eq!(transcript[1].role, Role::Assistant);
-            assert_eq!(transcript[1].content, deltas, "{kind:?}: deltas add up to the answer");
+            assert_eq!(
+                transcript[1].content, deltas,
+                "{kind:?}: deltas add up to the answer"
+            );
             assert_eq!(rt.get_worker(w).await.unwrap().status, WorkerStatus::Idle);
         }
         // Sequence numbers are consecutive and every event reached the live stream.
@@ -78,15 +81,16 @@ async fn a_tool_request_runs_the_tool_in_the_workspace() {
         let result = seen
             .iter()
             .find_map(|e| match &e.event {
-                Event::ToolResult { output, is_error, .. } => Some((output.clone(), *is_error)),
+                Event::ToolResult {
+                    output, is_error, ..
+                } => Some((output.clone(), *is_error)),
                 _ => None,
             })
             .expect("a tool result");
         assert_eq!(result, ("hello from yoi".to_string(), false), "{kind:?}");
-        let on_disk = std::fs::read_to_string(
-            dir.path().join("workspaces").join(&w.id).join("notes.txt"),
-        )
-        .unwrap();
+        let on_disk =
+            std::fs::read_to_string(dir.path().join("workspaces").join(&w.id).join("notes.txt"))
+                .unwrap();
         assert_eq!(on_disk, "hello from yoi");
         rt.shutdown().await;
     }
@@ -107,7 +111,10 @@ async fn cancel_mid_stream_stops_the_model_at_once() {
         collect_until(&mut live, |e| matches!(e.event, Event::TextDelta { .. })).await;
         assert_eq!(rt.cancel(&w.id).await.unwrap(), run);
         let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
-        assert!(matches!(seen.last().unwrap().event, Event::RunCancelled { .. }));
+        assert!(matches!(
+            seen.last().unwrap().event,
+            Event::RunCancelled { .. }
+        ));
         // Nothing of the cancelled run comes after its end, even with another run
         // streaming meanwhile.
         let end = seen.last().unwrap().seq;
@@ -166,18 +173,30 @@ async fn cancel_mid_tool_closes_the_run_with_a_cancelled_result() {
     let mut live = rt.events().subscribe();
     let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
     rt.send_input(&w.id, input("list files")).await.unwrap();
-    collect_until(&mut live, |e| matches!(e.event, Event::ToolCallReady { .. })).await;
+    collect_until(&mut live, |e| {
+        matches!(e.event, Event::ToolCallReady { .. })
+    })
+    .await;
     rt.cancel(&w.id).await.unwrap();
     let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
     gate.release();
     let result = seen.iter().find_map(|e| match &e.event {
-        Event::ToolResult { output, is_error, .. } => Some((output.as_str(), *is_error)),
+        Event::ToolResult {
+            output, is_error, ..
+        } => Some((output.as_str(), *is_error)),
         _ => None,
     });
     assert_eq!(result, Some(("cancelled", true)));
-    assert!(matches!(seen.last().unwrap().event, Event::RunCancelled { .. }));
+    assert!(matches!(
+        seen.last().unwrap().event,
+        Event::RunCancelled { .. }
+    ));
     let transcript = rt.transcript(&w.id).await.unwrap();
-    assert_eq!(transcript.last().unwrap().role, Role::Tool, "every tool call keeps a result");
+    assert_eq!(
+        transcript.last().unwrap().role,
+        Role::Tool,
+        "every tool call keeps a result"
+    );
     rt.shutdown().await;
 }
 
@@ -204,7 +223,9 @@ async fn a_slow_tool_times_out_as_an_error_result() {
     let (output, is_error) = seen
         .iter()
         .find_map(|e| match &e.event {
-            Event::ToolResult { output, is_error, .. } => Some((output.clone(), *is_error)),
+            Event::ToolResult {
+                output, is_error, ..
+            } => Some((output.clone(), *is_error)),
             _ => None,
         })
         .unwrap();
@@ -212,7 +233,10 @@ async fn a_slow_tool_times_out_as_an_error_result() {
     // The model still answers after the failed tool.
     assert!(matches!(
         seen.last().unwrap().event,
-        Event::RunCompleted { stop_reason: StopReason::EndTurn, .. }
+        Event::RunCompleted {
+            stop_reason: StopReason::EndTurn,
+            ..
+        }
     ));
     rt.shutdown().await;
 }
@@ -272,7 +296,9 @@ async fn unknown_models_and_bad_commands_get_typed_errors() {
     ));
     assert!(matches!(
         rt.send_input("w_404", input("hi")).await,
-        Err(RuntimeError::Rejected(yoi_protocol::CoreError::WorkerNotFound { .. }))
+        Err(RuntimeError::Rejected(
+            yoi_protocol::CoreError::WorkerNotFound { .. }
+        ))
     ));
     let w = rt.create_worker(spec("x", &[])).await.unwrap();
     let err = rt.send_input(&w.id, input("   ")).await.unwrap_err();
@@ -326,7 +352,11 @@ async fn reopening_restores_workers_transcripts_and_cursors() {
         assert_eq!(rt.list_workers().await.unwrap(), workers, "{kind:?}");
         assert_eq!(rt.transcript(&workers[0].id).await.unwrap(), transcripts[0]);
         assert_eq!(rt.transcript(&workers[1].id).await.unwrap(), transcripts[1]);
-        assert_eq!(rt.events().last_cursor(), cursor, "nothing new was appended");
+        assert_eq!(
+            rt.events().last_cursor(),
+            cursor,
+            "nothing new was appended"
+        );
         // The old cursor still resumes, and seq continues after it.
         let page = rt.events().replay(cursor, None, 100).unwrap();
         assert!(page.events.is_empty());
@@ -358,7 +388,12 @@ async fn replay_across_window_and_store_equals_what_was_live() {
     let mut live = rt.events().subscribe();
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(rt.create_worker(spec(&format!("r{i}"), &[])).await.unwrap().id);
+        ids.push(
+            rt.create_worker(spec(&format!("r{i}"), &[]))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     for id in &ids {
         rt.send_input(id, input("stream 40")).await.unwrap();
@@ -386,7 +421,10 @@ async fn replay_across_window_and_store_equals_what_was_live() {
     }
     let live: Vec<_> = seen.iter().map(|e| (**e).clone()).collect();
     assert_eq!(replayed.len(), live.len());
-    assert!(replayed == live, "replayed envelopes differ from the live ones");
+    assert!(
+        replayed == live,
+        "replayed envelopes differ from the live ones"
+    );
     // One worker's events only.
     let one: Vec<_> = live
         .iter()
@@ -441,9 +479,15 @@ async fn snapshot_and_cursor_are_consistent_mid_run() {
 fn error_codes_of_runtime_errors() {
     use yoi_protocol::{CoreError, ErrorCode};
     assert_eq!(
-        RuntimeError::Rejected(CoreError::Busy { run_id: "r_1".into() }).code(),
+        RuntimeError::Rejected(CoreError::Busy {
+            run_id: "r_1".into()
+        })
+        .code(),
         ErrorCode::WorkerBusy
     );
     assert_eq!(RuntimeError::ShuttingDown.code(), ErrorCode::ShuttingDown);
-    assert_eq!(RuntimeError::UnknownModel("m".into()).code(), ErrorCode::InvalidRequest);
+    assert_eq!(
+        RuntimeError::UnknownModel("m".into()).code(),
+        ErrorCode::InvalidRequest
+    );
 }
