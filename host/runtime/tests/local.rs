@@ -28,14 +28,7 @@ async fn many_workers_run_concurrently_on_both_cores() {
         for w in &workers {
             rt.send_input(w, input("stream 25")).await.unwrap();
         }
-        let mut remaining = workers.len();
-        let seen = collect_until(&mut live, |env| {
-            if back_to_idle(env) {
-                remaining -= 1;
-            }
-            remaining == 0
-        })
-        .await;
+        let seen = collect_runs(&mut live, workers.len()).await;
         for w in &workers {
             let deltas: String = seen
                 .iter()
@@ -398,14 +391,7 @@ async fn replay_across_window_and_store_equals_what_was_live() {
     for id in &ids {
         rt.send_input(id, input("stream 40")).await.unwrap();
     }
-    let mut remaining = ids.len();
-    let seen = collect_until(&mut live, |e| {
-        if back_to_idle(e) {
-            remaining -= 1;
-        }
-        remaining == 0
-    })
-    .await;
+    let seen = collect_runs(&mut live, ids.len()).await;
     assert!(seen.len() > 64 * 3, "the workload outgrows the window");
     // All of it, in small pages: the early pages come from the store, the last from
     // the window.

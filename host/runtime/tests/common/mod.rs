@@ -103,6 +103,22 @@ pub fn run_ended(env: &Envelope, worker: &str) -> bool {
         )
 }
 
+/// Collects live envelopes until `runs` runs have ended (each run's last event is its
+/// worker going back to idle).
+pub async fn collect_runs(
+    rx: &mut broadcast::Receiver<Arc<Envelope>>,
+    runs: usize,
+) -> Vec<Arc<Envelope>> {
+    let mut remaining = runs;
+    collect_until(rx, |env| {
+        if back_to_idle(env) {
+            remaining -= 1;
+        }
+        remaining == 0
+    })
+    .await
+}
+
 /// Whether the envelope is a worker going back to idle: the last event of every run.
 pub fn back_to_idle(env: &Envelope) -> bool {
     matches!(
