@@ -7,6 +7,13 @@
 //!
 //! A component instance is single-threaded and its exports are never re-entered, so the
 //! runtime lives in a thread-local `RefCell`; a borrow can never be contended.
+//!
+//! With the test-only cargo feature `fault-injection`, three input texts make
+//! `send-input` fail the way a broken guest would, before the runtime sees them:
+//! `__yoi_trap__` traps (`unreachable`), `__yoi_hang__` loops forever (the host's epoch
+//! deadline ends it) and `__yoi_oom__` allocates until the host's memory limit traps.
+//! The host's recovery tests use that build (`target/guest/yoi_runtime_faults.wasm`);
+//! the shipped component is built without the feature, so those texts are plain input.
 
 use std::cell::RefCell;
 
@@ -59,6 +66,8 @@ impl Guest for Component {
     }
 
     fn send_input(now_ms: u64, worker_id: String, input: w::Input) -> Result<String, w::CoreError> {
+        #[cfg(feature = "fault-injection")]
+        fault_injection::inject(&input.text);
         out(with(|rt| rt.send_input(now_ms, &worker_id, input.into())))
     }
 
@@ -104,3 +113,32 @@ impl Guest for Component {
 }
 
 export!(Component);
+
+/// Test-only faults (see the module docs). Never compiled into the shipped component.
+#[cfg(feature = "fault-injection")]
+mod fault_injection {
+    use std::hint::black_box;
+
+    /// Fails the guest when `text` asks for it; returns normally otherwise.
+    pub(super) fn inject(text: &str) {
+        match text {
+            "__yoi_trap__" => core::arch::wasm32::unreachable(),
+            "__yoi_hang__" => {
+                let mut spins = 0u64;
+                loop {
+                    spins = black_box(spins.wrapping_add(1));
+                }
+            }
+            "__yoi_oom__" => {
+                // Touch every page so nothing is optimised away; the memory grow that
+                // crosses the host's limit traps before the allocator sees a failure.
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![0x5a; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            _ => {}
+        }
+    }
+}

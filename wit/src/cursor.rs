@@ -98,11 +98,24 @@ mod tests {
 
     #[test]
     fn known_forms_are_rejected_with_reasons() {
-        for bad in ["", "c1", "c2" , "c1zz", "hello", "c1000000000000000g0000000000000001"] {
-            assert!(matches!(Cursor::decode(bad), Err(CursorError::Malformed(_))), "{bad:?}");
+        for bad in [
+            "",
+            "c1",
+            "c2",
+            "c1zz",
+            "hello",
+            "c1000000000000000g0000000000000001",
+        ] {
+            assert!(
+                matches!(Cursor::decode(bad), Err(CursorError::Malformed(_))),
+                "{bad:?}"
+            );
         }
         let upper = Cursor::new(0xABCD, 7).encode().to_uppercase();
-        assert!(Cursor::decode(&upper).is_err(), "the wire form is lowercase only");
+        assert!(
+            Cursor::decode(&upper).is_err(),
+            "the wire form is lowercase only"
+        );
     }
 
     #[test]

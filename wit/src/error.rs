@@ -184,7 +184,9 @@ mod tests {
 
     #[test]
     fn core_errors_map_to_the_documented_statuses() {
-        let busy = crate::CoreError::Busy { run_id: "r_1".into() };
+        let busy = crate::CoreError::Busy {
+            run_id: "r_1".into(),
+        };
         let body = ApiError::from(&busy);
         assert_eq!(body.error.code, ErrorCode::WorkerBusy);
         assert_eq!(body.error.code.http_status(), 409);
@@ -192,7 +194,9 @@ mod tests {
             serde_json::to_value(&body).unwrap(),
             serde_json::json!({"error":{"code":"worker_busy","message":"worker is busy with run r_1"}})
         );
-        let nf = crate::CoreError::WorkerNotFound { worker_id: "w_9".into() };
+        let nf = crate::CoreError::WorkerNotFound {
+            worker_id: "w_9".into(),
+        };
         assert_eq!(nf.code().http_status(), 404);
     }
 }

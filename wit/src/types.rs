@@ -294,9 +294,9 @@ impl Event {
     /// The run this event belongs to, if any.
     pub fn run_id(&self) -> Option<&str> {
         match self {
-            Event::WorkerCreated { .. } | Event::StatusChanged { .. } | Event::Diagnostic { .. } => {
-                None
-            }
+            Event::WorkerCreated { .. }
+            | Event::StatusChanged { .. }
+            | Event::Diagnostic { .. } => None,
             Event::InputAccepted { run_id, .. }
             | Event::RunStarted { run_id }
             | Event::ReasoningDelta { run_id, .. }
@@ -319,7 +319,9 @@ impl Event {
     pub fn is_delta(&self) -> bool {
         matches!(
             self,
-            Event::ReasoningDelta { .. } | Event::TextDelta { .. } | Event::ToolCallArgsDelta { .. }
+            Event::ReasoningDelta { .. }
+                | Event::TextDelta { .. }
+                | Event::ToolCallArgsDelta { .. }
         )
     }
 }

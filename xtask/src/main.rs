@@ -1,8 +1,11 @@
 //! Project tasks: `cargo xtask <task>` (alias in `.cargo/config.toml`).
 //!
 //! - `build-guest`: build the runtime core as a WebAssembly component into
-//!   `target/guest/yoi_runtime.wasm` (installs the `wasm32-wasip2` target when missing).
-//! - `test`: build-guest, `cargo fmt --check`, clippy with `-D warnings`, the workspace tests.
+//!   `target/guest/yoi_runtime.wasm` (installs the `wasm32-wasip2` target when missing),
+//!   and the test-only fault-injection build of it into
+//!   `target/guest/yoi_runtime_faults.wasm`.
+//! - `test`: build-guest, `cargo fmt --check`, clippy with `-D warnings`, the workspace
+//!   tests (with `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two builds).
 //! - `bench [FILTER]`: release benchmarks; figures printed and merged into
 //!   `target/bench/results.json`.
 //!
@@ -17,6 +20,19 @@ const GUEST_PROFILE: &str = "guest";
 const GUEST_CRATE: &str = "yoi-runtime-guest";
 /// Where the shipped component lands; the host and the tests look for it here.
 const GUEST_OUT: &str = "guest/yoi_runtime.wasm";
+/// The test-only build with cargo feature `fault-injection` (inputs that trap, hang or
+/// exhaust memory). Its own cargo profile, so the two builds never overwrite each
+/// other's artifacts and both stay incremental.
+const FAULTS_PROFILE: &str = "guest-faults";
+const FAULTS_FEATURE: &str = "fault-injection";
+/// Where the fault-injection component lands; the recovery tests look for it here.
+const FAULTS_OUT: &str = "guest/yoi_runtime_faults.wasm";
+
+/// The two components `build-guest` writes.
+struct Guests {
+    shipped: PathBuf,
+    faults: PathBuf,
+}
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -45,7 +61,8 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         build-guest   build the runtime component into target/{GUEST_OUT}\n  \
+         build-guest   build the runtime component into target/{GUEST_OUT}\n                \
+         (and the test-only fault-injection build into target/{FAULTS_OUT})\n  \
          test          build-guest, fmt --check, clippy -D warnings, cargo test --workspace\n  \
          bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
          figures go to target/bench/results.json"
@@ -104,20 +121,48 @@ fn ensure_guest_target() -> Result {
     }
 }
 
-/// Builds the component and copies it to its stable path; returns that path.
-fn build_guest() -> Result<PathBuf> {
+/// Builds the shipped component and the test-only fault-injection one and copies each
+/// to its stable path.
+fn build_guest() -> Result<Guests> {
     ensure_guest_target()?;
-    run(
+    let shipped = build_component(
         "building the runtime component",
-        cargo().args([
-            "build",
-            "--package",
-            GUEST_CRATE,
-            "--target",
-            GUEST_TARGET,
-            "--profile",
-            GUEST_PROFILE,
-        ]),
+        GUEST_PROFILE,
+        &[],
+        GUEST_OUT,
+    )?;
+    // A profile of its own (defined here, not in Cargo.toml: only this task uses it)
+    // that is the shipped profile plus the feature.
+    let faults = build_component(
+        "building the test-only fault-injection component",
+        FAULTS_PROFILE,
+        &[
+            "--features",
+            FAULTS_FEATURE,
+            "--config",
+            &format!("profile.{FAULTS_PROFILE}.inherits=\"{GUEST_PROFILE}\""),
+        ],
+        FAULTS_OUT,
+    )?;
+    Ok(Guests { shipped, faults })
+}
+
+/// Builds the guest crate with `profile` and `extra` arguments, copies the component to
+/// `target/<out>` and prints where it is.
+fn build_component(what: &str, profile: &str, extra: &[&str], out: &str) -> Result<PathBuf> {
+    run(
+        what,
+        cargo()
+            .args([
+                "build",
+                "--package",
+                GUEST_CRATE,
+                "--target",
+                GUEST_TARGET,
+                "--profile",
+                profile,
+            ])
+            .args(extra),
     )
     .map_err(|e| {
         format!(
@@ -127,16 +172,16 @@ fn build_guest() -> Result<PathBuf> {
     })?;
     let built = target_dir()
         .join(GUEST_TARGET)
-        .join(GUEST_PROFILE)
+        .join(profile)
         .join(format!("{}.wasm", GUEST_CRATE.replace('-', "_")));
-    let out = target_dir().join(GUEST_OUT);
-    std::fs::create_dir_all(out.parent().expect("GUEST_OUT has a parent"))
+    let out = target_dir().join(out);
+    std::fs::create_dir_all(out.parent().expect("the output path has a parent"))
         .map_err(|e| format!("creating {}: {e}", out.display()))?;
     std::fs::copy(&built, &out)
         .map_err(|e| format!("copying {} to {}: {e}", built.display(), out.display()))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     println!(
-        "component: {} ({:.1} KiB)",
+        "component ({profile}): {} ({:.1} KiB)",
         out.display(),
         size as f64 / 1024.0
     );
@@ -144,7 +189,7 @@ fn build_guest() -> Result<PathBuf> {
 }
 
 fn test() -> Result {
-    let component = build_guest()?;
+    let guests = build_guest()?;
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
@@ -164,12 +209,13 @@ fn test() -> Result {
         "cargo test --workspace",
         cargo()
             .args(["test", "--workspace"])
-            .env("YOI_GUEST_WASM", &component),
+            .env("YOI_GUEST_WASM", &guests.shipped)
+            .env("YOI_GUEST_FAULTS_WASM", &guests.faults),
     )
 }
 
 fn bench(args: &[String]) -> Result {
-    let component = build_guest()?;
+    let component = build_guest()?.shipped;
     let results = target_dir().join("bench/results.json");
     run(
         "release benchmarks",

@@ -31,8 +31,8 @@ use yoi_protocol::{
 
 pub use native::NativeCore;
 pub use wasm::{
-    GuestLimits, WasmConfig, WasmCore, WasmEngine, component_imports, guest_component_path,
-    load_component,
+    ComponentCache, GuestLimits, Loaded, WasmConfig, WasmCore, WasmEngine, component_imports,
+    fault_guest_component_path, guest_component_path, load_component,
 };
 
 /// A runtime core: the command API, event and effect pull, completion delivery and

@@ -6,9 +6,11 @@
 //!   (component model, epoch interruption) and the background thread that ticks the
 //!   engine's epoch. Clone it freely; the ticker stops when the last clone (including
 //!   the ones inside [`WasmCore`]s) is dropped.
-//! - [`load_component`] turns a file into a compiled [`Component`]. It is where the
-//!   on-disk cache of compiled components goes (keyed by
-//!   [`Engine::precompile_compatibility_hash`] and the component's hash).
+//! - [`ComponentCache::load`] turns a file into a compiled [`Component`] through an
+//!   on-disk cache of compiled components, keyed by
+//!   [`Engine::precompile_compatibility_hash`] and the component's hash, so a restart
+//!   does not recompile. [`load_component`] is the same load without a cache (tests,
+//!   benchmarks, one-off tools).
 //! - [`WasmCore::instantiate`] makes one [`Store`] and instance under [`GuestLimits`]: a
 //!   memory limit enforced by a `ResourceLimiter` in the store data (a failed grow traps
 //!   instead of returning -1 to the guest) and an epoch deadline set afresh before every
@@ -18,12 +20,17 @@
 //! then answers every call with [`FaultKind::Poisoned`] and its owner re-instantiates it
 //! and restores it from the event log.
 
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -179,19 +186,189 @@ impl WasmEngine {
     }
 }
 
-/// Reads and compiles the component at `path`.
-///
-/// This is where the compiled-component disk cache goes (next issue): look up
-/// `(engine compatibility hash, component hash)` and `Component::deserialize_file` on a
-/// hit, compile and `serialize` on a miss.
+/// Reads and compiles the component at `path`, without a disk cache: every call
+/// compiles. Long-lived processes load through [`ComponentCache::load`] instead.
 pub fn load_component(engine: &WasmEngine, path: &Path) -> Result<Component, Fault> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    load(engine, path, None).map(|loaded| loaded.component)
+}
+
+/// A compiled component and how it was obtained.
+pub struct Loaded {
+    pub component: Component,
+    /// Read from the disk cache: nothing was compiled.
+    pub from_cache: bool,
+}
+
+/// The on-disk cache of compiled components: one file per (engine configuration,
+/// component) pair in a directory the caller owns (for the host: `<data-dir>/cache`).
+///
+/// An entry is named by [`ComponentCache::key`]: the SHA-256 of the engine's
+/// [`Engine::precompile_compatibility_hash`] (wasmtime version, target, compiler
+/// settings, wasm features) and of the component file's bytes, so a different engine or
+/// a rebuilt component never finds a stale entry. The file holds a magic line, the
+/// SHA-256 of the payload and the payload (what [`Component::serialize`] wrote).
+///
+/// Entries are written to a temporary file in the same directory and renamed into
+/// place, so a reader sees a whole entry or none, and two processes filling the same
+/// entry at once both succeed. Any problem with the cache (directory not writable,
+/// entry unreadable, truncated, corrupt or rejected by wasmtime) is logged and the
+/// component is compiled instead (and the entry rewritten): the cache can make a load
+/// faster, never make it fail. Entries of components no longer used are not removed;
+/// deleting the directory at any time is safe.
+#[derive(Debug, Clone)]
+pub struct ComponentCache {
+    dir: PathBuf,
+}
+
+/// First bytes of a cache entry (bump the version when the layout changes).
+const ENTRY_MAGIC: &[u8] = b"yoi compiled component v1\n";
+const DIGEST_LEN: usize = 32;
+
+impl ComponentCache {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ComponentCache { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key of `component` (a component file's bytes) compiled by `engine`: hex
+    /// SHA-256 over the engine's compatibility hash and the component's SHA-256.
+    pub fn key(engine: &WasmEngine, component: &[u8]) -> String {
+        let mut engine_hash = Sha256Hasher(Sha256::new());
+        engine
+            .engine()
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
+        let mut key = Sha256::new();
+        key.update(b"yoi-component-cache\0");
+        key.update(engine_hash.0.finalize());
+        key.update(Sha256::digest(component));
+        hex::encode(key.finalize())
+    }
+
+    /// The file the entry `key` lives in.
+    pub fn entry_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.cwasm"))
+    }
+
+    /// Loads the component at `path`: from its cache entry when there is a sound one,
+    /// else compiled, and the entry (re)written.
+    pub fn load(&self, engine: &WasmEngine, path: &Path) -> Result<Loaded, Fault> {
+        load(engine, path, Some(self))
+    }
+
+    /// The cached component for `key`, if the entry exists and is sound.
+    fn read(&self, engine: &WasmEngine, key: &str) -> Option<Component> {
+        let entry = self.entry_path(key);
+        let bytes = match fs::read(&entry) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(entry = %entry.display(), error = %e, "cannot read a compiled-component cache entry; compiling");
+                return None;
+            }
+        };
+        let Some(payload) = verified_payload(&bytes) else {
+            tracing::warn!(entry = %entry.display(), "corrupt compiled-component cache entry; compiling");
+            return None;
+        };
+        // SAFETY: `Component::deserialize` trusts that its input is an artifact
+        // `Component::serialize` produced (the machine code in it is not validated).
+        // This payload is exactly such an artifact: only `write` below creates entries
+        // in this directory, from `Component::serialize` of a component this process
+        // compiled; the entry's name is the hash of the engine's compatibility settings
+        // and of the component's bytes, so it was compiled for this engine
+        // configuration from these very bytes (wasmtime also rejects an artifact of
+        // another version or configuration itself); and the SHA-256 checked above
+        // proves the payload is byte for byte what was written, so a truncated,
+        // half-written or damaged file is never handed over. The bytes are copied into
+        // wasmtime's own memory, so later changes to the file cannot affect the
+        // component.
+        match unsafe { Component::deserialize(engine.engine(), payload) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(entry = %entry.display(), error = %format!("{e:#}"), "compiled-component cache entry rejected by the engine; compiling");
+                None
+            }
+        }
+    }
+
+    /// Writes the entry `key` atomically (temporary file, then rename). Best effort.
+    fn write(&self, key: &str, component: &Component) {
+        if let Err(e) = self.try_write(key, component) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write a compiled-component cache entry");
+        }
+    }
+
+    fn try_write(&self, key: &str, component: &Component) -> Result<(), String> {
+        let payload = component.serialize().map_err(|e| format!("{e:#}"))?;
+        fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+        static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+        let temp = self.dir.join(format!(
+            ".{key}.{}.{}.tmp",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| {
+            let mut file = fs::File::create(&temp)?;
+            file.write_all(ENTRY_MAGIC)?;
+            file.write_all(&Sha256::digest(&payload))?;
+            file.write_all(&payload)?;
+            drop(file);
+            fs::rename(&temp, self.entry_path(key))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        written.map_err(|e| e.to_string())
+    }
+}
+
+/// The payload of an entry whose magic and checksum are right.
+fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
+    let rest = entry.strip_prefix(ENTRY_MAGIC)?;
+    if rest.len() < DIGEST_LEN {
+        return None;
+    }
+    let (digest, payload) = rest.split_at(DIGEST_LEN);
+    (Sha256::digest(payload).as_slice() == digest).then_some(payload)
+}
+
+/// Feeds what `Hash` writes into SHA-256 (a stable digest, unlike `DefaultHasher`).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Unused: the key takes the SHA-256 digest itself.
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+/// The one load path: read the file, then the cache entry or a compilation.
+fn load(engine: &WasmEngine, path: &Path, cache: Option<&ComponentCache>) -> Result<Loaded, Fault> {
+    let bytes = fs::read(path).map_err(|e| {
         Fault::new(
             FaultKind::Instantiate,
             format!("cannot read the runtime component {}: {e}", path.display()),
         )
     })?;
-    Component::new(engine.engine(), &bytes).map_err(|e| {
+    let key = cache.map(|_| ComponentCache::key(engine, &bytes));
+    if let (Some(cache), Some(key)) = (cache, &key)
+        && let Some(component) = cache.read(engine, key)
+    {
+        return Ok(Loaded {
+            component,
+            from_cache: true,
+        });
+    }
+    let component = Component::new(engine.engine(), &bytes).map_err(|e| {
         Fault::new(
             FaultKind::Instantiate,
             format!(
@@ -199,36 +376,80 @@ pub fn load_component(engine: &WasmEngine, path: &Path) -> Result<Component, Fau
                 path.display()
             ),
         )
+    })?;
+    if let (Some(cache), Some(key)) = (cache, &key) {
+        cache.write(key, &component);
+    }
+    Ok(Loaded {
+        component,
+        from_cache: false,
     })
 }
 
 /// Where the built runtime component is: `$YOI_GUEST_WASM` when set, else
-/// `<workspace>/target/guest/yoi_runtime.wasm` (what `cargo xtask build-guest` writes).
-/// Errs, saying how to build it, when the file is missing.
+/// `<target>/guest/yoi_runtime.wasm` (what `cargo xtask build-guest` writes; `<target>`
+/// is `$CARGO_TARGET_DIR` or the workspace's `target`). A relative `$YOI_GUEST_WASM`
+/// that does not exist from the current directory is looked up from the workspace root
+/// (`cargo test` runs each test in its package's directory, while the variable is
+/// usually written from the root). Errs, saying how to build it, when the file is
+/// missing.
+///
+/// This is the shipped component, built without the test-only `fault-injection`
+/// feature; for that build see [`fault_guest_component_path`]. The path is only where
+/// the component *is*: load it through [`ComponentCache::load`] so a restart does not
+/// recompile it.
 pub fn guest_component_path() -> Result<PathBuf, String> {
-    let path = match std::env::var_os("YOI_GUEST_WASM") {
-        Some(p) => PathBuf::from(p),
+    component_path("YOI_GUEST_WASM", "yoi_runtime.wasm", "runtime component")
+}
+
+/// Where the **test-only** fault-injection build of the runtime component is:
+/// `$YOI_GUEST_FAULTS_WASM` when set, else `<target>/guest/yoi_runtime_faults.wasm`
+/// (`cargo xtask build-guest` writes it next to the shipped one). In that build the
+/// input texts `__yoi_trap__`, `__yoi_hang__` and `__yoi_oom__` make `send-input` trap,
+/// loop forever or exhaust memory; recovery tests use it. Errs, saying how to build it,
+/// when the file is missing. Never load it outside tests.
+pub fn fault_guest_component_path() -> Result<PathBuf, String> {
+    component_path(
+        "YOI_GUEST_FAULTS_WASM",
+        "yoi_runtime_faults.wasm",
+        "test-only fault-injection component",
+    )
+}
+
+/// `$env` when set (relative: from the current directory, else from the workspace
+/// root), else `<target>/guest/<file>`; must exist.
+fn component_path(env: &str, file: &str, what: &str) -> Result<PathBuf, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("host/core lives two levels below the workspace root");
+    let path = match std::env::var_os(env) {
+        Some(p) => {
+            let path = PathBuf::from(p);
+            let from_root = workspace.join(&path);
+            if path.is_relative() && !path.is_file() && from_root.is_file() {
+                from_root
+            } else {
+                path
+            }
+        }
         None => {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .nth(2)
-                .expect("host/core lives two levels below the workspace root");
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| workspace.join("target"));
-            target.join("guest").join("yoi_runtime.wasm")
+            target.join("guest").join(file)
         }
     };
-    require_component(path)
+    require_component(path, env, what)
 }
 
-fn require_component(path: PathBuf) -> Result<PathBuf, String> {
+fn require_component(path: PathBuf, env: &str, what: &str) -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
         Err(format!(
-            "the runtime component {} does not exist; run `cargo xtask build-guest` \
-             (or point YOI_GUEST_WASM at a built component)",
+            "the {what} {} does not exist; run `cargo xtask build-guest` \
+             (or point {env} at a built component)",
             path.display()
         ))
     }
@@ -573,9 +794,15 @@ mod tests {
 
     #[test]
     fn a_missing_component_says_how_to_build_it() {
-        let err = require_component(PathBuf::from("/nowhere/yoi_runtime.wasm")).unwrap_err();
+        let err = require_component(
+            PathBuf::from("/nowhere/yoi_runtime.wasm"),
+            "YOI_GUEST_WASM",
+            "runtime component",
+        )
+        .unwrap_err();
         assert!(err.contains("/nowhere/yoi_runtime.wasm"), "{err}");
         assert!(err.contains("cargo xtask build-guest"), "{err}");
+        assert!(err.contains("YOI_GUEST_WASM"), "{err}");
     }
 
     #[test]

@@ -129,3 +129,39 @@ pub fn back_to_idle(env: &Envelope) -> bool {
         }
     )
 }
+
+/// Guest limits for the fault-injection tests: a small memory limit (the OOM input
+/// reaches it at once) and a short call deadline (the hang input reaches it soon; every
+/// ordinary call takes microseconds, so it stays far from it).
+pub const FAULT_LIMITS: yoi_core::GuestLimits = yoi_core::GuestLimits {
+    max_memory_bytes: 32 << 20,
+    call_deadline: Duration::from_secs(1),
+};
+
+/// One engine for the fault-injection tests, ticking every 10 ms.
+fn fault_engine() -> &'static WasmEngine {
+    static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        WasmEngine::with_config(yoi_core::WasmConfig {
+            epoch_tick: Duration::from_millis(10),
+        })
+        .expect("engine")
+    })
+}
+
+/// Opens a runtime on the test-only fault-injection component (inputs `__yoi_trap__`,
+/// `__yoi_hang__` and `__yoi_oom__` fault the core) under [`FAULT_LIMITS`]. The
+/// component is loaded the way the host loads it, through the compiled-component cache
+/// in `cache_dir`; returns whether it came from that cache.
+pub fn open_faults(builder: RuntimeBuilder, cache_dir: &Path) -> (LocalRuntime, bool) {
+    let path = yoi_core::fault_guest_component_path().unwrap_or_else(|e| panic!("{e}"));
+    let engine = fault_engine().clone();
+    let loaded = yoi_core::ComponentCache::new(cache_dir)
+        .load(&engine, &path)
+        .expect("fault-injection component");
+    let component = loaded.component;
+    let runtime = builder
+        .open(move || WasmCore::instantiate(&engine, &component, FAULT_LIMITS))
+        .expect("open on the fault-injection component");
+    (runtime, loaded.from_cache)
+}
