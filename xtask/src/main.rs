@@ -6,6 +6,8 @@
 //!   `target/guest/yoi_runtime_faults.wasm`.
 //! - `test`: build-guest, `cargo fmt --check`, clippy with `-D warnings`, the workspace
 //!   tests (with `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two builds).
+//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` in release: the embedded
+//!   default runtime with the scripted demo model, ready for curl or a WebSocket client.
 //! - `bench [FILTER]`: release benchmarks; figures printed and merged into
 //!   `target/bench/results.json`.
 //!
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Some("build-guest") => build_guest().map(|_| ()),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("demo") => demo(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -63,6 +66,7 @@ fn print_help() {
          tasks:\n  \
          build-guest   build the runtime component into target/{GUEST_OUT}\n                \
          (and the test-only fault-injection build into target/{FAULTS_OUT})\n  \
+         demo [ARGS]   build-guest, then run `yoi-host serve [ARGS]` (release) on the embedded runtime\n  \
          test          build-guest, fmt --check, clippy -D warnings, cargo test --workspace\n  \
          bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
          figures go to target/bench/results.json"
@@ -227,4 +231,23 @@ fn bench(args: &[String]) -> Result {
     )?;
     println!("figures: {}", results.display());
     Ok(())
+}
+
+fn demo(args: &[String]) -> Result {
+    let component = build_guest()?.shipped;
+    run(
+        "yoi-host serve (Ctrl-C stops it)",
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "yoi-host",
+                "--",
+                "serve",
+                "--component",
+            ])
+            .arg(&component)
+            .args(args),
+    )
 }

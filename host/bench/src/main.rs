@@ -2,9 +2,11 @@
 //!
 //! Each section prints its figures and the run merges them into
 //! `target/bench/results.json`. Sections: `core` (the runtime core, native vs wasm),
-//! `local` (a whole LocalRuntime with persistence).
+//! `local` (a whole LocalRuntime with persistence), `host` (end to end through
+//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline).
 
 mod core;
+mod host;
 mod local;
 mod results;
 
@@ -17,12 +19,15 @@ fn main() -> anyhow::Result<()> {
     if wanted("core") {
         core::run(&mut results)?;
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     if wanted("local") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         rt.block_on(local::run(&mut results))?;
+    }
+    if wanted("host") {
+        rt.block_on(host::run(&mut results))?;
     }
     let path = results.save()?;
     println!("saved {}", path.display());

@@ -1,0 +1,488 @@
+//! `host.*`: end to end through `yoi-host`: scripted runs in the embedded runtime (the
+//! component), out through the multiplexed WebSocket stream to observers over loopback.
+//!
+//! - **Throughput** (`host.events_per_s`): `OBSERVERS` clients watch `/api/v1/events/ws`
+//!   while `WORKERS` workers each stream `DELTAS` text deltas as fast as the runtime
+//!   produces them; events/s = frames delivered to all observers / wall time (first input
+//!   to the last observer's last frame).
+//! - **Baseline** (`host.baseline.events_per_s`): the very frames the first observer
+//!   received, pushed through a bare tokio-tungstenite server (a broadcast channel, one
+//!   task per connection writing frames with the same feed-then-flush batching) to the
+//!   same number of clients; `host.ws_over_baseline` is the ratio. Live delivery is
+//!   bounded by how fast the runtime produces events (actor, component, SQLite), so the
+//!   host's own streaming capacity is measured too: fresh observers replay the same
+//!   history from the first observer's snapshot cursor as fast as the host pushes it
+//!   (`host.replay.events_per_s`, `host.replay_over_baseline`).
+//! - **Latency** (`host.p50_ms`, `host.p99_ms`): a paced run at about `PACED_RATE`
+//!   events/s nominal (`PACED_WORKERS` workers, one delta every `PACED_DELAY_MS` each;
+//!   timer granularity makes the reached rate about 10,000 events/s), measured
+//!   from the moment the event is published by the event log (an in-process subscriber
+//!   stamps it) to its receipt by each observer; `host.paced.events_per_s` is the rate
+//!   reached.
+//!
+//! Clients, host and runtime share the machine (and the tokio runtime), as they would on
+//! a developer laptop; the baseline pays the same client costs.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{broadcast, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::{Host, RuntimeHandle};
+use yoi_protocol::{Event, WorkerStatus};
+
+use crate::results::Results;
+
+const WORKERS: usize = 20;
+const DELTAS: usize = 2_000;
+const OBSERVERS: usize = 4;
+const PACED_WORKERS: usize = 62;
+const PACED_DELAY_MS: u64 = 5;
+const PACED_DELTAS: usize = 400;
+const PACED_RATE: usize = PACED_WORKERS * 1000 / PACED_DELAY_MS as usize;
+/// Hang guard, never a performance bound.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+pub async fn run(results: &mut Results) -> anyhow::Result<()> {
+    let t = throughput().await?;
+    let host_rate = t.live.0 as f64 / t.live.1;
+    let replay_rate = t.replay.0 as f64 / t.replay.1;
+    results.record("host.events_per_s", host_rate);
+    results.record("host.replay.events_per_s", replay_rate);
+    let (base_delivered, base_seconds) = baseline(t.frames).await?;
+    let base_rate = base_delivered as f64 / base_seconds;
+    results.record("host.baseline.events_per_s", base_rate);
+    results.record("host.ws_over_baseline", host_rate / base_rate);
+    results.record("host.replay_over_baseline", replay_rate / base_rate);
+
+    let paced = paced().await?;
+    results.record("host.paced.events_per_s", paced.rate);
+    results.record("host.p50_ms", paced.p50_ms);
+    results.record("host.p99_ms", paced.p99_ms);
+    Ok(())
+}
+
+fn config(dir: &std::path::Path, token_delay_ms: u64) -> anyhow::Result<Config> {
+    let component = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
+    let mut runtime = RuntimeConfig::default_local();
+    runtime.scripted.token_delay_ms = token_delay_ms;
+    runtime.scripted.reasoning = false;
+    // The in-process stamping subscriber must never lag.
+    runtime.log.broadcast_capacity = (1 << 20).try_into()?;
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse()?,
+        data_dir: Some(dir.to_path_buf()),
+        component: Some(component),
+        runtimes: vec![runtime],
+        ..Config::default()
+    };
+    // Observers read as fast as they can; the queue only bounds memory here.
+    config.streams.queue = (1 << 20).try_into()?;
+    Ok(config)
+}
+
+struct Bench {
+    host: Host,
+    runtime: Arc<RuntimeHandle>,
+    http: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A tiny HTTP/1.1 client for the few REST calls (keeps the bench's dependencies small).
+struct Client {
+    addr: SocketAddr,
+    token: String,
+}
+
+impl Client {
+    async fn post(&self, path: &str, body: &str) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+        let request = format!(
+            "POST /api/v1{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            self.token,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        anyhow::ensure!(head.starts_with("HTTP/1.1 2"), "POST {path}: {head} {body}");
+        Ok(body.to_string())
+    }
+}
+
+async fn start(token_delay_ms: u64) -> anyhow::Result<Bench> {
+    let dir = tempfile::tempdir()?;
+    let host = Host::start(config(dir.path(), token_delay_ms)?).await?;
+    let registry = tokio::time::timeout(PATIENCE, host.ready()).await??;
+    let runtime = registry.get("local").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = Client {
+        addr: host.local_addr(),
+        token: host.token().to_string(),
+    };
+    Ok(Bench {
+        host,
+        runtime,
+        http,
+        _dir: dir,
+    })
+}
+
+impl Bench {
+    async fn workers(&self, n: usize) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let body = self
+                .http
+                .post(
+                    "/runtimes/local/workers",
+                    &format!(r#"{{"name":"bench{i}","model":"scripted"}}"#),
+                )
+                .await?;
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            ids.push(v["worker"]["id"].as_str().context("worker id")?.to_string());
+        }
+        Ok(ids)
+    }
+
+    async fn input_all(&self, ids: &[String], text: &str) -> anyhow::Result<()> {
+        for id in ids {
+            self.http
+                .post(
+                    &format!("/runtimes/local/workers/{id}/input"),
+                    &format!(r#"{{"text":"{text}"}}"#),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Connects an observer to the multiplexed stream and reads its snapshot.
+    async fn observer(&self) -> anyhow::Result<Ws> {
+        Ok(self.observer_from(None).await?.0)
+    }
+
+    /// Connects an observer (from `cursor`, if given); without a cursor it reads the
+    /// snapshot and returns its cursor.
+    async fn observer_from(&self, cursor: Option<&str>) -> anyhow::Result<(Ws, String)> {
+        let query = cursor.map(|c| format!("?cursor={c}")).unwrap_or_default();
+        let mut request = format!("ws://{}/api/v1/events/ws{query}", self.host.local_addr())
+            .into_client_request()?;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.host.token()).parse()?,
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        if let Some(cursor) = cursor {
+            return Ok((ws, cursor.to_string()));
+        }
+        let first = ws.next().await.context("stream ended")??;
+        let snapshot: serde_json::Value = serde_json::from_str(first.to_text()?)?;
+        anyhow::ensure!(
+            snapshot["type"] == "snapshot_all",
+            "expected the snapshot first"
+        );
+        let cursor = snapshot["cursor"].as_str().context("snapshot cursor")?;
+        Ok((ws, cursor.to_string()))
+    }
+
+    /// Stamps every published event; sets `last` to the seq of the final event once
+    /// `runs` runs have returned to idle.
+    fn tap(
+        &self,
+        runs: usize,
+        stamps: Arc<Mutex<Vec<(u64, Instant)>>>,
+    ) -> (
+        watch::Receiver<u64>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let (last_tx, last) = watch::channel(u64::MAX);
+        let mut live = self.runtime.subscribe();
+        let task = tokio::spawn(async move {
+            let mut idle = 0;
+            loop {
+                let env = match live.recv().await {
+                    Ok(env) => env,
+                    Err(e) => anyhow::bail!("bench tap: {e}"),
+                };
+                stamps.lock().unwrap().push((env.seq, Instant::now()));
+                if matches!(&env.event, Event::StatusChanged { to, .. } if *to == WorkerStatus::Idle)
+                {
+                    idle += 1;
+                    if idle == runs {
+                        last_tx.send_replace(env.seq);
+                        return Ok(());
+                    }
+                }
+            }
+        });
+        (last, task)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.host.shutdown().await
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The `"seq":N` of an event frame, without parsing the whole frame.
+fn seq_of(text: &str) -> Option<u64> {
+    let at = text.find(r#""seq":"#)? + 6;
+    let digits = text[at..].split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+struct Received {
+    /// `(seq, receipt)` per event frame.
+    stamps: Vec<(u64, Instant)>,
+    frames: Vec<String>,
+}
+
+/// Reads event frames until the one with seq `last` (once known).
+async fn observe(
+    mut ws: Ws,
+    mut last: watch::Receiver<u64>,
+    keep: bool,
+) -> anyhow::Result<Received> {
+    let mut got = Received {
+        stamps: Vec::new(),
+        frames: Vec::new(),
+    };
+    let mut max_seq = 0;
+    let mut watching = true;
+    loop {
+        let message = tokio::select! {
+            m = ws.next() => m.context("stream ended")??,
+            changed = last.changed(), if watching => {
+                watching = changed.is_ok();
+                if max_seq >= *last.borrow() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let now = Instant::now();
+        let Some(seq) = seq_of(&text) else {
+            anyhow::bail!("unexpected frame {}", text.as_str());
+        };
+        got.stamps.push((seq, now));
+        if keep {
+            got.frames.push(text.to_string());
+        }
+        max_seq = max_seq.max(seq);
+        if max_seq >= *last.borrow() {
+            break;
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(got)
+}
+
+struct Throughput {
+    /// Live: frames delivered to all observers, and the wall time.
+    live: (u64, f64),
+    /// The same history replayed from the start cursor to fresh observers.
+    replay: (u64, f64),
+    /// What the first observer received, for the baseline.
+    frames: Vec<String>,
+}
+
+async fn throughput() -> anyhow::Result<Throughput> {
+    let bench = start(0).await?;
+    let ids = bench.workers(WORKERS).await?;
+    let mut observers = Vec::new();
+    let mut start_cursor = String::new();
+    for _ in 0..OBSERVERS {
+        let (ws, cursor) = bench.observer_from(None).await?;
+        observers.push(ws);
+        start_cursor = cursor;
+    }
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    let (last, tap) = bench.tap(WORKERS, stamps);
+    let started = Instant::now();
+    let tasks: Vec<_> = observers
+        .into_iter()
+        .enumerate()
+        .map(|(i, ws)| tokio::spawn(observe(ws, last.clone(), i == 0)))
+        .collect();
+    bench.input_all(&ids, &format!("stream {DELTAS}")).await?;
+    let (live, frames) = collect(tasks, started).await?;
+    tap.await??;
+
+    // The history again, as fast as the host can push it: replay from the window.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..OBSERVERS {
+        let (ws, _) = bench.observer_from(Some(&start_cursor)).await?;
+        tasks.push(tokio::spawn(observe(ws, last.clone(), false)));
+    }
+    let (replay, _) = collect(tasks, started).await?;
+    bench.stop().await?;
+    Ok(Throughput {
+        live,
+        replay,
+        frames,
+    })
+}
+
+/// Frames delivered by all observers and the time from `started` to the last receipt;
+/// plus the frames an observer kept.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Received>>>,
+    started: Instant,
+) -> anyhow::Result<((u64, f64), Vec<String>)> {
+    let mut delivered = 0;
+    let mut end = started;
+    let mut frames = Vec::new();
+    for task in tasks {
+        let got = tokio::time::timeout(PATIENCE, task).await???;
+        delivered += got.stamps.len() as u64;
+        end = end.max(got.stamps.last().map_or(started, |s| s.1));
+        if !got.frames.is_empty() {
+            frames = got.frames;
+        }
+    }
+    Ok((
+        (delivered, end.duration_since(started).as_secs_f64()),
+        frames,
+    ))
+}
+
+/// The same frames through a bare tokio-tungstenite broadcast server.
+async fn baseline(frames: Vec<String>) -> anyhow::Result<(u64, f64)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, _) = broadcast::channel::<tokio_tungstenite::tungstenite::Utf8Bytes>(frames.len() + 1);
+    let (ready_tx, mut ready) = tokio::sync::mpsc::channel::<()>(OBSERVERS);
+    let server = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for _ in 0..OBSERVERS {
+                let (stream, _) = listener.accept().await?;
+                let mut rx = tx.subscribe();
+                let ready = ready_tx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    let _ = ready.send(()).await;
+                    while let Ok(first) = rx.recv().await {
+                        if ws.feed(Message::Text(first)).await.is_err() {
+                            return;
+                        }
+                        while let Ok(more) = rx.try_recv() {
+                            if ws.feed(Message::Text(more)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if ws.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            anyhow::Ok(())
+        })
+    };
+    let last = frames.last().and_then(|f| seq_of(f)).context("no frames")?;
+    let (_last_tx, last_rx) = watch::channel(last);
+    let mut clients = Vec::new();
+    for _ in 0..OBSERVERS {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await?;
+        clients.push(ws);
+    }
+    for _ in 0..OBSERVERS {
+        ready.recv().await.context("baseline server")?;
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|ws| tokio::spawn(observe(ws, last_rx.clone(), false)))
+        .collect();
+    let started = Instant::now();
+    for frame in frames {
+        tx.send(frame.into())
+            .map_err(|_| anyhow::anyhow!("no subscribers"))?;
+    }
+    let mut delivered = 0;
+    let mut end = started;
+    for task in tasks {
+        let got = tokio::time::timeout(PATIENCE, task).await???;
+        delivered += got.stamps.len() as u64;
+        end = end.max(got.stamps.last().map_or(started, |s| s.1));
+    }
+    server.await??;
+    Ok((delivered, end.duration_since(started).as_secs_f64()))
+}
+
+struct Paced {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn paced() -> anyhow::Result<Paced> {
+    let bench = start(PACED_DELAY_MS).await?;
+    let ids = bench.workers(PACED_WORKERS).await?;
+    let mut observers = Vec::new();
+    for _ in 0..OBSERVERS {
+        observers.push(bench.observer().await?);
+    }
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let (last, tap) = bench.tap(PACED_WORKERS, published.clone());
+    let tasks: Vec<_> = observers
+        .into_iter()
+        .map(|ws| tokio::spawn(observe(ws, last.clone(), false)))
+        .collect();
+    bench
+        .input_all(&ids, &format!("stream {PACED_DELTAS}"))
+        .await?;
+    let mut received = Vec::new();
+    for task in tasks {
+        received.push(tokio::time::timeout(PATIENCE, task).await???);
+    }
+    tap.await??;
+    bench.stop().await?;
+
+    let published = std::mem::take(&mut *published.lock().unwrap());
+    let first_seq = published.first().context("nothing published")?.0;
+    let at = |seq: u64| published.get((seq - first_seq) as usize).map(|p| p.1);
+    let mut latencies: Vec<f64> = received
+        .iter()
+        .flat_map(|r| &r.stamps)
+        .filter(|(seq, _)| *seq >= first_seq)
+        .filter_map(|(seq, got)| {
+            at(*seq).map(|sent| got.saturating_duration_since(sent).as_secs_f64() * 1e3)
+        })
+        .collect();
+    anyhow::ensure!(!latencies.is_empty(), "no latency samples");
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let span = published
+        .last()
+        .unwrap()
+        .1
+        .duration_since(published[0].1)
+        .as_secs_f64();
+    println!(
+        "host: paced run at ~{PACED_RATE} events/s target, {} latency samples",
+        latencies.len()
+    );
+    Ok(Paced {
+        rate: published.len() as f64 / span.max(1e-9),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    })
+}

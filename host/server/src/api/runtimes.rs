@@ -1,0 +1,74 @@
+//! `GET /api/v1/runtimes` and `GET /api/v1/runtimes/{runtime_id}`.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use serde::Serialize;
+
+use crate::api::ApiPath;
+use crate::error::HostError;
+use crate::projection::{Command, Principal};
+use crate::registry::{RuntimeHandle, RuntimeInfo};
+use crate::server::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct RuntimesResponse {
+    pub runtimes: Vec<RuntimeInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuntimeResponse {
+    pub runtime: RuntimeInfo,
+}
+
+/// A runtime's description, counting the workers `principal` may see.
+async fn describe(
+    state: &AppState,
+    principal: &Principal,
+    runtime: &RuntimeHandle,
+) -> Result<RuntimeInfo, HostError> {
+    let workers = runtime.list_workers().await?;
+    let visible = workers
+        .into_iter()
+        .filter_map(|w| state.projection().worker(principal, &runtime.id, w))
+        .count();
+    Ok(runtime.info(visible))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<RuntimesResponse>, HostError> {
+    let result = async {
+        state.authorize(&principal, &Command::ListRuntimes)?;
+        let registry = state.registry()?;
+        let mut runtimes = Vec::new();
+        for runtime in registry.all() {
+            runtimes.push(describe(&state, &principal, runtime).await?);
+        }
+        Ok(Json(RuntimesResponse { runtimes }))
+    }
+    .await;
+    state.metrics().command("list_runtimes", &result);
+    result
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(runtime_id): ApiPath<String>,
+) -> Result<Json<RuntimeResponse>, HostError> {
+    let result = async {
+        state.authorize(
+            &principal,
+            &Command::GetRuntime {
+                runtime: &runtime_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let runtime = describe(&state, &principal, &runtime).await?;
+        Ok(Json(RuntimeResponse { runtime }))
+    }
+    .await;
+    state.metrics().command("get_runtime", &result);
+    result
+}

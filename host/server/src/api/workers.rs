@@ -1,0 +1,197 @@
+//! Workers of one runtime: `/api/v1/runtimes/{runtime_id}/workers[/{worker_id}[/input|cancel|stop|transcript]]`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use yoi_protocol::{
+    ErrorCode, Input, RunResponse, TranscriptResponse, WorkerInfo, WorkerResponse, WorkerSpec,
+    WorkersResponse,
+};
+
+use crate::api::{ApiJson, ApiPath};
+use crate::error::HostError;
+use crate::projection::{Command, Principal};
+use crate::server::AppState;
+
+type Ids = ApiPath<(String, String)>;
+
+fn not_found(worker_id: &str) -> HostError {
+    HostError::new(
+        ErrorCode::WorkerNotFound,
+        format!("worker {worker_id} not found"),
+    )
+}
+
+/// A worker as `principal` may see it (hidden ones do not exist).
+fn visible(
+    state: &AppState,
+    principal: &Principal,
+    runtime_id: &str,
+    worker: WorkerInfo,
+) -> Result<WorkerInfo, HostError> {
+    let id = worker.id.clone();
+    state
+        .projection()
+        .worker(principal, runtime_id, worker)
+        .ok_or_else(|| not_found(&id))
+}
+
+/// Runs a command: policy check, the command, then counts its outcome.
+macro_rules! command {
+    ($state:expr, $name:literal, $body:expr) => {{
+        let result = async { $body }.await;
+        $state.metrics().command($name, &result);
+        result
+    }};
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(runtime_id): ApiPath<String>,
+) -> Result<Json<WorkersResponse>, HostError> {
+    command!(state, "list_workers", {
+        state.authorize(
+            &principal,
+            &Command::ListWorkers {
+                runtime: &runtime_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let workers = runtime
+            .list_workers()
+            .await?
+            .into_iter()
+            .filter_map(|w| state.projection().worker(&principal, &runtime_id, w))
+            .collect();
+        Ok(Json(WorkersResponse { workers }))
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(runtime_id): ApiPath<String>,
+    body: Result<ApiJson<WorkerSpec>, HostError>,
+) -> Result<(StatusCode, Json<WorkerResponse>), HostError> {
+    command!(state, "create_worker", {
+        let ApiJson(spec) = body?;
+        state.authorize(
+            &principal,
+            &Command::CreateWorker {
+                runtime: &runtime_id,
+                spec: &spec,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let worker = runtime.create_worker(spec).await?;
+        let worker = visible(&state, &principal, &runtime_id, worker)?;
+        Ok((StatusCode::CREATED, Json(WorkerResponse { worker })))
+    })
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((runtime_id, worker_id)): Ids,
+) -> Result<Json<WorkerResponse>, HostError> {
+    command!(state, "get_worker", {
+        state.authorize(
+            &principal,
+            &Command::GetWorker {
+                runtime: &runtime_id,
+                worker: &worker_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let worker = runtime.get_worker(&worker_id).await?;
+        let worker = visible(&state, &principal, &runtime_id, worker)?;
+        Ok(Json(WorkerResponse { worker }))
+    })
+}
+
+/// `202 {"run_id"}`. With a `request_id`, a retried request answers the run the first
+/// one started instead of starting another.
+pub async fn input(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((runtime_id, worker_id)): Ids,
+    body: Result<ApiJson<Input>, HostError>,
+) -> Result<(StatusCode, Json<RunResponse>), HostError> {
+    command!(state, "input", {
+        let ApiJson(input) = body?;
+        state.authorize(
+            &principal,
+            &Command::Input {
+                runtime: &runtime_id,
+                worker: &worker_id,
+                input: &input,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let run_id = runtime.send_input(&worker_id, input).await?;
+        Ok((StatusCode::ACCEPTED, Json(RunResponse { run_id })))
+    })
+}
+
+/// `202 {"run_id"}` of the run being cancelled (`run_cancelled` follows on the stream).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((runtime_id, worker_id)): Ids,
+) -> Result<(StatusCode, Json<RunResponse>), HostError> {
+    command!(state, "cancel", {
+        state.authorize(
+            &principal,
+            &Command::Cancel {
+                runtime: &runtime_id,
+                worker: &worker_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let run_id = runtime.cancel(&worker_id).await?;
+        Ok((StatusCode::ACCEPTED, Json(RunResponse { run_id })))
+    })
+}
+
+pub async fn stop(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((runtime_id, worker_id)): Ids,
+) -> Result<Json<WorkerResponse>, HostError> {
+    command!(state, "stop", {
+        state.authorize(
+            &principal,
+            &Command::Stop {
+                runtime: &runtime_id,
+                worker: &worker_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let worker = runtime.stop(&worker_id).await?;
+        let worker = visible(&state, &principal, &runtime_id, worker)?;
+        Ok(Json(WorkerResponse { worker }))
+    })
+}
+
+pub async fn transcript(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((runtime_id, worker_id)): Ids,
+) -> Result<Json<TranscriptResponse>, HostError> {
+    command!(state, "transcript", {
+        state.authorize(
+            &principal,
+            &Command::Transcript {
+                runtime: &runtime_id,
+                worker: &worker_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        let messages = runtime.transcript(&worker_id).await?;
+        Ok(Json(TranscriptResponse {
+            worker_id,
+            messages,
+        }))
+    })
+}

@@ -1,0 +1,174 @@
+//! Event frames, and the per-runtime cache that builds each frame once for all streams.
+//!
+//! An event goes to every stream that observes it. Its JSON is the same for all of them,
+//! and so is the whole frame for streams whose cursor is determined by the event alone:
+//! one worker's stream (the runtime cursor) and the multiplexed stream of a host with one
+//! runtime (`h1~<id>.<runtime cursor>`). The cache keeps those per sequence number in a
+//! small ring, so N observers cost one serialization plus N reference-count increments.
+//! Streams whose frames differ (redacted events, multiplexed cursors over several
+//! runtimes) build their own.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use yoi_protocol::{Cursor, Envelope};
+
+/// An `event` frame; `body` is the event's JSON. Built by hand: the body is shared by
+/// every stream (see [`FrameCache`]), the rest is a few numbers and ids.
+pub(crate) fn event_frame(cursor: &str, runtime_id: &str, env: &Envelope, body: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(body.len() + cursor.len() + 128);
+    out.push_str(r#"{"type":"event","cursor":""#);
+    out.push_str(cursor);
+    let _ = write!(out, r#"","seq":{},"runtime_id":""#, env.seq);
+    // Runtime ids are `a-z 0-9 _ -` (checked by the config) and cursors are hex and
+    // `h1~.`: nothing to escape.
+    out.push_str(runtime_id);
+    out.push_str(r#"","worker_id":"#);
+    match &env.worker_id {
+        Some(w)
+            if w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            out.push('"');
+            out.push_str(w);
+            out.push('"');
+        }
+        Some(w) => out.push_str(&serde_json::to_string(w).unwrap_or_else(|_| "null".into())),
+        None => out.push_str("null"),
+    }
+    let _ = write!(out, r#","at_ms":{},"event":"#, env.at_ms);
+    out.push_str(body);
+    out.push('}');
+    out
+}
+
+/// Which shared frame a stream wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Cursor: the runtime cursor of the event.
+    Worker,
+    /// Cursor: a host cursor naming only this runtime.
+    All,
+}
+
+const SLOTS: usize = 4096;
+
+#[derive(Default)]
+struct Slot {
+    seq: u64,
+    json: Option<Arc<str>>,
+    worker: Option<Utf8Bytes>,
+    all: Option<Utf8Bytes>,
+}
+
+/// Recent events' JSON and frames of one runtime, indexed by sequence number.
+pub struct FrameCache {
+    slots: Box<[Mutex<Slot>]>,
+}
+
+impl Default for FrameCache {
+    fn default() -> Self {
+        FrameCache {
+            slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
+        }
+    }
+}
+
+fn encode_event(env: &Envelope) -> Arc<str> {
+    serde_json::to_string(&env.event)
+        .unwrap_or_else(|e| {
+            format!(
+                r#"{{"type":"diagnostic","level":"error","code":"internal","message":"cannot encode event: {e}"}}"#
+            )
+        })
+        .into()
+}
+
+impl FrameCache {
+    fn slot(&self, seq: u64) -> std::sync::MutexGuard<'_, Slot> {
+        let mut slot = self.slots[seq as usize % SLOTS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.seq != seq {
+            *slot = Slot {
+                seq,
+                ..Slot::default()
+            };
+        }
+        slot
+    }
+
+    /// The event's JSON (`{"type":"text_delta",…}`).
+    pub fn json(&self, env: &Envelope) -> Arc<str> {
+        let mut slot = self.slot(env.seq);
+        slot.json.get_or_insert_with(|| encode_event(env)).clone()
+    }
+
+    /// The whole event frame of `shape` (`epoch` is the runtime's).
+    pub(crate) fn frame(
+        &self,
+        runtime_id: &str,
+        epoch: u64,
+        env: &Envelope,
+        shape: Shape,
+    ) -> Utf8Bytes {
+        let mut slot = self.slot(env.seq);
+        let cached = match shape {
+            Shape::Worker => &slot.worker,
+            Shape::All => &slot.all,
+        };
+        if let Some(frame) = cached {
+            return frame.clone();
+        }
+        let json = slot.json.get_or_insert_with(|| encode_event(env)).clone();
+        let runtime_cursor = Cursor::new(epoch, env.seq).encode();
+        let cursor = match shape {
+            Shape::Worker => runtime_cursor,
+            Shape::All => format!("{}~{runtime_id}.{runtime_cursor}", crate::cursor::PREFIX),
+        };
+        let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
+        match shape {
+            Shape::Worker => slot.worker = Some(frame.clone()),
+            Shape::All => slot.all = Some(frame.clone()),
+        }
+        frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cursor::HostCursor;
+    use yoi_protocol::{Event, Frame};
+
+    #[test]
+    fn shared_frames_carry_the_right_cursors() {
+        let cache = FrameCache::default();
+        let env = Envelope {
+            seq: 9,
+            worker_id: Some("w_1".into()),
+            at_ms: 1,
+            event: Event::RunStarted {
+                run_id: "r_1".into(),
+            },
+        };
+        let worker = cache.frame("local", 77, &env, Shape::Worker);
+        let frame: Frame = serde_json::from_str(worker.as_str()).unwrap();
+        assert!(matches!(frame, Frame::Event { cursor, .. } if cursor == Cursor::new(77, 9)));
+        let all = cache.frame("local", 77, &env, Shape::All);
+        let v: serde_json::Value = serde_json::from_str(all.as_str()).unwrap();
+        let mut want = HostCursor::new();
+        want.set("local", Cursor::new(77, 9));
+        assert_eq!(v["cursor"], want.encode());
+        assert_eq!(v["event"]["type"], "run_started");
+        // A later event in the same slot replaces it.
+        let later = Envelope {
+            seq: 9 + SLOTS as u64,
+            ..env.clone()
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(cache.frame("local", 77, &later, Shape::Worker).as_str()).unwrap();
+        assert_eq!(v["seq"], later.seq);
+    }
+}

@@ -1,0 +1,57 @@
+//! `yoi-host serve`: see `yoi-host --help`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use yoi_host::cli::{Cli, Command};
+use yoi_host::server::{Host, shutdown_signal};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("yoi-host: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Command::Serve(args) = cli.command;
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("yoi-host: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: yoi_host::cli::ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let host = Host::start(config).await?;
+    if host.token_created() {
+        tracing::info!(path = %host.token_file().display(), "wrote a new access token");
+    }
+    // One line on stdout for scripts and tests: where to connect, where the token is.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(
+        stdout,
+        "yoi-host listening on http://{} (token: {})",
+        host.local_addr(),
+        host.token_file().display()
+    );
+    let _ = stdout.flush();
+    let trigger = host.shutdown_trigger();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.trigger();
+    });
+    host.wait().await
+}

@@ -1,0 +1,264 @@
+//! The built `yoi-host` binary: start-up, kill -9 then restart and resume with an old
+//! cursor, SIGTERM, and start-up errors that say what to do.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use yoi_protocol::Cursor;
+
+const BIN: &str = env!("CARGO_BIN_EXE_yoi-host");
+
+struct Proc {
+    child: Child,
+    base: String,
+    ws_base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("host.toml");
+    std::fs::write(
+        &path,
+        "[[runtimes]]\nid = \"local\"\n[runtimes.scripted]\ntoken_delay_ms = 0\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Starts the binary on an ephemeral port and waits until it is ready.
+async fn spawn(data_dir: &Path, config: &Path) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .arg("--component")
+        .arg(component())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn yoi-host");
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    });
+    let line = tokio::time::timeout(PATIENCE, line).await.unwrap().unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let token = std::fs::read_to_string(data_dir.join("host.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let proc = Proc {
+        child,
+        base: format!("http://{addr}/api/v1"),
+        ws_base: format!("ws://{addr}/api/v1"),
+        token,
+        http: reqwest::Client::new(),
+    };
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let ready = proc.http.get(format!("http://{addr}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("ready in time");
+    proc
+}
+
+impl Proc {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    async fn ws(&self, path: &str) -> Ws {
+        let mut request = format!("{}{path}", self.ws_base)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Ws { ws }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_then_restart_resumes_an_old_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let host = spawn(dir.path(), &config).await;
+    let created = host
+        .post(
+            "/runtimes/local/workers",
+            json!({"name": "w", "model": "scripted"}),
+        )
+        .await;
+    let w = created["worker"]["id"].as_str().unwrap().to_string();
+    let path = |cursor: Option<&str>| match cursor {
+        Some(c) => format!("/runtimes/local/workers/{w}/events/ws?cursor={c}"),
+        None => format!("/runtimes/local/workers/{w}/events/ws"),
+    };
+
+    let mut ws = host.ws(&path(None)).await;
+    ws.frame().await;
+    host.post(
+        &format!("/runtimes/local/workers/{w}/input"),
+        json!({"text": "first"}),
+    )
+    .await;
+    let first_run = ws.events_until(|f| back_to_idle(f, &w)).await;
+    let old_cursor = cursor_of(first_run.last().unwrap());
+    host.post(
+        &format!("/runtimes/local/workers/{w}/input"),
+        json!({"text": "second"}),
+    )
+    .await;
+    let second_run = ws.events_until(|f| back_to_idle(f, &w)).await;
+    let mux_cursor = {
+        let mut all = host.ws("/events/ws").await;
+        cursor_of(&all.frame().await)
+    };
+    drop(ws);
+    let token = host.token.clone();
+
+    // kill -9: no shutdown at all.
+    drop(host);
+    let host = spawn(dir.path(), &config).await;
+    assert_eq!(host.token, token, "the token file is reused");
+
+    // The old cursor still names the same position: the second run replays exactly.
+    let mut ws = host.ws(&path(Some(&old_cursor))).await;
+    let replayed = ws.events_until(|f| back_to_idle(f, &w)).await;
+    assert_eq!(seqs(&replayed), seqs(&second_run));
+    assert_eq!(replayed, second_run, "same events, same cursors");
+    // ... and the stream goes on live after the replay.
+    host.post(
+        &format!("/runtimes/local/workers/{w}/input"),
+        json!({"text": "third"}),
+    )
+    .await;
+    let live = ws.events_until(|f| back_to_idle(f, &w)).await;
+    assert_eq!(live[0]["event"]["text"], "third");
+    assert_eq!(
+        live[0]["seq"].as_u64().unwrap(),
+        replayed.last().unwrap()["seq"].as_u64().unwrap() + 1
+    );
+    let epoch = Cursor::decode(&old_cursor).unwrap().epoch;
+    assert_eq!(Cursor::decode(&cursor_of(&live[0])).unwrap().epoch, epoch);
+
+    // The multiplexed cursor taken before the kill resumes too.
+    let mut all = host.ws(&format!("/events/ws?cursor={mux_cursor}")).await;
+    let rest = all.events_until(|f| back_to_idle(f, &w)).await;
+    assert_eq!(seqs(&rest), seqs(&live));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_streams_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut host = spawn(dir.path(), &config).await;
+    let mut ws = host.ws("/events/ws").await;
+    assert_eq!(ws.frame().await["type"], "snapshot_all");
+    let pid = host.child.id() as libc::pid_t;
+    // SAFETY: plain kill(2) on the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let f = ws.frame().await;
+    assert_eq!(f["code"], "shutting_down", "{f}");
+    assert_eq!(ws.expect_close().await, Some(1001));
+    let status = tokio::task::spawn_blocking(move || {
+        let status = host.child.wait().unwrap();
+        (status, host)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert!(status.success(), "{status}");
+}
+
+fn run_to_failure(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run yoi-host");
+    assert!(!out.status.success(), "expected a failure");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn start_up_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let err = run_to_failure(&[
+        "serve",
+        "--data-dir",
+        data,
+        "--component",
+        "/nonexistent/yoi_runtime.wasm",
+    ]);
+    assert!(err.contains("cargo xtask build-guest"), "{err}");
+
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "bind = \"127.0.0.1:0\"\n[streams]\nqueue_size = 3\n",
+    )
+    .unwrap();
+    let err = run_to_failure(&[
+        "serve",
+        "--data-dir",
+        data,
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("queue_size") && err.contains("line 3"),
+        "{err}"
+    );
+
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--config", "--bind", "--data-dir", "--component"] {
+        assert!(help.contains(flag), "{help}");
+    }
+}

@@ -1,0 +1,298 @@
+//! Shared set-up for the host's socket tests: an in-process host on 127.0.0.1:0 running
+//! the built runtime component, a REST client and a WebSocket client.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::{Host, RuntimeHandle};
+
+/// Generous guard so a broken test fails instead of hanging; never a performance bound.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+pub fn component() -> PathBuf {
+    yoi_core::guest_component_path().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A config for tests: ephemeral port, the built component, a fast scripted model.
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    let mut runtime = RuntimeConfig::default_local();
+    runtime.scripted.token_delay_ms = 0;
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: Some(data_dir.to_path_buf()),
+        component: Some(component()),
+        runtimes: vec![runtime],
+        ..Config::default()
+    }
+}
+
+pub struct TestHost {
+    pub host: Option<Host>,
+    pub base: String,
+    pub ws_base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start() -> TestHost {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let host = Host::start(config).await.expect("host starts");
+    tokio::time::timeout(PATIENCE, host.ready())
+        .await
+        .expect("runtimes load in time")
+        .expect("runtimes load");
+    let addr = host.local_addr();
+    TestHost {
+        base: format!("http://{addr}/api/v1"),
+        ws_base: format!("ws://{addr}/api/v1"),
+        token: host.token().to_string(),
+        http: reqwest::Client::new(),
+        host: Some(host),
+        dir,
+    }
+}
+
+impl TestHost {
+    pub fn host(&self) -> &Host {
+        self.host.as_ref().expect("host running")
+    }
+
+    pub fn runtime(&self) -> std::sync::Arc<RuntimeHandle> {
+        let registry = self.host().state().registry().expect("ready").clone();
+        registry.get("local").expect("local runtime")
+    }
+
+    pub fn local(&self) -> yoi_runtime::LocalRuntime {
+        let runtime = self.runtime();
+        let yoi_host::registry::RuntimeSource::Embedded(e) = &runtime.source;
+        e.runtime().clone()
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(host) = self.host.take() {
+            host.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn create_worker(&self, name: &str) -> String {
+        let resp = self
+            .post("/runtimes/local/workers")
+            .json(&json!({"name": name, "model": "scripted"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        body["worker"]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn input(&self, worker: &str, text: &str) -> String {
+        let resp = self
+            .post(&format!("/runtimes/local/workers/{worker}/input"))
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+        let body: Value = resp.json().await.unwrap();
+        body["run_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn worker(&self, worker: &str) -> Value {
+        let resp = self
+            .get(&format!("/runtimes/local/workers/{worker}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["worker"].clone()
+    }
+
+    /// Polls until the worker is idle with `runs` runs done.
+    pub async fn wait_idle(&self, worker: &str, runs: u64) {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let w = self.worker(worker).await;
+                if w["status"] == "idle" && w["run_count"].as_u64() == Some(runs) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the worker finishes its run in time");
+    }
+
+    /// Connects a stream with the bearer header; `path` is below `/api/v1`.
+    pub async fn ws(&self, path: &str) -> Ws {
+        let mut request = format!("{}{path}", self.ws_base)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
+        );
+        let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Ws { ws }
+    }
+
+    pub fn worker_stream(&self, worker: &str, cursor: Option<&str>) -> String {
+        match cursor {
+            Some(c) => format!("/runtimes/local/workers/{worker}/events/ws?cursor={c}"),
+            None => format!("/runtimes/local/workers/{worker}/events/ws"),
+        }
+    }
+
+    pub fn all_stream(&self, cursor: Option<&str>) -> String {
+        match cursor {
+            Some(c) => format!("/events/ws?cursor={c}"),
+            None => "/events/ws".to_string(),
+        }
+    }
+}
+
+pub struct Ws {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a stream gave next.
+#[derive(Debug)]
+pub enum Got {
+    Frame(Value),
+    Ping,
+    /// A close frame with its code, or the end of the connection.
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    pub async fn next_raw(&mut self) -> Got {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a frame in time");
+            return match msg {
+                Some(Ok(Message::Text(text))) => {
+                    Got::Frame(serde_json::from_str(&text).expect("frames are JSON"))
+                }
+                Some(Ok(Message::Ping(_))) => Got::Ping,
+                Some(Ok(Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => Got::Closed(frame.map(|f| f.code.into())),
+                Some(Ok(other)) => panic!("unexpected message {other:?}"),
+                None
+                | Some(Err(tungstenite::Error::ConnectionClosed))
+                | Some(Err(tungstenite::Error::AlreadyClosed)) => Got::Closed(None),
+                Some(Err(tungstenite::Error::Protocol(_))) => Got::Closed(None),
+                Some(Err(tungstenite::Error::Io(_))) => Got::Closed(None),
+                Some(Err(e)) => panic!("stream error {e:?}"),
+            };
+        }
+    }
+
+    /// The next JSON frame (pings skipped); panics on close.
+    pub async fn frame(&mut self) -> Value {
+        loop {
+            match self.next_raw().await {
+                Got::Frame(v) => return v,
+                Got::Ping => continue,
+                Got::Closed(code) => panic!("stream closed ({code:?}) while a frame was expected"),
+            }
+        }
+    }
+
+    /// The next frame, or `None` when the stream closes.
+    pub async fn frame_or_close(&mut self) -> Option<Value> {
+        loop {
+            match self.next_raw().await {
+                Got::Frame(v) => return Some(v),
+                Got::Ping => continue,
+                Got::Closed(_) => return None,
+            }
+        }
+    }
+
+    /// Asserts the stream closes next (after any pings).
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next_raw().await {
+                Got::Ping => continue,
+                Got::Frame(v) => panic!("expected the stream to close, got {v}"),
+                Got::Closed(code) => return code,
+            }
+        }
+    }
+
+    /// Event frames until `done` says stop (inclusive).
+    pub async fn events_until(&mut self, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let f = self.frame().await;
+            assert_eq!(f["type"], "event", "expected an event frame, got {f}");
+            let stop = done(&f);
+            seen.push(f);
+            if stop {
+                return seen;
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+}
+
+/// Whether an event frame ends a run (of any worker, or of `worker`).
+pub fn run_ended(frame: &Value, worker: Option<&str>) -> bool {
+    let kind = frame["event"]["type"].as_str().unwrap_or("");
+    matches!(kind, "run_completed" | "run_failed" | "run_cancelled")
+        && worker.is_none_or(|w| frame["worker_id"] == w)
+}
+
+/// Whether an event frame is the worker's return to idle after a run.
+pub fn back_to_idle(frame: &Value, worker: &str) -> bool {
+    frame["worker_id"] == worker
+        && frame["event"]["type"] == "status_changed"
+        && frame["event"]["to"] == "idle"
+}
+
+pub fn seqs(frames: &[Value]) -> Vec<u64> {
+    frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect()
+}
+
+pub fn cursor_of(frame: &Value) -> String {
+    frame["cursor"]
+        .as_str()
+        .expect("frame has a cursor")
+        .to_string()
+}
