@@ -10,7 +10,7 @@ use std::time::Instant;
 use yoi_core::{Core, GuestLimits, NativeCore, WasmCore, WasmEngine};
 use yoi_protocol::{Completion, Effect, FinishReason, Input, Usage, WorkerSpec};
 
-use crate::results::Results;
+use crate::results::{Results, Samples};
 
 const WORKERS: usize = 1_000;
 const DELTAS: usize = 200;
@@ -136,26 +136,44 @@ fn answer(call_id: u64, out: &mut Vec<Completion>) {
 }
 
 pub fn run(results: &mut Results) -> anyhow::Result<()> {
-    println!("core: {WORKERS} workers x (tool call + {DELTAS} text deltas), batches of {BATCH}");
-    let mut native = NativeCore::new();
-    let n = drive(&mut native)?;
+    let rounds = crate::results::rounds();
+    println!(
+        "core: {WORKERS} workers x (tool call + {DELTAS} text deltas), batches of {BATCH}; \
+         {rounds} rounds, native and wasm alternating"
+    );
     let engine = WasmEngine::new()?;
     let path = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
     let component = yoi_core::load_component(&engine, &path)?;
-    let mut wasm = WasmCore::instantiate(&engine, &component, GuestLimits::default())?;
-    let w = drive(&mut wasm)?;
-    anyhow::ensure!(
-        n.events == w.events && n.completions == w.completions,
-        "native and wasm cores disagree: {} vs {} events",
-        n.events,
-        w.events
-    );
-    let native_rate = n.completions as f64 / n.seconds;
-    let wasm_rate = w.completions as f64 / w.seconds;
-    results.record("core.native.completions_per_s", native_rate);
-    results.record("core.wasm.completions_per_s", wasm_rate);
-    results.record("core.native.events_per_s", n.events as f64 / n.seconds);
-    results.record("core.wasm.events_per_s", w.events as f64 / w.seconds);
-    results.record("core.wasm_over_native", wasm_rate / native_rate);
+    let mut figures: [Samples; 5] = Default::default();
+    for _ in 0..rounds {
+        // A fresh core per round, so every round does the same work from the same state.
+        let n = drive(&mut NativeCore::new())?;
+        let mut wasm = WasmCore::instantiate(&engine, &component, GuestLimits::default())?;
+        let w = drive(&mut wasm)?;
+        anyhow::ensure!(
+            n.events == w.events && n.completions == w.completions,
+            "native and wasm cores disagree: {} vs {} events",
+            n.events,
+            w.events
+        );
+        let native_rate = n.completions as f64 / n.seconds;
+        let wasm_rate = w.completions as f64 / w.seconds;
+        figures[0].push(native_rate);
+        figures[1].push(wasm_rate);
+        figures[2].push(n.events as f64 / n.seconds);
+        figures[3].push(w.events as f64 / w.seconds);
+        // Paired per round: both cores ran under the same conditions.
+        figures[4].push(wasm_rate / native_rate);
+    }
+    let names = [
+        "core.native.completions_per_s",
+        "core.wasm.completions_per_s",
+        "core.native.events_per_s",
+        "core.wasm.events_per_s",
+        "core.wasm_over_native",
+    ];
+    for (name, samples) in names.iter().zip(&figures) {
+        results.record_median(name, samples);
+    }
     Ok(())
 }

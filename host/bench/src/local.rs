@@ -16,7 +16,7 @@ use yoi_eventlog::LogConfig;
 use yoi_protocol::{Event, Input, WorkerSpec};
 use yoi_runtime::{LocalRuntime, LocalRuntimeConfig, RuntimeBuilder};
 
-use crate::results::Results;
+use crate::results::{Results, Samples};
 
 const WORKERS: usize = 100;
 const DELTAS: usize = 2_000;
@@ -87,26 +87,46 @@ async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
 }
 
 pub async fn run(results: &mut Results) -> anyhow::Result<()> {
-    println!("local: {WORKERS} workers x {DELTAS} deltas, SQLite event log, scripted model");
+    let rounds = crate::results::rounds();
+    println!(
+        "local: {WORKERS} workers x {DELTAS} deltas, SQLite event log, scripted model; \
+         {rounds} rounds, native and wasm alternating"
+    );
     let dir = tempfile::tempdir()?;
-    let native = builder(&dir.path().join("native")).open(|| Ok(NativeCore::new()))?;
-    let n = drive(&native).await?;
-    native.shutdown().await;
-
     let engine = WasmEngine::new()?;
     let path = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
     let component = yoi_core::load_component(&engine, &path)?;
-    let wasm = builder(&dir.path().join("wasm"))
-        .open(move || WasmCore::instantiate(&engine, &component, GuestLimits::default()))?;
-    let w = drive(&wasm).await?;
-    wasm.shutdown().await;
+    let mut figures: [Samples; 5] = Default::default();
+    for round in 0..rounds {
+        // A fresh data dir per runtime and round: every round appends to an empty store.
+        let native =
+            builder(&dir.path().join(format!("native{round}"))).open(|| Ok(NativeCore::new()))?;
+        let n = drive(&native).await?;
+        native.shutdown().await;
 
-    let native_rate = n.events as f64 / n.seconds;
-    let wasm_rate = w.events as f64 / w.seconds;
-    results.record("local.native.events_per_s", native_rate);
-    results.record("local.wasm.events_per_s", wasm_rate);
-    results.record("local.wasm_over_native", wasm_rate / native_rate);
-    results.record("local.native.store_share", n.store_share);
-    results.record("local.wasm.store_share", w.store_share);
+        let (engine, component) = (engine.clone(), component.clone());
+        let wasm = builder(&dir.path().join(format!("wasm{round}")))
+            .open(move || WasmCore::instantiate(&engine, &component, GuestLimits::default()))?;
+        let w = drive(&wasm).await?;
+        wasm.shutdown().await;
+
+        let native_rate = n.events as f64 / n.seconds;
+        let wasm_rate = w.events as f64 / w.seconds;
+        figures[0].push(native_rate);
+        figures[1].push(wasm_rate);
+        figures[2].push(wasm_rate / native_rate);
+        figures[3].push(n.store_share);
+        figures[4].push(w.store_share);
+    }
+    let names = [
+        "local.native.events_per_s",
+        "local.wasm.events_per_s",
+        "local.wasm_over_native",
+        "local.native.store_share",
+        "local.wasm.store_share",
+    ];
+    for (name, samples) in names.iter().zip(&figures) {
+        results.record_median(name, samples);
+    }
     Ok(())
 }

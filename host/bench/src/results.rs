@@ -44,3 +44,71 @@ fn format_figure(value: f64) -> String {
         format!("{value:.3}")
     }
 }
+
+/// How many times each measurement is repeated (`YOI_BENCH_ROUNDS`, default 5). The
+/// figures are medians: a single short run on a shared 2-core machine swings by ±20 %.
+pub fn rounds() -> usize {
+    std::env::var("YOI_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(5)
+}
+
+/// One figure measured once per round.
+#[derive(Debug, Default, Clone)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub fn push(&mut self, value: f64) {
+        self.0.push(value);
+    }
+
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// `min..max` of the rounds, for the printed spread.
+    pub fn spread(&self) -> String {
+        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{}..{}", format_figure(min), format_figure(max))
+    }
+}
+
+impl Results {
+    /// Records the median of `samples` and prints the spread of the rounds beside it.
+    pub fn record_median(&mut self, name: &str, samples: &Samples) {
+        let value = samples.median();
+        println!(
+            "{name:<36} {:<12} (median of {}: {})",
+            format_figure(value),
+            samples.0.len(),
+            samples.spread()
+        );
+        self.figures.insert(name.to_string(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_rounds() {
+        let mut s = Samples::default();
+        for v in [5.0, 1.0, 3.0] {
+            s.push(v);
+        }
+        assert_eq!(s.median(), 3.0);
+        s.push(10.0);
+        assert_eq!(s.median(), 4.0);
+        assert_eq!(s.spread(), "1.000..10.000");
+    }
+}
