@@ -38,10 +38,11 @@ pub struct LogConfig {
     /// At most this many sequence numbers are pruned per [`prune`](crate::EventLog::prune)
     /// call (minimum 1), which bounds the time one call takes.
     pub prune_batch: u64,
-    /// The `(worker_id, seq)` index is extended in sorted chunks once this many events
-    /// are not yet indexed (minimum 1); a worker-filtered store replay scans at most
-    /// about this many unindexed events. See the crate documentation.
-    pub index_chunk: u64,
+    /// `log2` of the sequence numbers per chunk of the worker index (at most 20), used
+    /// when a store is created; an existing store keeps the size it was created with. A
+    /// worker-filtered store replay scans the chunks the worker appears in. See the
+    /// crate documentation.
+    pub index_chunk_bits: u8,
     /// Idle read-only connections kept for store replays (more are opened on demand when
     /// replays run concurrently, and closed afterwards).
     pub read_connections: usize,
@@ -55,7 +56,7 @@ impl Default for LogConfig {
             broadcast_capacity: 16_384,
             durability: Durability::Normal,
             prune_batch: 8_192,
-            index_chunk: 16_384,
+            index_chunk_bits: 10,
             read_connections: 4,
         }
     }

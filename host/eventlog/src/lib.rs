@@ -28,20 +28,20 @@
 //!
 //! - `meta(key, value)`: `schema_version` ([`SCHEMA_VERSION`]), `epoch` (a random
 //!   non-zero `u64` made when the store is created and kept for its life), `horizon`
-//!   (see retention) and `indexed_upto` (see below).
+//!   (see retention) and `chunk_bits` (see below).
 //! - `events(seq INTEGER PRIMARY KEY, worker_id TEXT, at_ms INTEGER, kind TEXT, body TEXT)`:
 //!   one row per event, `body` is the JSON of the [`Event`](yoi_protocol::Event), `kind`
 //!   its `type` tag.
-//! - `worker_seq(worker_id, seq)` (`WITHOUT ROWID`, primary key `(worker_id, seq)`): the
-//!   index that finds one worker's events. It is a table extended in sorted chunks rather
-//!   than a SQLite index maintained on every insert: with many workers interleaved, an
-//!   ordinary index dirties one index page per active worker per transaction, which cut
-//!   appends of 100-event batches over 100 workers from ~200,000 to ~23,000 events/s in
-//!   our measurements. Once [`LogConfig::index_chunk`] events are unindexed, the append
-//!   that crossed the line (after publishing) indexes them in one sorted `INSERT … SELECT`
-//!   and records `indexed_upto`. A worker-filtered store replay reads the index up to
-//!   `indexed_upto` and scans the short unindexed tail after it, in one read
-//!   transaction.
+//! - `worker_chunks(worker_id, chunk)` (`WITHOUT ROWID`, primary key `(worker_id, chunk)`):
+//!   the index that finds one worker's events. The sequence numbers are cut into chunks
+//!   of `2^chunk_bits` ([`LogConfig::index_chunk_bits`], 1,024 by default, fixed when the
+//!   store is created); a row says "this worker has events in this chunk". An append
+//!   writes a row only for a worker's first event in a chunk, in the same transaction
+//!   as the events (the writer remembers the workers of the newest chunk), so the index
+//!   costs a handful of rows per thousand events and is never behind. A worker-filtered
+//!   store replay walks the worker's chunks in order and range-scans each. (Schema 1
+//!   indexed every event in a `worker_seq` table, which cost about as much as storing
+//!   the events; opening such a store migrates it.)
 //!
 //! Opening an existing store continues its sequence after the highest number ever
 //! handed out. One `EventLog` at a time may hold a store: `open` takes an exclusive lock

@@ -37,8 +37,8 @@ pub struct EventLog {
     /// The highest sequence number handed out and committed.
     last_seq: u64,
     horizon: u64,
-    /// Events with `seq <= indexed_upto` are in the worker index.
-    indexed_upto: u64,
+    /// The worker index's newest chunk, as far as this writer has written it.
+    index: store::ChunkIndex,
     encode_buf: Vec<u8>,
 }
 
@@ -52,11 +52,12 @@ impl EventLog {
     pub fn open(path: &Path, config: LogConfig) -> Result<EventLog, LogError> {
         let lock = store::lock(path)?;
         let mut conn = store::open_writer(path, config.durability)?;
-        let meta = store::init(&mut conn)?;
+        let meta = store::init(&mut conn, config.index_chunk_bits)?;
         let (live, _) = broadcast::channel(config.broadcast_capacity.max(1));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             epoch: meta.epoch,
+            chunk_bits: meta.chunk_bits,
             last_seq: meta.last_seq.into(),
             horizon: meta.horizon.into(),
             window: RwLock::new(Window::new(config.window_capacity)),
@@ -72,7 +73,7 @@ impl EventLog {
             horizon = meta.horizon,
             "event log opened"
         );
-        let mut log = EventLog {
+        let log = EventLog {
             conn,
             _lock: lock,
             config,
@@ -80,16 +81,9 @@ impl EventLog {
             live,
             last_seq: meta.last_seq,
             horizon: meta.horizon,
-            indexed_upto: meta.indexed_upto,
+            index: store::ChunkIndex::new(meta.chunk_bits),
             encode_buf: Vec::with_capacity(1024),
         };
-        while log.index_due() {
-            let to = log
-                .last_seq
-                .min(log.indexed_upto + log.config.index_chunk.max(1));
-            store::index_range(&mut log.conn, log.indexed_upto, to)?;
-            log.indexed_upto = to;
-        }
         Ok(log)
     }
 
@@ -123,7 +117,13 @@ impl EventLog {
             })
             .collect();
         let started = Instant::now();
-        if let Err(e) = store::insert_batch(&mut self.conn, &batch, &mut self.encode_buf) {
+        if let Err(e) = store::insert_batch(
+            &mut self.conn,
+            &batch,
+            &mut self.index,
+            &mut self.encode_buf,
+        ) {
+            self.index.forget();
             self.resync();
             return Err(e);
         }
@@ -151,28 +151,7 @@ impl EventLog {
         );
         c.publish_nanos
             .fetch_add(written.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if self.index_due() {
-            self.index_tail();
-        }
         Ok(batch)
-    }
-
-    fn index_due(&self) -> bool {
-        self.last_seq - self.indexed_upto >= self.config.index_chunk.max(1)
-    }
-
-    /// Extends the worker index over everything stored. A failure is logged and retried
-    /// on a later append (replays stay correct: they scan what is not indexed).
-    fn index_tail(&mut self) {
-        let started = Instant::now();
-        match store::index_range(&mut self.conn, self.indexed_upto, self.last_seq) {
-            Ok(()) => self.indexed_upto = self.last_seq,
-            Err(e) => tracing::warn!(error = %e, "event log: extending the worker index failed"),
-        }
-        let nanos = started.elapsed().as_nanos() as u64;
-        let c = &self.shared.counters;
-        c.index_nanos.fetch_add(nanos, Ordering::Relaxed);
-        c.store_write_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// After a failed append: never hand out a sequence number the store already holds.
@@ -245,7 +224,14 @@ impl EventLog {
         after_seq: u64,
         chunk: usize,
     ) -> Result<Vec<Envelope>, LogError> {
-        store::read_range(&self.conn, after_seq, u64::MAX >> 1, None, chunk)
+        store::read_range(
+            &self.conn,
+            after_seq,
+            u64::MAX >> 1,
+            None,
+            chunk,
+            self.shared.chunk_bits,
+        )
     }
 
     /// See [`LogReader::replay`].

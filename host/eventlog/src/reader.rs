@@ -35,11 +35,9 @@ pub struct LogStats {
     pub events_appended: u64,
     /// Append transactions committed.
     pub commits: u64,
-    /// Time spent in store writes: encoding, inserting and committing, and extending the
-    /// worker index (nanoseconds).
+    /// Time spent in store writes: encoding, inserting (events and worker-index rows)
+    /// and committing (nanoseconds).
     pub store_write_nanos: u64,
-    /// The part of `store_write_nanos` spent extending the worker index.
-    pub index_nanos: u64,
     /// Time spent publishing to the window and the broadcast (nanoseconds).
     pub publish_nanos: u64,
     /// Delta events deleted by retention since the log was opened.
@@ -51,7 +49,6 @@ pub(crate) struct Counters {
     pub events_appended: AtomicU64,
     pub commits: AtomicU64,
     pub store_write_nanos: AtomicU64,
-    pub index_nanos: AtomicU64,
     pub publish_nanos: AtomicU64,
     pub events_pruned: AtomicU64,
 }
@@ -60,6 +57,8 @@ pub(crate) struct Counters {
 pub(crate) struct Shared {
     pub path: PathBuf,
     pub epoch: u64,
+    /// The store's worker-index chunk size (`log2` of sequence numbers per chunk).
+    pub chunk_bits: u8,
     /// The last published sequence number; written under the window's write lock.
     pub last_seq: AtomicU64,
     /// Cursors with `seq < horizon` have expired. Raised before pruning deletes anything.
@@ -114,7 +113,6 @@ impl Shared {
             events_appended: c.events_appended.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             store_write_nanos: c.store_write_nanos.load(Ordering::Relaxed),
-            index_nanos: c.index_nanos.load(Ordering::Relaxed),
             publish_nanos: c.publish_nanos.load(Ordering::Relaxed),
             events_pruned: c.events_pruned.load(Ordering::Relaxed),
         }
@@ -165,7 +163,9 @@ impl Shared {
                 }
             }
             let need = want - events.len();
-            let rows = self.with_conn(|conn| store::read_range(conn, pos, last, worker, need))?;
+            let rows = self.with_conn(|conn| {
+                store::read_range(conn, pos, last, worker, need, self.chunk_bits)
+            })?;
             // Pruning raises the horizon before it deletes: if it moved past where this
             // read started, rows may be missing from what was read.
             let horizon = self.horizon.load(Ordering::SeqCst);

@@ -6,13 +6,14 @@
 use crate::config::Durability;
 use crate::error::LogError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use yoi_protocol::{Envelope, Event};
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads (older stores are migrated on open).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The `kind`s of delta events (the ones for which [`Event::is_delta`] is true): the only
 /// events retention deletes.
@@ -32,23 +33,20 @@ CREATE TABLE IF NOT EXISTS events (
     kind      TEXT NOT NULL,
     body      TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS worker_seq (
+CREATE TABLE IF NOT EXISTS worker_chunks (
     worker_id TEXT NOT NULL,
-    seq       INTEGER NOT NULL,
-    PRIMARY KEY (worker_id, seq)
+    chunk     INTEGER NOT NULL,
+    PRIMARY KEY (worker_id, chunk)
 ) WITHOUT ROWID;
 ";
 
 const INSERT: &str =
     "INSERT INTO events (seq, worker_id, at_ms, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_CHUNK: &str = "INSERT OR IGNORE INTO worker_chunks (worker_id, chunk) VALUES (?1, ?2)";
 const SELECT_ALL: &str = "SELECT seq, worker_id, at_ms, body FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3";
-/// A worker's events through the `(worker_id, seq)` index.
-const SELECT_WORKER_INDEXED: &str = "SELECT e.seq, e.worker_id, e.at_ms, e.body FROM worker_seq w JOIN events e ON e.seq = w.seq WHERE w.worker_id = ?1 AND w.seq > ?2 AND w.seq <= ?3 ORDER BY w.seq LIMIT ?4";
-/// A worker's events in the not yet indexed tail (a bounded scan).
-const SELECT_WORKER_TAIL: &str = "SELECT seq, worker_id, at_ms, body FROM events WHERE seq > ?2 AND seq <= ?3 AND worker_id = ?1 ORDER BY seq LIMIT ?4";
-const INDEX: &str = "INSERT OR IGNORE INTO worker_seq (worker_id, seq) SELECT worker_id, seq FROM events WHERE seq > ?1 AND seq <= ?2 AND worker_id IS NOT NULL ORDER BY worker_id, seq";
-const SET_INDEXED: &str = "UPDATE meta SET value = ?1 WHERE key = 'indexed_upto'";
-const PRUNE_INDEX: &str = "DELETE FROM worker_seq WHERE (worker_id, seq) IN (SELECT worker_id, seq FROM events WHERE seq > ?1 AND seq <= ?2 AND worker_id IS NOT NULL AND kind IN ('reasoning_delta', 'text_delta', 'tool_call_args_delta'))";
+/// One worker's events: the chunks it appears in, in order (`CROSS JOIN` keeps that loop
+/// outside), each scanned by its `seq` range.
+const SELECT_WORKER: &str = "SELECT e.seq, e.worker_id, e.at_ms, e.body FROM worker_chunks c CROSS JOIN events e WHERE c.worker_id = ?1 AND c.chunk >= (?2 >> ?5) AND c.chunk <= (?3 >> ?5) AND e.seq >= (c.chunk << ?5) AND e.seq < ((c.chunk + 1) << ?5) AND e.seq > ?2 AND e.seq <= ?3 AND e.worker_id = ?1 ORDER BY c.chunk, e.seq LIMIT ?4";
 const PRUNE: &str = "DELETE FROM events WHERE seq > ?1 AND seq <= ?2 AND kind IN ('reasoning_delta', 'text_delta', 'tool_call_args_delta')";
 
 /// What `open` found (or made) in the meta table.
@@ -57,8 +55,8 @@ pub(crate) struct Meta {
     pub horizon: u64,
     /// The highest sequence number ever handed out (stored or pruned).
     pub last_seq: u64,
-    /// Every event with a worker and `seq <= indexed_upto` is in `worker_seq`.
-    pub indexed_upto: u64,
+    /// `log2` of the sequence numbers per worker-index chunk, fixed at creation.
+    pub chunk_bits: u8,
 }
 
 /// Takes the store's writer lock: an exclusive `flock` on `<path>.lock`, held while the
@@ -113,27 +111,36 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, LogError> {
     Ok(conn)
 }
 
-/// Creates the schema and a new epoch on an empty store, or reads the existing meta.
-pub(crate) fn init(conn: &mut Connection) -> Result<Meta, LogError> {
+/// Creates the schema and a new epoch on an empty store (with `chunk_bits` for its
+/// worker index), or reads the existing meta, migrating an older schema first.
+pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
     let get = |key: &str| -> Result<Option<i64>, rusqlite::Error> {
         tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
     };
-    let (epoch, horizon, indexed_upto) = match get("schema_version")? {
-        Some(found) if found != SCHEMA_VERSION => {
+    let (epoch, horizon, chunk_bits) = match get("schema_version")? {
+        Some(found) if !(1..=SCHEMA_VERSION).contains(&found) => {
             return Err(LogError::UnsupportedSchema {
                 found,
                 supported: SCHEMA_VERSION,
             });
         }
-        Some(_) => {
+        Some(found) => {
             let epoch = get("epoch")?
                 .ok_or_else(|| LogError::NotAnEventStore("meta has no epoch".into()))?;
             let horizon = get("horizon")?.unwrap_or(0);
-            let indexed = get("indexed_upto")?.unwrap_or(0);
-            (epoch as u64, horizon as u64, indexed as u64)
+            let bits = match found {
+                1 => migrate_v1(&tx, chunk_bits)?,
+                _ => get("chunk_bits")?
+                    .and_then(|b| u8::try_from(b).ok())
+                    .filter(|&b| b <= MAX_CHUNK_BITS)
+                    .ok_or_else(|| {
+                        LogError::NotAnEventStore("meta has no valid chunk_bits".into())
+                    })?,
+            };
+            (epoch as u64, horizon as u64, bits)
         }
         None => {
             let stored: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
@@ -143,12 +150,13 @@ pub(crate) fn init(conn: &mut Connection) -> Result<Meta, LogError> {
                 ));
             }
             let epoch = new_epoch();
+            let chunk_bits = chunk_bits.min(MAX_CHUNK_BITS);
             let mut put = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
             put.execute(params!["schema_version", SCHEMA_VERSION])?;
             put.execute(params!["epoch", epoch as i64])?;
             put.execute(params!["horizon", 0i64])?;
-            put.execute(params!["indexed_upto", 0i64])?;
-            (epoch, 0, 0)
+            put.execute(params!["chunk_bits", chunk_bits as i64])?;
+            (epoch, 0, chunk_bits)
         }
     };
     let max: Option<i64> = tx.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
@@ -158,8 +166,39 @@ pub(crate) fn init(conn: &mut Connection) -> Result<Meta, LogError> {
         horizon,
         // Pruning only removes seqs <= horizon, so everything above it is still stored.
         last_seq: (max.unwrap_or(0) as u64).max(horizon),
-        indexed_upto,
+        chunk_bits,
     })
+}
+
+/// Largest accepted `chunk_bits` (chunks of 2^20 sequence numbers).
+pub(crate) const MAX_CHUNK_BITS: u8 = 20;
+
+/// Schema 1 indexed every event in `worker_seq(worker_id, seq)`, extended lazily up to
+/// `indexed_upto`; schema 2 keeps one `worker_chunks` row per worker and chunk, written
+/// with the events. Builds the chunk index from the events themselves (so the old
+/// index's unindexed tail does not matter), drops the old index. In the open's
+/// transaction: a failed migration leaves the store as it was.
+fn migrate_v1(tx: &rusqlite::Transaction<'_>, chunk_bits: u8) -> Result<u8, LogError> {
+    let chunk_bits = chunk_bits.min(MAX_CHUNK_BITS);
+    tx.execute(
+        "INSERT OR IGNORE INTO worker_chunks (worker_id, chunk) \
+         SELECT DISTINCT worker_id, seq >> ?1 FROM events WHERE worker_id IS NOT NULL",
+        [chunk_bits as i64],
+    )?;
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS worker_seq;
+         DELETE FROM meta WHERE key = 'indexed_upto';",
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('chunk_bits', ?1)",
+        [chunk_bits as i64],
+    )?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [SCHEMA_VERSION],
+    )?;
+    tracing::info!("event store migrated from schema 1 to {SCHEMA_VERSION}");
+    Ok(chunk_bits)
 }
 
 /// A random, non-zero epoch.
@@ -178,15 +217,54 @@ pub(crate) fn max_seq(conn: &Connection) -> Result<u64, LogError> {
     Ok(max.unwrap_or(0) as u64)
 }
 
-/// Writes a batch in one transaction. `buf` is a reusable encoding buffer.
+/// The workers already in the chunk index for the newest chunk, so an append inserts
+/// an index row only for a worker's first event in each chunk.
+#[derive(Debug)]
+pub(crate) struct ChunkIndex {
+    bits: u8,
+    chunk: u64,
+    workers: HashSet<String>,
+}
+
+impl ChunkIndex {
+    pub(crate) fn new(bits: u8) -> Self {
+        ChunkIndex {
+            bits,
+            chunk: u64::MAX,
+            workers: HashSet::new(),
+        }
+    }
+
+    /// Forgets what was indexed (after a failed transaction, whose rows rolled back).
+    pub(crate) fn forget(&mut self) {
+        self.chunk = u64::MAX;
+        self.workers.clear();
+    }
+
+    /// Whether `(worker, chunk of seq)` still needs its row; remembers that it got one.
+    fn is_new(&mut self, worker: &str, seq: u64) -> bool {
+        let chunk = seq >> self.bits;
+        if chunk != self.chunk {
+            self.chunk = chunk;
+            self.workers.clear();
+        }
+        // Only the first event of a worker in a chunk allocates.
+        !self.workers.contains(worker) && self.workers.insert(worker.to_string())
+    }
+}
+
+/// Writes a batch (and its worker-index rows) in one transaction. `buf` is a reusable
+/// encoding buffer. On error the caller must [`ChunkIndex::forget`].
 pub(crate) fn insert_batch(
     conn: &mut Connection,
     batch: &[Arc<Envelope>],
+    index: &mut ChunkIndex,
     buf: &mut Vec<u8>,
 ) -> Result<(), LogError> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(INSERT)?;
+        let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;
         for env in batch {
             buf.clear();
             serde_json::to_writer(&mut *buf, &env.event)
@@ -199,6 +277,11 @@ pub(crate) fn insert_batch(
                 env.event.kind(),
                 body
             ])?;
+            if let Some(worker) = env.worker_id.as_deref()
+                && index.is_new(worker, env.seq)
+            {
+                insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
+            }
         }
     }
     tx.commit()?;
@@ -206,16 +289,16 @@ pub(crate) fn insert_batch(
 }
 
 /// Stored events with `after < seq <= upto` (of one worker if given), in order, at most
-/// `limit` of them.
-///
-/// A worker's events are found through the `worker_seq` index up to `indexed_upto` and by
-/// a scan of the (bounded) tail after it, both in one read transaction.
+/// `limit` of them. A worker's events are read chunk by chunk through the worker index
+/// (`chunk_bits` is the store's), so a quiet worker's replay in a busy log touches only
+/// the chunks it appears in.
 pub(crate) fn read_range(
     conn: &Connection,
     after: u64,
     upto: u64,
     worker: Option<&str>,
     limit: usize,
+    chunk_bits: u8,
 ) -> Result<Vec<Envelope>, LogError> {
     let rows = match worker {
         None => {
@@ -227,41 +310,18 @@ pub(crate) fn read_range(
             rows.collect::<Result<Vec<_>, _>>()?
         }
         Some(worker) => {
-            let tx = conn.unchecked_transaction()?;
-            let indexed = tx
-                .prepare_cached("SELECT value FROM meta WHERE key = 'indexed_upto'")?
-                .query_row([], |r| r.get::<_, i64>(0))
-                .optional()?
-                .unwrap_or(0) as u64;
-            let mut rows = Vec::new();
-            let split = indexed.min(upto);
-            if after < split {
-                let mut stmt = tx.prepare_cached(SELECT_WORKER_INDEXED)?;
-                let found = stmt.query_map(
-                    params![worker, after as i64, split as i64, sql_limit(limit)],
-                    raw_row,
-                )?;
-                for row in found {
-                    rows.push(row?);
-                }
-            }
-            if rows.len() < limit && split < upto {
-                let mut stmt = tx.prepare_cached(SELECT_WORKER_TAIL)?;
-                let found = stmt.query_map(
-                    params![
-                        worker,
-                        after.max(split) as i64,
-                        upto as i64,
-                        sql_limit(limit - rows.len())
-                    ],
-                    raw_row,
-                )?;
-                for row in found {
-                    rows.push(row?);
-                }
-            }
-            tx.commit()?;
-            rows
+            let mut stmt = conn.prepare_cached(SELECT_WORKER)?;
+            let rows = stmt.query_map(
+                params![
+                    worker,
+                    after as i64,
+                    upto as i64,
+                    sql_limit(limit),
+                    chunk_bits as i64
+                ],
+                raw_row,
+            )?;
+            rows.collect::<Result<Vec<_>, _>>()?
         }
     };
     rows.into_iter().map(decode).collect()
@@ -269,18 +329,6 @@ pub(crate) fn read_range(
 
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// Adds the events with `from < seq <= to` to the `(worker_id, seq)` index and records
-/// `to` as indexed, in one transaction. Sorting first makes each index page written once
-/// per call instead of once per event.
-pub(crate) fn index_range(conn: &mut Connection, from: u64, to: u64) -> Result<(), LogError> {
-    let tx = conn.transaction()?;
-    tx.prepare_cached(INDEX)?
-        .execute(params![from as i64, to as i64])?;
-    tx.prepare_cached(SET_INDEXED)?.execute([to as i64])?;
-    tx.commit()?;
-    Ok(())
 }
 
 type RawRow = (i64, Option<String>, i64, String);
@@ -304,11 +352,11 @@ fn decode((seq, worker_id, at_ms, body): RawRow) -> Result<Envelope, LogError> {
 }
 
 /// Deletes delta events with `from < seq <= to` and records `to` as the horizon, in one
-/// transaction. Returns how many events were deleted.
+/// transaction. Returns how many events were deleted. The worker index keeps its chunk
+/// rows: a chunk whose deltas are gone still holds the worker's complete events (and a
+/// chunk left empty costs a replay one empty range scan).
 pub(crate) fn prune(conn: &mut Connection, from: u64, to: u64) -> Result<u64, LogError> {
     let tx = conn.transaction()?;
-    tx.prepare_cached(PRUNE_INDEX)?
-        .execute(params![from as i64, to as i64])?;
     let deleted = tx
         .prepare_cached(PRUNE)?
         .execute(params![from as i64, to as i64])?;

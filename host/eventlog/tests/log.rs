@@ -14,9 +14,15 @@ fn small(window: usize) -> LogConfig {
     LogConfig {
         window_capacity: window,
         broadcast_capacity: 100_000,
-        index_chunk: 5,
+        index_chunk_bits: 2,
         ..LogConfig::default()
     }
+}
+
+/// A value of the store's `meta` table.
+fn meta(conn: &rusqlite::Connection, key: &str) -> i64 {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .unwrap()
 }
 
 fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -101,14 +107,7 @@ fn store_uses_wal_and_the_documented_schema() {
     assert_eq!((worker.as_str(), kind.as_str()), ("w_1", "text_done"));
     let event: Event = serde_json::from_str(&body).unwrap();
     assert_eq!(event, complete(None, 1).event);
-    let version: i64 = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(version, yoi_eventlog::SCHEMA_VERSION);
+    assert_eq!(meta(&conn, "schema_version"), yoi_eventlog::SCHEMA_VERSION);
 }
 
 #[test]
@@ -719,77 +718,143 @@ fn delta_kinds_match_the_protocol() {
     );
 }
 
-#[test]
-fn the_worker_index_follows_appends_and_pruning() {
-    let (_dir, path) = temp();
-    let config = LogConfig {
-        index_chunk: 10,
-        retain_events: Some(20),
-        window_capacity: 0,
-        ..LogConfig::default()
-    };
-    let mut log = EventLog::open(&path, config.clone()).unwrap();
-    let mut all = Vec::new();
-    for n in 1..=95u64 {
-        let worker = [Some("w_1"), Some("w_2"), None][(n % 3) as usize];
-        all.extend(log.append(vec![record(worker, n, (n % 8) as u8)]).unwrap());
-    }
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-    let indexed = count("SELECT value FROM meta WHERE key = 'indexed_upto'");
-    assert_eq!(indexed, 90, "indexed in chunks of 10");
-    let with_worker = all
-        .iter()
-        .filter(|e| e.seq <= 90 && e.worker_id.is_some())
-        .count() as i64;
-    assert_eq!(count("SELECT count(*) FROM worker_seq"), with_worker);
-    let epoch = log.epoch();
-    let check = |log: &EventLog, after: u64, horizon: u64| {
-        for worker in ["w_1", "w_2"] {
+/// Checks every worker-filtered store replay after every cursor from `from` on against
+/// the model (`all`, minus deltas at or below `horizon`).
+fn check_worker_replays(log: &EventLog, all: &[Arc<Envelope>], from: u64, horizon: u64) {
+    let last = log.last_cursor().seq;
+    for after in from..=last {
+        for worker in ["w_1", "w_2", "w_none"] {
             for limit in [1, 4, 100] {
                 let (got, _) = replay_all(
                     &log.reader(),
-                    Cursor::new(epoch, after),
+                    Cursor::new(log.epoch(), after),
                     Some(worker),
                     limit,
                     true,
                 )
                 .unwrap();
-                let want: Vec<Envelope> = expected(&all, after, Some(worker))
+                let want: Vec<Envelope> = expected(all, after, Some(worker))
                     .into_iter()
                     .filter(|e| !(e.seq <= horizon && e.event.is_delta()))
                     .collect();
                 assert_eq!(got, want, "{worker} after {after} limit {limit}");
             }
         }
+    }
+}
+
+#[test]
+fn the_worker_index_has_a_row_per_worker_and_chunk() {
+    let (_dir, path) = temp();
+    let config = LogConfig {
+        index_chunk_bits: 2,
+        retain_events: Some(20),
+        window_capacity: 0,
+        ..LogConfig::default()
     };
-    for after in 0..=95 {
-        check(&log, after, 0);
+    let mut log = EventLog::open(&path, config.clone()).unwrap();
+    let mut all = Vec::new();
+    // w_1 is busy, w_2 quiet (every 7th event), some events are runtime-wide; batches of
+    // different sizes cross chunk boundaries.
+    let mut n = 0u64;
+    for batch in [1usize, 3, 9, 2, 17, 1, 30, 5, 27] {
+        let records = (0..batch)
+            .map(|_| {
+                n += 1;
+                let worker = match n {
+                    n if n % 7 == 0 => Some("w_2"),
+                    n if n % 5 == 0 => None,
+                    _ => Some("w_1"),
+                };
+                record(worker, n, (n % 8) as u8)
+            })
+            .collect();
+        all.extend(log.append(records).unwrap());
     }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: Vec<(String, i64)> = conn
+        .prepare("SELECT worker_id, chunk FROM worker_chunks ORDER BY worker_id, chunk")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut want: Vec<(String, i64)> = all
+        .iter()
+        .filter_map(|e| Some((e.worker_id.clone()?, (e.seq >> 2) as i64)))
+        .collect();
+    want.sort();
+    want.dedup();
+    assert_eq!(rows, want, "one row per worker and chunk of 4");
+    check_worker_replays(&log, &all, 0, 0);
+
     while log.prune().unwrap().remaining {}
-    assert_eq!(log.horizon(), 75);
-    let stale = count(
-        "SELECT count(*) FROM worker_seq w WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = w.seq)",
-    );
-    assert_eq!(stale, 0, "pruned deltas leave the index too");
-    for after in 75..=95 {
-        check(&log, after, 75);
-    }
-    // Reopening indexes whatever a smaller chunk now calls due.
+    assert_eq!(log.horizon(), n - 20);
+    check_worker_replays(&log, &all, n - 20, n - 20);
+
+    // A store keeps the chunk size it was created with, whatever the config says later.
     drop(log);
-    let log = EventLog::open(
+    let mut log = EventLog::open(
         &path,
         LogConfig {
-            index_chunk: 1,
+            index_chunk_bits: 6,
             ..config
         },
     )
     .unwrap();
-    assert_eq!(
-        count("SELECT value FROM meta WHERE key = 'indexed_upto'"),
-        95
+    assert_eq!(meta(&conn, "chunk_bits"), 2);
+    all.extend(
+        log.append((1..=6).map(|i| record(Some("w_2"), n + i, 1)).collect())
+            .unwrap(),
     );
-    check(&log, 80, 75);
+    check_worker_replays(&log, &all, n - 20, n - 20);
+}
+
+#[test]
+fn a_schema_1_store_is_migrated_on_open() {
+    let (_dir, path) = temp();
+    let mut all = Vec::new();
+    let epoch = {
+        let mut log = EventLog::open(&path, small(0)).unwrap();
+        for n in 1..=40u64 {
+            let worker = [Some("w_1"), Some("w_2"), None][(n % 3) as usize];
+            all.extend(log.append(vec![record(worker, n, (n % 8) as u8)]).unwrap());
+        }
+        log.epoch()
+    };
+    // Turn it into what schema 1 wrote: a per-event index, partly built.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE worker_chunks;
+             CREATE TABLE worker_seq (worker_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 PRIMARY KEY (worker_id, seq)) WITHOUT ROWID;
+             INSERT INTO worker_seq SELECT worker_id, seq FROM events
+                 WHERE worker_id IS NOT NULL AND seq <= 30;
+             DELETE FROM meta WHERE key = 'chunk_bits';
+             INSERT INTO meta (key, value) VALUES ('indexed_upto', 30);
+             UPDATE meta SET value = 1 WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let log = EventLog::open(&path, small(0)).unwrap();
+    assert_eq!(
+        log.epoch(),
+        epoch,
+        "the epoch survives: old cursors stay valid"
+    );
+    assert_eq!(log.last_cursor().seq, 40);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'worker_seq'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the old index is dropped");
+    assert_eq!(meta(&conn, "schema_version"), yoi_eventlog::SCHEMA_VERSION);
+    check_worker_replays(&log, &all, 0, 0);
 }
 
 #[test]

@@ -30,12 +30,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> impl Strategy<Value = LogConfig> {
-    (0..40usize, prop::option::of(0..60u64), 1..30u64, 1..50u64).prop_map(
+    (0..40usize, prop::option::of(0..60u64), 1..30u64, 0..4u8).prop_map(
         |(window, retain, batch, chunk)| LogConfig {
             window_capacity: window,
             retain_events: retain,
             prune_batch: batch,
-            index_chunk: chunk,
+            index_chunk_bits: chunk,
             broadcast_capacity: 10_000,
             ..LogConfig::default()
         },
