@@ -23,6 +23,7 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::sync::{Notify, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
@@ -304,6 +305,14 @@ impl Host {
 
         let app = router(state.clone());
         let mut stop = state.shutdown_signal();
+        // Streams write many small frames: without TCP_NODELAY a frame written while
+        // the previous one is unacknowledged waits for the client's delayed ACK (up to
+        // 40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
