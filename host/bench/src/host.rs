@@ -79,10 +79,23 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         results.record_median(name, samples);
     }
 
-    let paced = paced().await?;
-    results.record("host.paced.events_per_s", paced.rate);
-    results.record("host.p50_ms", paced.p50_ms);
-    results.record("host.p99_ms", paced.p99_ms);
+    // A VM's scheduler stalls a vCPU for several milliseconds now and then; one such
+    // stall in a round moves its p99, so the figure is the median round's.
+    println!(
+        "host: latency at ~{PACED_RATE} events/s nominal ({PACED_WORKERS} workers, a delta \
+         every {PACED_DELAY_MS} ms each); {rounds} rounds"
+    );
+    let mut latency: [Samples; 3] = Default::default();
+    for _ in 0..rounds {
+        let paced = paced().await?;
+        latency[0].push(paced.rate);
+        latency[1].push(paced.p50_ms);
+        latency[2].push(paced.p99_ms);
+    }
+    let names = ["host.paced.events_per_s", "host.p50_ms", "host.p99_ms"];
+    for (name, samples) in names.iter().zip(&latency) {
+        results.record_median(name, samples);
+    }
     Ok(())
 }
 
@@ -391,6 +404,8 @@ async fn baseline(frames: Vec<String>) -> anyhow::Result<(u64, f64)> {
         tokio::spawn(async move {
             for _ in 0..OBSERVERS {
                 let (stream, _) = listener.accept().await?;
+                // As the host does: small frames must not wait for delayed ACKs.
+                stream.set_nodelay(true)?;
                 let mut rx = tx.subscribe();
                 let ready = ready_tx.clone();
                 tokio::spawn(async move {
@@ -495,10 +510,6 @@ async fn paced() -> anyhow::Result<Paced> {
         .1
         .duration_since(published[0].1)
         .as_secs_f64();
-    println!(
-        "host: paced run at ~{PACED_RATE} events/s target, {} latency samples",
-        latencies.len()
-    );
     Ok(Paced {
         rate: published.len() as f64 / span.max(1e-9),
         p50_ms: pct(0.50),

@@ -5,6 +5,10 @@
 //! `local` (a whole LocalRuntime with persistence), `host` (end to end through
 //! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline).
 
+/// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod core;
 mod host;
 mod local;

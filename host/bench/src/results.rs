@@ -10,11 +10,6 @@ pub struct Results {
 }
 
 impl Results {
-    pub fn record(&mut self, name: &str, value: f64) {
-        println!("{name:<36} {}", format_figure(value));
-        self.figures.insert(name.to_string(), value);
-    }
-
     /// Merges this run's figures into the results file (figures not measured in this run
     /// keep their earlier values).
     pub fn save(&self) -> anyhow::Result<PathBuf> {
