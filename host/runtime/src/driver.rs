@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use yoi_driver::{Provider, ToolOutput, Workspaces};
 use yoi_protocol::{Completion, Effect, ErrorInfo, ModelRequest, ToolRequest};
 
@@ -166,17 +167,27 @@ async fn run_model(
     let (tx, mut rx) = mpsc::channel(PROVIDER_BUFFER);
     let mut call = Box::pin(provider.call(request, tx));
     let mut producing = true;
+    // One timer for the whole call, re-armed only when it fires (a fresh timer per
+    // completion cost more than the rest of the forwarding).
+    let mut last_item = Instant::now();
+    let quiet = tokio::time::sleep(idle);
+    tokio::pin!(quiet);
     loop {
         let next = tokio::select! {
             biased;
             item = rx.recv() => item,
             _ = &mut call, if producing => { producing = false; continue; }
-            _ = tokio::time::sleep(idle) => {
+            () = &mut quiet => {
+                if last_item.elapsed() < idle {
+                    quiet.as_mut().reset(last_item + idle);
+                    continue;
+                }
                 let error = ErrorInfo::new("timeout", format!("the model produced nothing for {}s", idle.as_secs()));
                 send(&inbox, Completion::ModelFailed { call_id, error }).await;
                 return;
             }
         };
+        last_item = Instant::now();
         let Some(completion) = next else {
             let error = ErrorInfo::new("model_failed", "the model stream ended without finishing");
             send(&inbox, Completion::ModelFailed { call_id, error }).await;
@@ -220,4 +231,87 @@ async fn run_tool(
         },
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yoi_driver::BoxFuture;
+
+    /// Streams `count` text deltas `gap` apart, then stops without finishing.
+    struct Trickle {
+        count: usize,
+        gap: Duration,
+    }
+
+    impl Provider for Trickle {
+        fn call<'a>(
+            &'a self,
+            request: ModelRequest,
+            out: mpsc::Sender<Completion>,
+        ) -> BoxFuture<'a, ()> {
+            Box::pin(async move {
+                for i in 0..self.count {
+                    if i > 0 {
+                        tokio::time::sleep(self.gap).await;
+                    }
+                    let text = format!("t{i}");
+                    let delta = Completion::TextDelta {
+                        call_id: request.call_id,
+                        text,
+                    };
+                    if out.send(delta).await.is_err() {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await;
+            })
+        }
+    }
+
+    fn request() -> ModelRequest {
+        ModelRequest {
+            call_id: 7,
+            worker_id: "w_1".into(),
+            run_id: "r_1".into(),
+            step: 1,
+            model: "trickle".into(),
+            system_prompt: None,
+            messages: Vec::new(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// Under tokio's paused clock: a model that keeps producing more often than the idle
+    /// timeout never times out however long it streams; once it goes quiet, the call
+    /// fails exactly one idle timeout after its last completion.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_the_last_completion() {
+        let idle = Duration::from_millis(50);
+        let model = Trickle {
+            count: 20,
+            gap: Duration::from_millis(30),
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let sink = Sink {
+            inbox: tx,
+            generation: 3,
+        };
+        let started = Instant::now();
+        run_model(Some(Arc::new(model)), request(), idle, sink).await;
+        let mut deltas = 0;
+        let mut failure = None;
+        while let Ok(Msg::Completion(generation, completion)) = rx.try_recv() {
+            assert_eq!(generation, 3);
+            match completion {
+                Completion::TextDelta { .. } => deltas += 1,
+                Completion::ModelFailed { error, .. } => failure = Some(error),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(deltas, 20, "every delta arrived; none timed out early");
+        assert_eq!(failure.map(|e| e.code), Some("timeout".to_string()));
+        // The last delta came at 19 x 30 ms; the timeout one idle period later.
+        assert_eq!(started.elapsed(), Duration::from_millis(19 * 30 + 50));
+    }
 }

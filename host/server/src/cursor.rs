@@ -67,7 +67,7 @@ impl HostCursor {
             out.push('~');
             out.push_str(id);
             out.push('.');
-            out.push_str(&cursor.encode());
+            cursor.write_to(out);
         }
     }
 

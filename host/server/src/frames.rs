@@ -16,11 +16,13 @@ use yoi_protocol::{Cursor, Envelope};
 /// An `event` frame; `body` is the event's JSON. Built by hand: the body is shared by
 /// every stream (see [`FrameCache`]), the rest is a few numbers and ids.
 pub(crate) fn event_frame(cursor: &str, runtime_id: &str, env: &Envelope, body: &str) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(body.len() + cursor.len() + 128);
     out.push_str(r#"{"type":"event","cursor":""#);
     out.push_str(cursor);
-    let _ = write!(out, r#"","seq":{},"runtime_id":""#, env.seq);
+    let mut number = itoa::Buffer::new();
+    out.push_str(r#"","seq":"#);
+    out.push_str(number.format(env.seq));
+    out.push_str(r#","runtime_id":""#);
     // Runtime ids are `a-z 0-9 _ -` (checked by the config) and cursors are hex and
     // `h1~.`: nothing to escape.
     out.push_str(runtime_id);
@@ -37,7 +39,9 @@ pub(crate) fn event_frame(cursor: &str, runtime_id: &str, env: &Envelope, body: 
         Some(w) => out.push_str(&serde_json::to_string(w).unwrap_or_else(|_| "null".into())),
         None => out.push_str("null"),
     }
-    let _ = write!(out, r#","at_ms":{},"event":"#, env.at_ms);
+    out.push_str(r#","at_ms":"#);
+    out.push_str(number.format(env.at_ms));
+    out.push_str(r#","event":"#);
     out.push_str(body);
     out.push('}');
     out
@@ -122,11 +126,14 @@ impl FrameCache {
             return frame.clone();
         }
         let json = slot.json.get_or_insert_with(|| encode_event(env)).clone();
-        let runtime_cursor = Cursor::new(epoch, env.seq).encode();
-        let cursor = match shape {
-            Shape::Worker => runtime_cursor,
-            Shape::All => format!("{}~{runtime_id}.{runtime_cursor}", crate::cursor::PREFIX),
-        };
+        let mut cursor = String::with_capacity(64);
+        if shape == Shape::All {
+            cursor.push_str(crate::cursor::PREFIX);
+            cursor.push('~');
+            cursor.push_str(runtime_id);
+            cursor.push('.');
+        }
+        Cursor::new(epoch, env.seq).write_to(&mut cursor);
         let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
         match shape {
             Shape::Worker => slot.worker = Some(frame.clone()),

@@ -405,7 +405,7 @@ impl Session {
         match self.scope {
             Scope::Worker { .. } => {
                 if let Some(f) = self.feeds.first() {
-                    out.push_str(&f.pos.encode());
+                    f.pos.write_to(out);
                 }
             }
             Scope::All => {
@@ -418,7 +418,7 @@ impl Session {
                     out.push('~');
                     out.push_str(id);
                     out.push('.');
-                    out.push_str(&cursor.encode());
+                    cursor.write_to(out);
                 }
             }
         }
