@@ -30,6 +30,9 @@ use crate::stats::RuntimeStats;
 
 /// Most messages taken into one batch (one commit).
 const MAX_BATCH: usize = 1024;
+/// A batch stops taking messages once it holds this many completions (a message from the
+/// driver carries up to 64).
+const MAX_BATCH_COMPLETIONS: usize = 4096;
 /// Events or effects pulled per core call.
 const PULL_CHUNK: usize = 4096;
 /// Batches between two retention passes over the log (cheap when nothing to prune).
@@ -46,10 +49,10 @@ pub(crate) enum Msg {
     Cancel(String, Reply<String>),
     Stop(String, Reply<WorkerInfo>),
     Read(Read),
-    /// A completion of an effect, from the driver, tagged with the driver generation
-    /// that started the call: a restarted core reuses call ids, so completions of calls
-    /// started for an earlier core must not reach the new one.
-    Completion(u64, Completion),
+    /// Completions of one effect, in order, from the driver, tagged with the driver
+    /// generation that started the call: a restarted core reuses call ids, so
+    /// completions of calls started for an earlier core must not reach the new one.
+    Completions(u64, Vec<Completion>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -107,7 +110,10 @@ impl<C: Core> Actor<C> {
         while let Some(first) = self.inbox.blocking_recv() {
             let mut shutdown = self.handle(first);
             let mut taken = 1;
-            while shutdown.is_none() && taken < MAX_BATCH {
+            while shutdown.is_none()
+                && taken < MAX_BATCH
+                && self.completions.len() < MAX_BATCH_COMPLETIONS
+            {
                 match self.inbox.try_recv() {
                     Ok(msg) => shutdown = self.handle(msg),
                     Err(_) => break,
@@ -138,14 +144,16 @@ impl<C: Core> Actor<C> {
 
     fn handle(&mut self, msg: Msg) -> Option<oneshot::Sender<()>> {
         match msg {
-            Msg::Completion(generation, completion) => {
+            Msg::Completions(generation, completions) => {
                 if generation != self.driver.generation() {
                     return None;
                 }
-                if is_final(&completion) {
-                    self.driver.finished(completion.call_id());
+                for completion in completions {
+                    if is_final(&completion) {
+                        self.driver.finished(completion.call_id());
+                    }
+                    self.completions.push(completion);
                 }
-                self.completions.push(completion);
             }
             Msg::CreateWorker(spec, reply) => {
                 let result = self.command(|core, now| core.create_worker(now, spec));

@@ -142,12 +142,17 @@ struct Sink {
     generation: u64,
 }
 
-async fn send(sink: &Sink, completion: Completion) -> bool {
+async fn send(sink: &Sink, completions: Vec<Completion>) -> bool {
     sink.inbox
-        .send(Msg::Completion(sink.generation, completion))
+        .send(Msg::Completions(sink.generation, completions))
         .await
         .is_ok()
 }
+
+/// Completions forwarded to the actor in one message: whatever a provider has buffered,
+/// up to this many (one inbox message per completion cost as much as the rest of the
+/// forwarding).
+const FORWARD_BATCH: usize = 64;
 
 async fn run_model(
     provider: Option<Arc<dyn Provider>>,
@@ -156,12 +161,15 @@ async fn run_model(
     inbox: Sink,
 ) {
     let call_id = request.call_id;
+    let fail = |code: &str, message: String| {
+        vec![Completion::ModelFailed {
+            call_id,
+            error: ErrorInfo::new(code, message),
+        }]
+    };
     let Some(provider) = provider else {
-        let error = ErrorInfo::new(
-            "unknown_model",
-            format!("no provider serves model `{}`", request.model),
-        );
-        send(&inbox, Completion::ModelFailed { call_id, error }).await;
+        let message = format!("no provider serves model `{}`", request.model);
+        send(&inbox, fail("unknown_model", message)).await;
         return;
     };
     let (tx, mut rx) = mpsc::channel(PROVIDER_BUFFER);
@@ -172,32 +180,40 @@ async fn run_model(
     let mut last_item = Instant::now();
     let quiet = tokio::time::sleep(idle);
     tokio::pin!(quiet);
+    let mut batch = Vec::with_capacity(FORWARD_BATCH);
     loop {
-        let next = tokio::select! {
+        let received = tokio::select! {
             biased;
-            item = rx.recv() => item,
+            n = rx.recv_many(&mut batch, FORWARD_BATCH) => n,
             _ = &mut call, if producing => { producing = false; continue; }
             () = &mut quiet => {
                 if last_item.elapsed() < idle {
                     quiet.as_mut().reset(last_item + idle);
                     continue;
                 }
-                let error = ErrorInfo::new("timeout", format!("the model produced nothing for {}s", idle.as_secs()));
-                send(&inbox, Completion::ModelFailed { call_id, error }).await;
+                let message = format!("the model produced nothing for {}s", idle.as_secs());
+                send(&inbox, fail("timeout", message)).await;
                 return;
             }
         };
         last_item = Instant::now();
-        let Some(completion) = next else {
-            let error = ErrorInfo::new("model_failed", "the model stream ended without finishing");
-            send(&inbox, Completion::ModelFailed { call_id, error }).await;
+        if received == 0 {
+            let message = "the model stream ended without finishing".to_string();
+            send(&inbox, fail("model_failed", message)).await;
             return;
-        };
-        let last = matches!(
-            completion,
-            Completion::ModelDone { .. } | Completion::ModelFailed { .. }
-        );
-        if !send(&inbox, completion).await || last {
+        }
+        // Nothing after the call's end is forwarded.
+        let end = batch.iter().position(|c| {
+            matches!(
+                c,
+                Completion::ModelDone { .. } | Completion::ModelFailed { .. }
+            )
+        });
+        if let Some(end) = end {
+            batch.truncate(end + 1);
+        }
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(FORWARD_BATCH));
+        if !send(&inbox, full).await || end.is_some() {
             return;
         }
     }
@@ -222,15 +238,12 @@ async fn run_tool(
             true,
         ),
     };
-    send(
-        &inbox,
-        Completion::ToolDone {
-            call_id,
-            output,
-            is_error,
-        },
-    )
-    .await;
+    let done = Completion::ToolDone {
+        call_id,
+        output,
+        is_error,
+    };
+    send(&inbox, vec![done]).await;
 }
 
 #[cfg(test)]
@@ -301,12 +314,14 @@ mod tests {
         run_model(Some(Arc::new(model)), request(), idle, sink).await;
         let mut deltas = 0;
         let mut failure = None;
-        while let Ok(Msg::Completion(generation, completion)) = rx.try_recv() {
+        while let Ok(Msg::Completions(generation, completions)) = rx.try_recv() {
             assert_eq!(generation, 3);
-            match completion {
-                Completion::TextDelta { .. } => deltas += 1,
-                Completion::ModelFailed { error, .. } => failure = Some(error),
-                other => panic!("unexpected {other:?}"),
+            for completion in completions {
+                match completion {
+                    Completion::TextDelta { .. } => deltas += 1,
+                    Completion::ModelFailed { error, .. } => failure = Some(error),
+                    other => panic!("unexpected {other:?}"),
+                }
             }
         }
         assert_eq!(deltas, 20, "every delta arrived; none timed out early");

@@ -36,7 +36,8 @@ pub struct LocalRuntimeConfig {
     pub limits: Limits,
     pub log: LogConfig,
     pub driver: DriverConfig,
-    /// Capacity of the actor's inbox (commands and completions).
+    /// Capacity of the actor's inbox, in messages: commands, and completions in batches
+    /// of up to 64 per model call.
     pub inbox_capacity: usize,
 }
 
@@ -47,7 +48,7 @@ impl LocalRuntimeConfig {
             limits: Limits::default(),
             log: LogConfig::default(),
             driver: DriverConfig::default(),
-            inbox_capacity: 4096,
+            inbox_capacity: 1024,
         }
     }
 }

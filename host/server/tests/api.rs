@@ -65,7 +65,8 @@ async fn worker_lifecycle_and_typed_errors() {
     assert_eq!(list["workers"][0]["id"], w.as_str());
 
     // A run in flight: more input is refused as busy, cancel ends it.
-    let run = h.input(&w, "stream 500").await;
+    // The longest scripted answer: still streaming when the next requests arrive.
+    let run = h.input(&w, "stream 100000").await;
     let resp = h
         .post(&format!("/runtimes/local/workers/{w}/input"))
         .json(&json!({"text": "too soon"}))
