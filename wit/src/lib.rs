@@ -2,7 +2,8 @@
 //!
 //! - [`types`]: the serde (JSON) mirror of every type in `runtime.wit` (same folder).
 //!   JSON is snake_case; enums with data are tagged by a `type` field.
-//! - [`cursor`]: opaque stream cursors (log epoch + sequence number).
+//! - [`cursor`]: opaque stream cursors (log epoch + sequence number; one per runtime on
+//!   the host's multiplexed stream).
 //! - [`error`]: stable error codes and their HTTP statuses.
 //! - [`wire`]: envelopes, REST bodies and WebSocket frames.
 //! - [`mirror`]: [`wit_mirror!`], the `From` impls between generated WIT types and these.
@@ -16,7 +17,7 @@ pub mod mirror;
 pub mod types;
 pub mod wire;
 
-pub use cursor::{Cursor, CursorError};
+pub use cursor::{Cursor, CursorError, HostCursor, is_runtime_id};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use types::*;
 pub use wire::*;

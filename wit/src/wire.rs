@@ -51,12 +51,16 @@ pub struct EventsPage {
 }
 
 /// A WebSocket frame (JSON text). Streams are observation-only.
+///
+/// `C` is the stream's cursor: [`Cursor`] on a runtime's streams and the host's
+/// one-worker streams, [`HostCursor`](crate::HostCursor) on the host's multiplexed
+/// stream (`Frame<HostCursor>`). Clients treat either as opaque and send it back as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Frame {
+pub enum Frame<C = Cursor> {
     /// One event, with the cursor that resumes right after it.
     Event {
-        cursor: Cursor,
+        cursor: C,
         seq: u64,
         runtime_id: String,
         worker_id: Option<String>,
@@ -65,7 +69,7 @@ pub enum Frame {
     },
     /// State of one worker consistent with `cursor`; events after it follow.
     Snapshot {
-        cursor: Cursor,
+        cursor: C,
         runtime_id: String,
         worker: WorkerInfo,
         transcript: Vec<Message>,
@@ -73,7 +77,7 @@ pub enum Frame {
     },
     /// State of every observed worker of a multiplexed stream, consistent with `cursor`.
     SnapshotAll {
-        cursor: Cursor,
+        cursor: C,
         workers: Vec<RuntimeWorkerSnapshot>,
     },
     /// Something the client should know (`cursor_unknown`, `cursor_expired`); the stream
@@ -83,7 +87,7 @@ pub enum Frame {
     Error { code: ErrorCode, message: String },
     /// The client fell behind; the connection closes. Reconnect with `cursor` (the last
     /// event delivered) to resume without loss.
-    Lagged { cursor: Cursor, message: String },
+    Lagged { cursor: C, message: String },
 }
 
 /// A worker snapshot tagged with its runtime, for multiplexed streams.

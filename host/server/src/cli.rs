@@ -31,7 +31,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file; every key is optional (see README-host.md, "Configuration").
+    /// TOML config file; every key is optional (see the README, "Configuration").
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:38700; config key `bind`].

@@ -44,6 +44,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
+use yoi_protocol::is_runtime_id;
 
 /// The default listen address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:38700";
@@ -265,14 +266,6 @@ impl RuntimeId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Whether `text` is a valid runtime id.
-pub fn is_runtime_id(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
 }
 
 impl fmt::Display for RuntimeId {

@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
-use yoi_protocol::{Cursor, Envelope};
+use yoi_protocol::{Cursor, Envelope, HostCursor};
 
 /// An `event` frame; `body` is the event's JSON. Built by hand: the body is shared by
 /// every stream (see [`FrameCache`]), the rest is a few numbers and ids.
@@ -126,14 +126,15 @@ impl FrameCache {
             return frame.clone();
         }
         let json = slot.json.get_or_insert_with(|| encode_event(env)).clone();
+        let runtime_cursor = Cursor::new(epoch, env.seq);
         let mut cursor = String::with_capacity(64);
-        if shape == Shape::All {
-            cursor.push_str(crate::cursor::PREFIX);
-            cursor.push('~');
-            cursor.push_str(runtime_id);
-            cursor.push('.');
+        match shape {
+            Shape::Worker => runtime_cursor.write_to(&mut cursor),
+            Shape::All => {
+                cursor.push_str(HostCursor::PREFIX);
+                HostCursor::write_part(&mut cursor, runtime_id, runtime_cursor);
+            }
         }
-        Cursor::new(epoch, env.seq).write_to(&mut cursor);
         let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
         match shape {
             Shape::Worker => slot.worker = Some(frame.clone()),
@@ -146,7 +147,7 @@ impl FrameCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cursor::HostCursor;
+    use yoi_protocol::HostCursor;
     use yoi_protocol::{Event, Frame};
 
     #[test]

@@ -4,8 +4,8 @@
 //! runtime component), and serves them to clients ([`server`]): a REST API under
 //! `/api/v1` ([`api`]) and WebSocket event streams ([`stream`]) whose cursors resume
 //! without gaps or duplicates, behind a token ([`auth`]) and a policy seam
-//! ([`projection`]). See `README-host.md` for the API, the stream protocol and the
-//! configuration.
+//! ([`projection`]). The README ("The host") documents the API, the stream protocol
+//! and the configuration.
 //!
 //! [`LocalRuntime`]: yoi_runtime::LocalRuntime
 
@@ -13,7 +13,6 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod cursor;
 pub mod error;
 pub mod frames;
 pub mod metrics;
@@ -23,7 +22,6 @@ pub mod server;
 pub mod stream;
 
 pub use config::Config;
-pub use cursor::HostCursor;
 pub use error::HostError;
 pub use projection::{PassThrough, Principal, Projection};
 pub use registry::{RuntimeHandle, RuntimeRegistry};

@@ -55,12 +55,12 @@ use yoi_protocol::{
 };
 
 use crate::auth::{WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX};
-use crate::cursor::HostCursor;
 use crate::error::HostError;
 use crate::frames::{Shape, event_frame};
 use crate::projection::{Command, Observed, Principal};
 use crate::registry::{ReplayOutcome, RuntimeHandle};
 use crate::server::AppState;
+use yoi_protocol::HostCursor;
 
 /// Largest message accepted from a client (streams take none; this bounds the buffer).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -162,7 +162,7 @@ fn error_end(code: ErrorCode, message: impl Into<String>) -> End {
         CLOSE_NORMAL
     };
     End::Close(
-        frame_text(&Frame::Error {
+        frame_text(&Frame::<Cursor>::Error {
             code,
             message: message.into(),
         }),
@@ -409,16 +409,13 @@ impl Session {
                 }
             }
             Scope::All => {
-                out.push_str(crate::cursor::PREFIX);
+                out.push_str(HostCursor::PREFIX);
                 for part in &self.parts {
                     let (id, cursor) = match part {
                         Part::Feed(i) => (self.feeds[*i].handle.id.as_str(), self.feeds[*i].pos),
                         Part::Carried(id, cursor) => (id.as_str(), *cursor),
                     };
-                    out.push('~');
-                    out.push_str(id);
-                    out.push('.');
-                    cursor.write_to(out);
+                    HostCursor::write_part(out, id, cursor);
                 }
             }
         }
@@ -531,7 +528,7 @@ impl Session {
     }
 
     async fn diagnostic(&mut self, code: ErrorCode, message: String) -> Result<(), End> {
-        self.send_wait(frame_text(&Frame::Diagnostic { code, message }).into())
+        self.send_wait(frame_text(&Frame::<Cursor>::Diagnostic { code, message }).into())
             .await
     }
 
@@ -651,7 +648,7 @@ impl Session {
         let cursor = match cursor.as_deref().map(HostCursor::decode) {
             None => None,
             Some(Ok(c)) => Some(c),
-            Some(Err(e)) => return Err(error_end(ErrorCode::CursorMalformed, e)),
+            Some(Err(e)) => return Err(error_end(ErrorCode::CursorMalformed, e.to_string())),
         };
         let registry = self.state.registry().map_err(host_error_end)?;
         self.state

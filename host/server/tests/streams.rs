@@ -58,6 +58,44 @@ async fn worker_stream_snapshot_then_live_delivery() {
     assert!(deltas.contains("hello there"), "{deltas}");
 }
 
+/// What a Rust client (`yoi-tui`) does: every frame of both kinds of stream parses as the
+/// protocol's typed `Frame`, with the stream's cursor type.
+#[tokio::test(flavor = "multi_thread")]
+async fn frames_parse_as_the_protocol_types() {
+    use yoi_protocol::{Frame, HostCursor};
+    let h = start().await;
+    let w = h.create_worker("typed").await;
+    let mut one = h.ws(&h.worker_stream(&w, None)).await;
+    let mut all = h.ws(&h.all_stream(None)).await;
+    h.input(&w, "hello").await;
+    let mut one_frames = vec![one.frame().await];
+    one_frames.extend(one.events_until(|f| back_to_idle(f, &w)).await);
+    let mut all_frames = vec![all.frame().await];
+    all_frames.extend(all.events_until(|f| back_to_idle(f, &w)).await);
+    for v in one_frames {
+        let frame: Frame = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert!(
+            matches!(frame, Frame::Snapshot { .. } | Frame::Event { .. }),
+            "{v}"
+        );
+    }
+    for v in all_frames {
+        let frame: Frame<HostCursor> =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        match frame {
+            Frame::SnapshotAll { cursor, .. } | Frame::Event { cursor, .. } => {
+                assert!(cursor.get("local").is_some(), "{v}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Error frames carry no cursor and parse as either.
+    let mut bad = h.ws(&h.all_stream(Some("nonsense"))).await;
+    let v = bad.frame().await;
+    let frame: Frame<HostCursor> = serde_json::from_value(v.clone()).unwrap();
+    assert!(matches!(frame, Frame::Error { .. }), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_stream_sees_only_its_worker() {
     let h = start().await;
@@ -164,7 +202,7 @@ async fn connecting_mid_run_gives_a_consistent_snapshot_then_the_rest() {
         let snap_seq = if snap["type"] == "snapshot" {
             Cursor::decode(&cursor_of(&snap)).unwrap().seq
         } else {
-            let hc = yoi_host::HostCursor::decode(&cursor_of(&snap)).unwrap();
+            let hc = yoi_protocol::HostCursor::decode(&cursor_of(&snap)).unwrap();
             hc.get("local").unwrap().seq
         };
         assert!(
@@ -431,7 +469,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     let mut ws = connect_small_buffer(&h, &h.all_stream(None)).await;
     let snap = ws.frame().await;
     assert_eq!(snap["type"], "snapshot_all");
-    let start = yoi_host::HostCursor::decode(&cursor_of(&snap))
+    let start = yoi_protocol::HostCursor::decode(&cursor_of(&snap))
         .unwrap()
         .get("local")
         .unwrap();
@@ -459,7 +497,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
         "the stream was cut short"
     );
     let resume = cursor_of(&lagged);
-    let resume_seq = yoi_host::HostCursor::decode(&resume)
+    let resume_seq = yoi_protocol::HostCursor::decode(&resume)
         .unwrap()
         .get("local")
         .unwrap()
@@ -599,7 +637,7 @@ async fn multiplexed_stream_spans_runtimes_and_resumes_each() {
     assert_eq!(snap["type"], "snapshot_all");
     assert_eq!(snap["workers"].as_array().unwrap().len(), 2);
     let start_cursor = cursor_of(&snap);
-    let parts = yoi_host::HostCursor::decode(&start_cursor).unwrap();
+    let parts = yoi_protocol::HostCursor::decode(&start_cursor).unwrap();
     assert!(parts.get("local").is_some() && parts.get("second").is_some());
 
     input("local", a.clone(), "to local").await;
@@ -644,7 +682,7 @@ async fn multiplexed_stream_spans_runtimes_and_resumes_each() {
     assert!(contiguous(&second_all), "{second_all:?}");
     assert_eq!(local_all[0], parts.get("local").unwrap().seq + 1);
     assert_eq!(second_all[0], parts.get("second").unwrap().seq + 1);
-    let last = yoi_host::HostCursor::decode(&cursor_of(rest.last().unwrap())).unwrap();
+    let last = yoi_protocol::HostCursor::decode(&cursor_of(rest.last().unwrap())).unwrap();
     assert_eq!(last.get("local").unwrap().seq, *local_all.last().unwrap());
     assert_eq!(last.get("second").unwrap().seq, *second_all.last().unwrap());
 }
