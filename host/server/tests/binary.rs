@@ -1,5 +1,5 @@
 //! The built `yoi-host` binary: start-up, kill -9 then restart and resume with an old
-//! cursor, SIGTERM, and start-up errors that say what to do.
+//! cursor, SIGTERM and SIGINT mid-run, and start-up errors that say what to do.
 
 mod common;
 
@@ -30,10 +30,17 @@ impl Drop for Proc {
 }
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
+    write_config_with_delay(dir, 0)
+}
+
+/// A config whose scripted model waits `token_delay_ms` between streamed tokens.
+fn write_config_with_delay(dir: &Path, token_delay_ms: u64) -> std::path::PathBuf {
     let path = dir.join("host.toml");
     std::fs::write(
         &path,
-        "[[runtimes]]\nid = \"local\"\n[runtimes.scripted]\ntoken_delay_ms = 0\n",
+        format!(
+            "[[runtimes]]\nid = \"local\"\n[runtimes.scripted]\ntoken_delay_ms = {token_delay_ms}\n"
+        ),
     )
     .unwrap();
     path
@@ -66,7 +73,14 @@ async fn spawn(data_dir: &Path, config: &Path) -> Proc {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    let token = std::fs::read_to_string(data_dir.join("host.token"))
+    let token_file = data_dir.join("host.token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    }
+    let token = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()
         .to_string();
@@ -188,19 +202,49 @@ async fn kill_9_then_restart_resumes_an_old_cursor() {
     assert_eq!(seqs(&rest), seqs(&live));
 }
 
+/// SIGTERM or SIGINT mid-run: every stream gets its closing frame, the process exits
+/// cleanly, and after a restart every event any client saw is still there (the store was
+/// flushed); the run that was streaming is closed as interrupted.
 #[cfg(unix)]
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_closes_streams_and_exits_cleanly() {
+async fn signal_closes_streams_and_keeps_what_was_seen(signal: libc::c_int) {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path());
+    // A token a millisecond: the run is mid-stream at the signal, and this reader keeps up.
+    let config = write_config_with_delay(dir.path(), 1);
     let mut host = spawn(dir.path(), &config).await;
-    let mut ws = host.ws("/events/ws").await;
-    assert_eq!(ws.frame().await["type"], "snapshot_all");
+    let created = host
+        .post(
+            "/runtimes/local/workers",
+            json!({"name": "w", "model": "scripted"}),
+        )
+        .await;
+    let w = created["worker"]["id"].as_str().unwrap().to_string();
+    let mut ws = host
+        .ws(&format!("/runtimes/local/workers/{w}/events/ws"))
+        .await;
+    let before = cursor_of(&ws.frame().await);
+    host.post(
+        &format!("/runtimes/local/workers/{w}/input"),
+        json!({"text": "stream 100000"}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 50 {
+        let f = ws.frame().await;
+        assert_eq!(f["type"], "event", "{f}");
+        seen.push(f);
+    }
     let pid = host.child.id() as libc::pid_t;
     // SAFETY: plain kill(2) on the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let f = ws.frame().await;
-    assert_eq!(f["code"], "shutting_down", "{f}");
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    let closing = loop {
+        let f = ws.frame().await;
+        if f["type"] != "event" {
+            break f;
+        }
+        seen.push(f);
+    };
+    assert_eq!(closing["type"], "error", "{closing}");
+    assert_eq!(closing["code"], "shutting_down", "{closing}");
     assert_eq!(ws.expect_close().await, Some(1001));
     let status = tokio::task::spawn_blocking(move || {
         let status = host.child.wait().unwrap();
@@ -210,6 +254,38 @@ async fn sigterm_closes_streams_and_exits_cleanly() {
     .unwrap()
     .0;
     assert!(status.success(), "{status}");
+
+    let host = spawn(dir.path(), &config).await;
+    let mut ws = host
+        .ws(&format!(
+            "/runtimes/local/workers/{w}/events/ws?cursor={before}"
+        ))
+        .await;
+    let replayed = ws.events_until(|f| back_to_idle(f, &w)).await;
+    assert!(
+        replayed.len() > seen.len(),
+        "{} replayed, {} seen",
+        replayed.len(),
+        seen.len()
+    );
+    assert_eq!(replayed[..seen.len()], seen[..], "every event seen survives");
+    let ended = replayed
+        .iter()
+        .find(|f| f["event"]["type"] == "run_failed")
+        .expect("the interrupted run is closed");
+    assert_eq!(ended["event"]["error"]["code"], "interrupted", "{ended}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_streams_and_keeps_what_was_seen() {
+    signal_closes_streams_and_keeps_what_was_seen(libc::SIGTERM).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_closes_streams_and_keeps_what_was_seen() {
+    signal_closes_streams_and_keeps_what_was_seen(libc::SIGINT).await;
 }
 
 fn run_to_failure(args: &[&str]) -> String {
@@ -234,6 +310,19 @@ fn start_up_errors_say_what_to_do() {
         "/nonexistent/yoi_runtime.wasm",
     ]);
     assert!(err.contains("cargo xtask build-guest"), "{err}");
+    // The same without --component: the default path (here through $YOI_GUEST_WASM).
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir", data])
+        .env("RUST_LOG", "off")
+        .env("YOI_GUEST_WASM", "/nonexistent/default.wasm")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cargo xtask build-guest") && err.contains("/nonexistent/default.wasm"),
+        "{err}"
+    );
 
     let config = dir.path().join("bad.toml");
     std::fs::write(
