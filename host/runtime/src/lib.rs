@@ -24,7 +24,7 @@ use yoi_protocol::{
 
 pub use driver::{DriverConfig, Providers, ToolRunner};
 pub use error::{OpenError, RuntimeError};
-pub use stats::{RuntimeStats, StatsSnapshot};
+pub use stats::{CORE_CALL_BUCKETS, RuntimeStats, StatsSnapshot};
 
 use actor::{Actor, Msg, Read};
 

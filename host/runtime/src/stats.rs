@@ -3,6 +3,13 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+/// Upper bounds (seconds) of the buckets of the core-call latency histogram; a last,
+/// unbounded bucket follows. Calls are meant to take microseconds; the tail shows a
+/// loaded machine or a guest near its deadline.
+pub const CORE_CALL_BUCKETS: [f64; 12] = [
+    5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 100e-3, 1.0,
+];
+
 /// Monotonic counters; cheap to update from the actor thread, read from anywhere.
 #[derive(Debug, Default)]
 pub struct RuntimeStats {
@@ -11,7 +18,10 @@ pub struct RuntimeStats {
     commits: AtomicU64,
     core_calls: AtomicU64,
     core_call_nanos: AtomicU64,
+    /// Core calls per latency bucket (not cumulative), the last one unbounded.
+    core_call_buckets: [AtomicU64; CORE_CALL_BUCKETS.len() + 1],
     completions: AtomicU64,
+    deliveries: AtomicU64,
     faults: AtomicU64,
 }
 
@@ -28,8 +38,13 @@ pub struct StatsSnapshot {
     pub core_calls: u64,
     /// Time spent in those calls.
     pub core_call_nanos: u64,
+    /// Core calls per latency bucket of [`CORE_CALL_BUCKETS`] (not cumulative), the last
+    /// one for slower calls.
+    pub core_call_buckets: [u64; CORE_CALL_BUCKETS.len() + 1],
     /// Completions delivered to the core.
     pub completions: u64,
+    /// `deliver` calls that delivered them (completions are delivered in batches).
+    pub deliveries: u64,
     /// Core faults recovered from (or not).
     pub faults: u64,
 }
@@ -45,10 +60,17 @@ impl RuntimeStats {
         self.core_calls.fetch_add(1, Relaxed);
         self.core_call_nanos
             .fetch_add(took.as_nanos() as u64, Relaxed);
+        let seconds = took.as_secs_f64();
+        let bucket = CORE_CALL_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(CORE_CALL_BUCKETS.len());
+        self.core_call_buckets[bucket].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn completions_delivered(&self, n: usize) {
         self.completions.fetch_add(n as u64, Relaxed);
+        self.deliveries.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn fault(&self) {
@@ -62,8 +84,31 @@ impl RuntimeStats {
             commits: self.commits.load(Relaxed),
             core_calls: self.core_calls.load(Relaxed),
             core_call_nanos: self.core_call_nanos.load(Relaxed),
+            core_call_buckets: std::array::from_fn(|i| self.core_call_buckets[i].load(Relaxed)),
             completions: self.completions.load(Relaxed),
+            deliveries: self.deliveries.load(Relaxed),
             faults: self.faults.load(Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_calls_land_in_their_latency_bucket() {
+        let stats = RuntimeStats::default();
+        for micros in [1, 5, 6, 700, 2_000_000] {
+            stats.core_call(Duration::from_micros(micros));
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.core_calls, 5);
+        // <= 5 µs: two calls; <= 10 µs: one; <= 1 ms: one; beyond 1 s: one.
+        assert_eq!(s.core_call_buckets[0], 2);
+        assert_eq!(s.core_call_buckets[1], 1);
+        assert_eq!(s.core_call_buckets[7], 1);
+        assert_eq!(s.core_call_buckets[CORE_CALL_BUCKETS.len()], 1);
+        assert_eq!(s.core_call_buckets.iter().sum::<u64>(), 5);
     }
 }

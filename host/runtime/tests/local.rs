@@ -51,6 +51,21 @@ async fn many_workers_run_concurrently_on_both_cores() {
         for pair in seen.windows(2) {
             assert_eq!(pair[1].seq, pair[0].seq + 1);
         }
+        // A model call's completions reach the core in batches, and events are committed
+        // in groups (a command's events alone are several per commit).
+        let stats = rt.stats();
+        assert!(
+            stats.deliveries < stats.completions,
+            "{kind:?}: {} deliver calls for {} completions",
+            stats.deliveries,
+            stats.completions
+        );
+        assert!(
+            stats.commits < stats.events_appended,
+            "{kind:?}: {} commits for {} events",
+            stats.commits,
+            stats.events_appended
+        );
         rt.shutdown().await;
     }
 }

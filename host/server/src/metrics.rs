@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use yoi_protocol::ErrorCode;
+use yoi_runtime::CORE_CALL_BUCKETS;
 
 use crate::error::HostError;
 use crate::registry::{RuntimeRegistry, SourceStats};
@@ -127,7 +128,7 @@ impl Metrics {
         };
         let stats: Vec<(String, SourceStats)> =
             registry.all().map(|r| (r.id.clone(), r.stats())).collect();
-        let families: [Family; 6] = [
+        let families: [Family; 4] = [
             (
                 "yoi_events_appended_total",
                 "counter",
@@ -147,18 +148,6 @@ impl Metrics {
                 |s| seconds(s.runtime.append_nanos),
             ),
             (
-                "yoi_guest_call_seconds_sum",
-                "counter",
-                "Time spent in calls into the runtime core (the guest).",
-                |s| seconds(s.runtime.core_call_nanos),
-            ),
-            (
-                "yoi_guest_call_seconds_count",
-                "counter",
-                "Calls into the runtime core (the guest).",
-                |s| s.runtime.core_calls.to_string(),
-            ),
-            (
                 "yoi_runtime_core_faults_total",
                 "counter",
                 "Guest faults recovered from by restoring the core.",
@@ -170,6 +159,32 @@ impl Metrics {
             for (id, s) in &stats {
                 let _ = writeln!(out, "{name}{{runtime=\"{id}\"}} {}", value(s));
             }
+        }
+        let name = "yoi_guest_call_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Latency of calls into the runtime core (the guest).\n\
+             # TYPE {name} histogram"
+        );
+        for (id, s) in &stats {
+            let r = &s.runtime;
+            let mut cumulative = 0;
+            for (i, n) in r.core_call_buckets.iter().enumerate() {
+                cumulative += n;
+                let le = CORE_CALL_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |le| le.to_string());
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{runtime=\"{id}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{name}_sum{{runtime=\"{id}\"}} {}\n{name}_count{{runtime=\"{id}\"}} {}",
+                seconds(r.core_call_nanos),
+                r.core_calls
+            );
         }
         out
     }

@@ -417,6 +417,24 @@ async fn metrics_count_events_streams_and_commands() {
     assert!(value("yoi_events_appended_total{runtime=\"local\"} ") > 5.0);
     assert!(value("yoi_guest_call_seconds_count{runtime=\"local\"} ") > 0.0);
     assert!(value("yoi_guest_call_seconds_sum{runtime=\"local\"} ") > 0.0);
+    // A histogram: cumulative buckets ending in +Inf, which equals the count.
+    assert!(
+        text.contains("# TYPE yoi_guest_call_seconds histogram"),
+        "{text}"
+    );
+    assert_eq!(
+        value("yoi_guest_call_seconds_bucket{runtime=\"local\",le=\"+Inf\"} "),
+        value("yoi_guest_call_seconds_count{runtime=\"local\"} ")
+    );
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("yoi_guest_call_seconds_bucket{runtime=\"local\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        buckets.len() > 5 && buckets.windows(2).all(|p| p[0] <= p[1]),
+        "{buckets:?}"
+    );
     assert_eq!(
         value("yoi_commands_total{command=\"input\",outcome=\"ok\"} "),
         1.0
@@ -427,4 +445,53 @@ async fn metrics_count_events_streams_and_commands() {
     );
     assert!(value("yoi_stream_frames_sent_total ") > 5.0);
     assert_eq!(value("yoi_stream_lagged_closes_total "), 0.0);
+}
+
+/// While the runtimes load, `/healthz` answers, `/readyz` and the API say
+/// `503 runtime_unavailable`; once loaded, both serve. The loading is held back
+/// deterministically: it runs on tokio's blocking pool, whose only thread this test keeps
+/// busy until it has checked the loading state.
+#[test]
+fn until_the_runtimes_load_readyz_and_the_api_answer_503() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let held = tokio::task::spawn_blocking(move || {
+            let _ = gate.recv();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let host = yoi_host::Host::start(test_config(dir.path()))
+            .await
+            .unwrap();
+        let base = format!("http://{}", host.local_addr());
+        let http = reqwest::Client::new();
+        let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let (status, code, _) =
+            error_of(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (503, "runtime_unavailable"));
+        let runtimes = http
+            .get(format!("{base}/api/v1/runtimes"))
+            .bearer_auth(host.token())
+            .send()
+            .await
+            .unwrap();
+        let (status, code, _) = error_of(runtimes).await;
+        assert_eq!((status, code.as_str()), (503, "runtime_unavailable"));
+
+        release.send(()).unwrap();
+        held.await.unwrap();
+        tokio::time::timeout(PATIENCE, host.ready())
+            .await
+            .unwrap()
+            .unwrap();
+        let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        host.shutdown().await.unwrap();
+    });
 }

@@ -268,7 +268,11 @@ async fn signal_closes_streams_and_keeps_what_was_seen(signal: libc::c_int) {
         replayed.len(),
         seen.len()
     );
-    assert_eq!(replayed[..seen.len()], seen[..], "every event seen survives");
+    assert_eq!(
+        replayed[..seen.len()],
+        seen[..],
+        "every event seen survives"
+    );
     let ended = replayed
         .iter()
         .find(|f| f["event"]["type"] == "run_failed")

@@ -539,6 +539,107 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     );
 }
 
+/// A stream still replaying (held back by a client that reads nothing) while the runtime
+/// publishes more than its live buffer holds: the stream is closed as lagged at the
+/// position it reached, and resuming from there delivers the rest exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
+    let h = start_with(|c| {
+        c.streams.write_timeout_ms = 600_000.try_into().unwrap();
+        c.max_body_bytes = (4 << 20).try_into().unwrap();
+        c.runtimes[0].limits.max_input_bytes = 2 << 20;
+        c.runtimes[0].log.broadcast_capacity = 16.try_into().unwrap();
+    })
+    .await;
+    let w = h.create_worker("w").await;
+    let start = h.local().events().last_cursor();
+    // History far larger than the socket buffers: the replay blocks on this client.
+    let big = "x".repeat(1 << 20);
+    for run in 1..=16 {
+        h.input(&w, &big).await;
+        h.wait_idle(&w, run).await;
+    }
+    let mut ws = connect_small_buffer(&h, &h.worker_stream(&w, Some(&start.encode()))).await;
+    // Meanwhile more than 16 events go live.
+    for run in 17..=20 {
+        h.input(&w, "hello").await;
+        h.wait_idle(&w, run).await;
+    }
+    let last = h.local().events().last_cursor().seq;
+    let mut got = Vec::new();
+    let lagged = loop {
+        let f = ws.frame().await;
+        match f["type"].as_str().unwrap() {
+            "event" => got.push(f["seq"].as_u64().unwrap()),
+            "lagged" => break f,
+            other => panic!("unexpected {other} frame"),
+        }
+    };
+    ws.expect_close().await;
+    assert!((got.len() as u64) < last - start.seq, "cut short");
+    let resume = cursor_of(&lagged);
+    assert_eq!(
+        Cursor::decode(&resume).unwrap().seq,
+        *got.last().unwrap(),
+        "lagged carries the last delivered cursor"
+    );
+    let mut ws = h.ws(&h.worker_stream(&w, Some(&resume))).await;
+    loop {
+        let f = ws.frame().await;
+        assert_eq!(f["type"], "event", "{f}");
+        let seq = f["seq"].as_u64().unwrap();
+        got.push(seq);
+        if seq == last {
+            break;
+        }
+    }
+    let want: Vec<u64> = (start.seq + 1..=last).collect();
+    assert_eq!(
+        got, want,
+        "every event exactly once across the two connections"
+    );
+}
+
+/// A client that accepts nothing for `streams.write_timeout_ms` is dropped, and the host
+/// counts the stream as closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_accepts_nothing_is_dropped() {
+    let h = start_with(|c| {
+        c.streams.write_timeout_ms = 200.try_into().unwrap();
+        c.streams.queue = 100_000.try_into().unwrap();
+        c.max_body_bytes = (4 << 20).try_into().unwrap();
+        c.runtimes[0].limits.max_input_bytes = 2 << 20;
+    })
+    .await;
+    let w = h.create_worker("w").await;
+    let mut ws = connect_small_buffer(&h, &h.worker_stream(&w, None)).await;
+    // The snapshot frame is read, then nothing: the socket buffers fill up.
+    assert_eq!(ws.frame().await["type"], "snapshot");
+    let big = "x".repeat(1 << 20);
+    let metrics = || async {
+        h.http
+            .get(format!("http://{}/metrics", h.host().local_addr()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    tokio::time::timeout(PATIENCE, async {
+        let mut run = 0;
+        while !metrics().await.contains("yoi_streams_open 0") {
+            run += 1;
+            h.input(&w, &big).await;
+            h.wait_idle(&w, run).await;
+        }
+    })
+    .await
+    .expect("the stream is dropped");
+    // What the client still finds is what the kernel had buffered, then the end.
+    while ws.frame_or_close().await.is_some() {}
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pings_keep_idle_streams_alive() {
     let h = start_with(|c| c.streams.ping_interval_ms = 20.try_into().unwrap()).await;
