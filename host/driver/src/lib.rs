@@ -16,4 +16,4 @@ pub mod tools;
 
 pub use provider::{BoxFuture, Provider};
 pub use scripted::{ScriptedConfig, ScriptedModel};
-pub use tools::{ToolConfig, ToolOutput, Workspace, Workspaces};
+pub use tools::{Cancel, ToolConfig, ToolOutput, Workspace, Workspaces};

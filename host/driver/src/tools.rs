@@ -26,6 +26,8 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use serde::Deserialize;
@@ -167,6 +169,30 @@ const MAX_QUERY_BYTES: usize = 1_000;
 
 type ToolResult = Result<String, String>;
 
+/// Set when the call a tool runs for is cancelled, aborted or timed out. The built-in
+/// tools check it between directory entries and files and stop early, so a cancelled
+/// call gives its thread back at once; a custom tool runner should do the same.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A token nobody has cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a tool answers once it noticed [`Cancel`].
+const CANCELLED: &str = "cancelled";
+
 /// One worker's workspace: a directory capability and the tool limits.
 #[derive(Debug)]
 pub struct Workspace {
@@ -198,16 +224,21 @@ impl Workspace {
     /// Runs tool `name` with `arguments_json` (a JSON object; empty text counts as
     /// `{}`). Never panics; every problem is an error output.
     pub fn run(&self, name: &str, arguments_json: &str) -> ToolOutput {
+        self.run_cancellable(name, arguments_json, &Cancel::new())
+    }
+
+    /// [`run`](Self::run) that stops early, with an error output, once `cancel` is set.
+    pub fn run_cancellable(&self, name: &str, arguments_json: &str, cancel: &Cancel) -> ToolOutput {
         let result = match name {
             "list_dir" => parse::<ListDirArgs>(name, arguments_json)
-                .and_then(|a| self.list_dir(a.path.as_deref().unwrap_or("."))),
+                .and_then(|a| self.list_dir(a.path.as_deref().unwrap_or("."), cancel)),
             "read_file" => {
                 parse::<ReadFileArgs>(name, arguments_json).and_then(|a| self.read_file(&a.path))
             }
             "write_file" => parse::<WriteFileArgs>(name, arguments_json)
                 .and_then(|a| self.write_file(&a.path, &a.content)),
             "search" => parse::<SearchArgs>(name, arguments_json)
-                .and_then(|a| self.search(&a.query, a.path.as_deref().unwrap_or("."))),
+                .and_then(|a| self.search(&a.query, a.path.as_deref().unwrap_or("."), cancel)),
             _ => Err(format!(
                 "unknown tool `{}`; the workspace tools are {}",
                 cut(name, 100),
@@ -220,7 +251,7 @@ impl Workspace {
         }
     }
 
-    fn list_dir(&self, path: &str) -> ToolResult {
+    fn list_dir(&self, path: &str, cancel: &Cancel) -> ToolResult {
         let path = check_path(path, true)?;
         let dir = self
             .dir
@@ -228,6 +259,9 @@ impl Workspace {
             .map_err(|e| describe(&e, "list", path))?;
         let mut entries = Vec::new();
         for entry in dir.entries().map_err(|e| describe(&e, "list", path))? {
+            if cancel.is_cancelled() {
+                return Err(CANCELLED.to_string());
+            }
             let entry = entry.map_err(|e| describe(&e, "list", path))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let line = match entry.file_type() {
@@ -353,7 +387,7 @@ impl Workspace {
         ))
     }
 
-    fn search(&self, query: &str, path: &str) -> ToolResult {
+    fn search(&self, query: &str, path: &str, cancel: &Cancel) -> ToolResult {
         if query.trim().is_empty() {
             return Err("`query` must not be empty".to_string());
         }
@@ -370,6 +404,7 @@ impl Workspace {
             .map_err(|e| describe(&e, "search", path))?;
         let mut search = Search {
             config: &self.config,
+            cancel,
             needle: query.to_lowercase(),
             matches: Vec::new(),
             files: 0,
@@ -398,6 +433,9 @@ impl Workspace {
         } else {
             search.matches.join("\n")
         };
+        if cancel.is_cancelled() {
+            return Err(CANCELLED.to_string());
+        }
         if let Some(why) = search.stopped {
             out.push_str(&format!("\n[... search stopped: {why}]"));
         }
@@ -407,6 +445,7 @@ impl Workspace {
 
 struct Search<'a> {
     config: &'a ToolConfig,
+    cancel: &'a Cancel,
     needle: String,
     matches: Vec<String>,
     files: usize,
@@ -432,7 +471,7 @@ impl Search<'_> {
         }
         names.sort();
         for (name, is_dir) in names {
-            if self.stopped.is_some() {
+            if self.stopped.is_some() || self.cancel.is_cancelled() {
                 return;
             }
             let shown = format!("{prefix}{name}");
@@ -550,8 +589,19 @@ impl Workspaces {
 
     /// Runs a tool in `worker_id`'s workspace. Never panics.
     pub fn run(&self, worker_id: &str, name: &str, arguments_json: &str) -> ToolOutput {
+        self.run_cancellable(worker_id, name, arguments_json, &Cancel::new())
+    }
+
+    /// [`run`](Self::run) that stops early, with an error output, once `cancel` is set.
+    pub fn run_cancellable(
+        &self,
+        worker_id: &str,
+        name: &str,
+        arguments_json: &str,
+        cancel: &Cancel,
+    ) -> ToolOutput {
         match self.workspace(worker_id) {
-            Ok(ws) => ws.run(name, arguments_json),
+            Ok(ws) => ws.run_cancellable(name, arguments_json, cancel),
             Err(e) => ToolOutput::error(cap_output(
                 format!(
                     "the workspace of worker `{}` is unavailable: {e}",

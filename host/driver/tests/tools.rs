@@ -326,6 +326,25 @@ fn search_is_bounded() {
 }
 
 #[test]
+fn a_cancelled_call_stops_walking_the_workspace() {
+    let (_tmp, ws) = setup();
+    let cancel = yoi_driver::Cancel::new();
+    // Not cancelled: the same as `run`.
+    let found = ok(ws.run_cancellable("search", r#"{"query":"needle"}"#, &cancel));
+    assert!(found.contains("sub/notes.md"), "{found}");
+    cancel.cancel();
+    for (tool, args) in [("search", r#"{"query":"needle"}"#), ("list_dir", "{}")] {
+        assert_eq!(
+            err(ws.run_cancellable(tool, args, &cancel)),
+            "cancelled",
+            "{tool}"
+        );
+    }
+    // Tools that do one bounded thing are not interrupted.
+    ok(ws.run_cancellable("read_file", r#"{"path":"hello.txt"}"#, &cancel));
+}
+
+#[test]
 fn output_is_capped_with_a_marker() {
     let (tmp, _) = setup();
     let root = ws_root(&tmp);

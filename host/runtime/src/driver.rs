@@ -12,21 +12,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use yoi_driver::{Provider, ToolOutput, Workspaces};
+use yoi_driver::{Cancel, Provider, ToolOutput, Workspaces};
 use yoi_protocol::{Completion, Effect, ErrorInfo, ModelRequest, ToolRequest};
 
 use crate::actor::Msg;
 
-/// Timeouts and queue sizes of the driver.
+/// Timeouts and limits of the driver.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Longest a tool call may run.
+    /// Longest a tool call may run (waiting for a free tool thread included).
     pub tool_timeout: Duration,
     /// Longest a model call may go without producing anything.
     pub model_idle_timeout: Duration,
+    /// Tool calls running at once (each on a blocking thread); more wait their turn.
+    pub max_concurrent_tools: usize,
+    /// Most bytes of text, reasoning and tool-call arguments one model call may stream;
+    /// beyond it the call is dropped and the run fails with code `output_too_large`.
+    pub max_model_output_bytes: usize,
 }
 
 impl Default for DriverConfig {
@@ -34,6 +39,8 @@ impl Default for DriverConfig {
         DriverConfig {
             tool_timeout: Duration::from_secs(30),
             model_idle_timeout: Duration::from_secs(120),
+            max_concurrent_tools: 16,
+            max_model_output_bytes: 4 << 20,
         }
     }
 }
@@ -42,14 +49,26 @@ impl Default for DriverConfig {
 pub type Providers = HashMap<String, Arc<dyn Provider>>;
 
 /// Runs tool calls. The default is [`Workspaces`]: the built-in tools on a per-worker
-/// workspace directory. Called on a blocking thread.
+/// workspace directory.
+///
+/// Called on a blocking thread, at most [`DriverConfig::max_concurrent_tools`] at once.
+/// `cancel` is set when the call is cancelled or times out: its result is no longer
+/// wanted, and a tool that notices returns early, giving its thread back (one that does
+/// not keeps it until it returns).
 pub trait ToolRunner: Send + Sync + 'static {
-    fn run(&self, worker_id: &str, name: &str, arguments_json: &str) -> ToolOutput;
+    fn run(&self, worker_id: &str, name: &str, arguments_json: &str, cancel: &Cancel)
+    -> ToolOutput;
 }
 
 impl ToolRunner for Workspaces {
-    fn run(&self, worker_id: &str, name: &str, arguments_json: &str) -> ToolOutput {
-        Workspaces::run(self, worker_id, name, arguments_json)
+    fn run(
+        &self,
+        worker_id: &str,
+        name: &str,
+        arguments_json: &str,
+        cancel: &Cancel,
+    ) -> ToolOutput {
+        self.run_cancellable(worker_id, name, arguments_json, cancel)
     }
 }
 
@@ -65,6 +84,8 @@ pub(crate) struct Driver {
     calls: HashMap<u64, AbortHandle>,
     /// Bumped by `abort_all` (a core restart): completions carry it.
     generation: u64,
+    /// One permit per tool call running on a blocking thread.
+    tool_threads: Arc<Semaphore>,
 }
 
 impl Driver {
@@ -80,9 +101,10 @@ impl Driver {
             inbox,
             providers,
             tools,
-            config,
             calls: HashMap::new(),
             generation: 0,
+            tool_threads: Arc::new(Semaphore::new(config.max_concurrent_tools.max(1))),
+            config,
         }
     }
 
@@ -95,13 +117,18 @@ impl Driver {
         let task = match effect {
             Effect::CallModel(request) => {
                 let provider = self.providers.get(&request.model).cloned();
-                let idle = self.config.model_idle_timeout;
-                self.rt.spawn(run_model(provider, request, idle, inbox))
+                let limits = ModelLimits {
+                    idle: self.config.model_idle_timeout,
+                    max_output_bytes: self.config.max_model_output_bytes,
+                };
+                self.rt.spawn(run_model(provider, request, limits, inbox))
             }
             Effect::CallTool(request) => {
                 let tools = self.tools.clone();
+                let threads = self.tool_threads.clone();
                 let timeout = self.config.tool_timeout;
-                self.rt.spawn(run_tool(tools, request, timeout, inbox))
+                self.rt
+                    .spawn(run_tool(tools, threads, request, timeout, inbox))
             }
             Effect::Abort { call_id } => {
                 self.abort(call_id);
@@ -154,12 +181,41 @@ async fn send(sink: &Sink, completions: Vec<Completion>) -> bool {
 /// forwarding).
 const FORWARD_BATCH: usize = 64;
 
+/// What bounds one model call.
+#[derive(Debug, Clone, Copy)]
+struct ModelLimits {
+    idle: Duration,
+    max_output_bytes: usize,
+}
+
+/// Bytes of model output a completion carries.
+fn output_bytes(c: &Completion) -> usize {
+    match c {
+        Completion::TextDelta { text, .. } | Completion::ReasoningDelta { text, .. } => text.len(),
+        Completion::ToolCallDelta {
+            id,
+            name,
+            arguments,
+            ..
+        } => {
+            arguments.len()
+                + id.as_ref().map_or(0, String::len)
+                + name.as_ref().map_or(0, String::len)
+        }
+        _ => 0,
+    }
+}
+
 async fn run_model(
     provider: Option<Arc<dyn Provider>>,
     request: ModelRequest,
-    idle: Duration,
+    limits: ModelLimits,
     inbox: Sink,
 ) {
+    let ModelLimits {
+        idle,
+        max_output_bytes,
+    } = limits;
     let call_id = request.call_id;
     let fail = |code: &str, message: String| {
         vec![Completion::ModelFailed {
@@ -181,6 +237,7 @@ async fn run_model(
     let quiet = tokio::time::sleep(idle);
     tokio::pin!(quiet);
     let mut batch = Vec::with_capacity(FORWARD_BATCH);
+    let mut streamed = 0usize;
     loop {
         let received = tokio::select! {
             biased;
@@ -191,7 +248,7 @@ async fn run_model(
                     quiet.as_mut().reset(last_item + idle);
                     continue;
                 }
-                let message = format!("the model produced nothing for {}s", idle.as_secs());
+                let message = format!("the model produced nothing for {idle:?}");
                 send(&inbox, fail("timeout", message)).await;
                 return;
             }
@@ -200,6 +257,13 @@ async fn run_model(
         if received == 0 {
             let message = "the model stream ended without finishing".to_string();
             send(&inbox, fail("model_failed", message)).await;
+            return;
+        }
+        streamed = streamed.saturating_add(batch.iter().map(output_bytes).sum());
+        if streamed > max_output_bytes {
+            let message =
+                format!("the model streamed more than {max_output_bytes} bytes in one call");
+            send(&inbox, fail("output_too_large", message)).await;
             return;
         }
         // Nothing after the call's end is forwarded.
@@ -219,24 +283,47 @@ async fn run_model(
     }
 }
 
+/// Sets a tool call's [`Cancel`] when the task running it ends, whichever way: done,
+/// timed out, or aborted (cancel, stop, a core restart).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 async fn run_tool(
     tools: Arc<dyn ToolRunner>,
+    threads: Arc<Semaphore>,
     request: ToolRequest,
     timeout: Duration,
     inbox: Sink,
 ) {
     let call_id = request.call_id;
     let name = request.name.clone();
-    let work = tokio::task::spawn_blocking(move || {
-        tools.run(&request.worker_id, &request.name, &request.arguments)
-    });
+    let cancel = Cancel::new();
+    let _cancel = CancelOnDrop(cancel.clone());
+    let work = async {
+        // The semaphore is never closed, so acquiring only waits.
+        let permit = threads.acquire_owned().await.ok();
+        tokio::task::spawn_blocking(move || {
+            // Held until the tool returns: a tool that ignores `cancel` keeps its thread
+            // counted.
+            let _permit = permit;
+            tools.run(
+                &request.worker_id,
+                &request.name,
+                &request.arguments,
+                &cancel,
+            )
+        })
+        .await
+    };
     let (output, is_error) = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(out)) => (out.output, out.is_error),
         Ok(Err(join)) => (format!("tool `{name}` failed: {join}"), true),
-        Err(_) => (
-            format!("tool `{name}` timed out after {}s", timeout.as_secs()),
-            true,
-        ),
+        Err(_) => (format!("tool `{name}` timed out after {timeout:?}"), true),
     };
     let done = Completion::ToolDone {
         call_id,
@@ -250,6 +337,7 @@ async fn run_tool(
 mod tests {
     use super::*;
     use yoi_driver::BoxFuture;
+    use yoi_protocol::ToolRequest;
 
     /// Streams `count` text deltas `gap` apart, then stops without finishing.
     struct Trickle {
@@ -295,6 +383,89 @@ mod tests {
         }
     }
 
+    /// Counts tool calls running at once; each waits until three have entered or the
+    /// test opens the gate.
+    #[derive(Default)]
+    struct Crowd {
+        state: std::sync::Mutex<CrowdState>,
+        changed: std::sync::Condvar,
+    }
+
+    #[derive(Default)]
+    struct CrowdState {
+        entered: usize,
+        running: usize,
+        most: usize,
+        open: bool,
+    }
+
+    impl ToolRunner for Crowd {
+        fn run(&self, _w: &str, _n: &str, _a: &str, _c: &Cancel) -> ToolOutput {
+            let mut s = self.state.lock().unwrap();
+            s.entered += 1;
+            s.running += 1;
+            s.most = s.most.max(s.running);
+            self.changed.notify_all();
+            let mut s = self
+                .changed
+                .wait_timeout_while(s, Duration::from_secs(120), |s| !s.open && s.entered < 3)
+                .unwrap()
+                .0;
+            s.running -= 1;
+            ToolOutput::ok("done")
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tool_calls_run_at_most_max_concurrent_tools_at_once() {
+        let crowd = Arc::new(Crowd::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let config = DriverConfig {
+            max_concurrent_tools: 2,
+            ..DriverConfig::default()
+        };
+        let mut driver = Driver::new(
+            Handle::current(),
+            tx,
+            Arc::new(Providers::new()),
+            crowd.clone(),
+            config,
+        );
+        for call_id in 1..=3 {
+            driver.start(Effect::CallTool(ToolRequest {
+                call_id,
+                worker_id: "w_1".into(),
+                run_id: "r_1".into(),
+                tool_call_id: format!("call_{call_id}"),
+                name: "t".into(),
+                arguments: "{}".into(),
+            }));
+        }
+        // Two are in; a third can only start when one of them is done.
+        let waiting = crowd.clone();
+        tokio::task::spawn_blocking(move || {
+            let s = waiting.state.lock().unwrap();
+            drop(
+                waiting
+                    .changed
+                    .wait_timeout_while(s, Duration::from_secs(120), |s| s.entered < 2)
+                    .unwrap(),
+            );
+        })
+        .await
+        .unwrap();
+        crowd.state.lock().unwrap().open = true;
+        crowd.changed.notify_all();
+        let mut done = 0;
+        while done < 3 {
+            match rx.recv().await {
+                Some(Msg::Completions(_, completions)) => done += completions.len(),
+                _ => panic!("the driver stopped"),
+            }
+        }
+        assert_eq!(crowd.state.lock().unwrap().most, 2);
+    }
+
     /// Under tokio's paused clock: a model that keeps producing more often than the idle
     /// timeout never times out however long it streams; once it goes quiet, the call
     /// fails exactly one idle timeout after its last completion.
@@ -311,7 +482,11 @@ mod tests {
             generation: 3,
         };
         let started = Instant::now();
-        run_model(Some(Arc::new(model)), request(), idle, sink).await;
+        let limits = ModelLimits {
+            idle,
+            max_output_bytes: usize::MAX,
+        };
+        run_model(Some(Arc::new(model)), request(), limits, sink).await;
         let mut deltas = 0;
         let mut failure = None;
         while let Ok(Msg::Completions(generation, completions)) = rx.try_recv() {

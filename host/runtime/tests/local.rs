@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::*;
-use yoi_driver::{ScriptedConfig, ToolOutput};
+use yoi_driver::{Cancel, ScriptedConfig, ToolOutput};
 use yoi_eventlog::LogConfig;
 use yoi_protocol::{
     Completion, Cursor, Event, Input, ModelRequest, Role, StopReason, WorkerStatus,
@@ -104,6 +104,77 @@ async fn a_tool_request_runs_the_tool_in_the_workspace() {
     }
 }
 
+/// A provider that tells when one of its calls is dropped (finished or aborted).
+struct Watched<P> {
+    inner: P,
+    dropped: Arc<tokio::sync::Notify>,
+}
+
+impl<P> Watched<P> {
+    fn new(inner: P) -> Self {
+        Watched {
+            inner,
+            dropped: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+struct NotifyOnDrop(Arc<tokio::sync::Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        // `notify_one` keeps a permit when nobody waits yet.
+        self.0.notify_one();
+    }
+}
+
+impl<P: yoi_driver::Provider> yoi_driver::Provider for Watched<P> {
+    fn call<'a>(
+        &'a self,
+        request: ModelRequest,
+        out: tokio::sync::mpsc::Sender<Completion>,
+    ) -> yoi_driver::BoxFuture<'a, ()> {
+        let guard = NotifyOnDrop(self.dropped.clone());
+        Box::pin(async move {
+            let _guard = guard;
+            self.inner.call(request, out).await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_cannot_leave_the_workspace_through_the_runtime() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "the launch codes").unwrap();
+        let rt = open(kind, builder(dir.path(), ScriptedConfig::default()));
+        let mut live = rt.events().subscribe();
+        let w = rt
+            .create_worker(spec("nosy", &["read_file", "list_dir"]))
+            .await
+            .unwrap();
+        for attempt in ["read ../../secret.txt", "read /etc/hostname"] {
+            rt.send_input(&w.id, input(attempt)).await.unwrap();
+            let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+            let (output, is_error) = seen
+                .iter()
+                .find_map(|e| match &e.event {
+                    Event::ToolResult {
+                        output, is_error, ..
+                    } => Some((output.clone(), *is_error)),
+                    _ => None,
+                })
+                .expect("a tool result");
+            assert!(is_error, "{kind:?} {attempt}: {output}");
+            let leaked = seen
+                .iter()
+                .any(|e| format!("{:?}", e.event).contains("launch codes"));
+            assert!(!leaked, "{kind:?} {attempt}: the secret reached an event");
+        }
+        rt.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_stream_stops_the_model_at_once() {
     for kind in BOTH {
@@ -112,7 +183,12 @@ async fn cancel_mid_stream_stops_the_model_at_once() {
             token_delay: Duration::from_millis(5),
             ..ScriptedConfig::default()
         };
-        let rt = open(kind, builder(dir.path(), slow));
+        let watched = Arc::new(Watched::new(yoi_driver::ScriptedModel::new(slow)));
+        let rt = open(
+            kind,
+            LocalRuntime::builder(LocalRuntimeConfig::new(dir.path()))
+                .provider("scripted", watched.clone()),
+        );
         let mut live = rt.events().subscribe();
         let w = rt.create_worker(spec("c", &[])).await.unwrap();
         let run = rt.send_input(&w.id, input("stream 100000")).await.unwrap();
@@ -123,6 +199,10 @@ async fn cancel_mid_stream_stops_the_model_at_once() {
             seen.last().unwrap().event,
             Event::RunCancelled { .. }
         ));
+        // The model call itself was dropped, not left streaming into the void.
+        tokio::time::timeout(PATIENCE, watched.dropped.notified())
+            .await
+            .expect("the cancelled model call is dropped");
         // Nothing of the cancelled run comes after its end, even with another run
         // streaming meanwhile.
         let end = seen.last().unwrap().seq;
@@ -159,7 +239,7 @@ impl GateTool {
 }
 
 impl ToolRunner for GateTool {
-    fn run(&self, _worker: &str, _name: &str, _args: &str) -> ToolOutput {
+    fn run(&self, _worker: &str, _name: &str, _args: &str, _cancel: &Cancel) -> ToolOutput {
         *self.calls.lock().unwrap() += 1;
         let guard = self.open.lock().unwrap();
         let (_guard, _) = self
@@ -206,6 +286,140 @@ async fn cancel_mid_tool_closes_the_run_with_a_cancelled_result() {
         "every tool call keeps a result"
     );
     rt.shutdown().await;
+}
+
+/// A tool that works until its call is cancelled, then reports that it noticed.
+#[derive(Default)]
+struct PatientTool {
+    stopped: Mutex<bool>,
+    noticed: Condvar,
+}
+
+impl PatientTool {
+    /// Waits (up to PATIENCE) until the tool returned because it saw its cancel token.
+    fn wait_stopped(&self) {
+        let guard = self.stopped.lock().unwrap();
+        let (guard, _) = self
+            .noticed
+            .wait_timeout_while(guard, PATIENCE, |stopped| !*stopped)
+            .unwrap();
+        assert!(*guard, "the tool was never told its call ended");
+    }
+}
+
+impl ToolRunner for PatientTool {
+    fn run(&self, _worker: &str, _name: &str, _args: &str, cancel: &Cancel) -> ToolOutput {
+        while !cancel.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        *self.stopped.lock().unwrap() = true;
+        self.noticed.notify_all();
+        ToolOutput::error("cancelled")
+    }
+}
+
+/// Cancelling a run, or a tool timing out, tells the tool: a cooperative tool gives its
+/// thread back at once instead of running on for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_or_timed_out_tool_is_told_to_stop() {
+    for timeout in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = Arc::new(PatientTool::default());
+        let mut config = LocalRuntimeConfig::new(dir.path());
+        if timeout {
+            config.driver.tool_timeout = Duration::from_millis(50);
+        }
+        let rt = open(
+            Kind::Native,
+            LocalRuntime::builder(config)
+                .provider(
+                    "scripted",
+                    Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
+                )
+                .tools(tool.clone()),
+        );
+        let mut live = rt.events().subscribe();
+        let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+        rt.send_input(&w.id, input("ls")).await.unwrap();
+        if !timeout {
+            collect_until(&mut live, |e| {
+                matches!(e.event, Event::ToolCallReady { .. })
+            })
+            .await;
+            rt.cancel(&w.id).await.unwrap();
+        }
+        collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+        let tool = tool.clone();
+        tokio::task::spawn_blocking(move || tool.wait_stopped())
+            .await
+            .unwrap();
+        rt.shutdown().await;
+    }
+}
+
+/// A model that streams without end: its call is dropped past the output limit and the
+/// run fails with a typed error, instead of growing the core until it runs out of memory.
+struct EndlessModel;
+
+impl yoi_driver::Provider for EndlessModel {
+    fn call<'a>(
+        &'a self,
+        request: ModelRequest,
+        out: tokio::sync::mpsc::Sender<Completion>,
+    ) -> yoi_driver::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let text = "x".repeat(1024);
+            loop {
+                let delta = Completion::TextDelta {
+                    call_id: request.call_id,
+                    text: text.clone(),
+                };
+                if out.send(delta).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_streaming_past_the_output_limit_fails_the_run() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LocalRuntimeConfig::new(dir.path());
+        config.driver.max_model_output_bytes = 64 * 1024;
+        let rt = open(
+            kind,
+            LocalRuntime::builder(config).provider("endless", Arc::new(EndlessModel)),
+        );
+        let mut live = rt.events().subscribe();
+        let mut s = spec("e", &[]);
+        s.model = "endless".into();
+        let w = rt.create_worker(s).await.unwrap();
+        rt.send_input(&w.id, input("go")).await.unwrap();
+        let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+        match &seen.last().unwrap().event {
+            Event::RunFailed { error, .. } => assert_eq!(error.code, "output_too_large"),
+            other => panic!("{kind:?}: expected run_failed, got {other:?}"),
+        }
+        let streamed: usize = seen
+            .iter()
+            .map(|e| match &e.event {
+                Event::TextDelta { text, .. } => text.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(
+            streamed <= 64 * 1024,
+            "{kind:?}: {streamed} bytes reached the core"
+        );
+        // The worker is usable again.
+        assert_eq!(
+            rt.get_worker(&w.id).await.unwrap().status,
+            WorkerStatus::Idle
+        );
+        rt.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
