@@ -365,6 +365,48 @@ async fn delayed_stream_yields_exactly_the_plan() {
     assert_eq!(reader.await.unwrap(), m.plan(&req));
 }
 
+/// Under tokio's paused clock: deltas are exactly `delay` apart (the first at once), and
+/// usage and the end follow the last delta without waiting.
+#[tokio::test(start_paused = true)]
+async fn deltas_are_paced_by_the_token_delay() {
+    let m = model();
+    let req = ask("stream 5", &[]);
+    let (tx, mut rx) = mpsc::channel(64);
+    let started = tokio::time::Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut at = Vec::new();
+        while let Some(c) = rx.recv().await {
+            at.push((c, started.elapsed()));
+        }
+        at
+    });
+    m.stream(&req, &tx, Duration::from_millis(30))
+        .await
+        .unwrap();
+    drop(tx);
+    let got = reader.await.unwrap();
+    let deltas: Vec<Duration> = got
+        .iter()
+        .filter(|(c, _)| {
+            matches!(
+                c,
+                Completion::TextDelta { .. } | Completion::ReasoningDelta { .. }
+            )
+        })
+        .map(|(_, at)| *at)
+        .collect();
+    assert!(deltas.len() >= 5, "{got:?}");
+    for (i, at) in deltas.iter().enumerate() {
+        assert_eq!(*at, Duration::from_millis(30 * i as u64), "delta {i}");
+    }
+    let last = *deltas.last().unwrap();
+    assert!(
+        got.iter()
+            .skip_while(|(_, at)| *at < last)
+            .all(|(_, at)| *at == last)
+    );
+}
+
 #[tokio::test]
 async fn provider_call_streams_the_plan() {
     let m = model();

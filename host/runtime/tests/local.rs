@@ -547,6 +547,54 @@ async fn a_repeated_request_id_is_not_run_twice() {
     rt.shutdown().await;
 }
 
+/// With retention on, old deltas are pruned as the runtime runs; transcripts survive it
+/// (and a restart after it), and a cursor from before the horizon is refused as expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_deltas_but_never_transcripts() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || {
+            let mut config = LocalRuntimeConfig::new(dir.path());
+            config.log = LogConfig {
+                retain_events: Some(50),
+                prune_batch: 64,
+                ..LogConfig::default()
+            };
+            LocalRuntime::builder(config).provider(
+                "scripted",
+                Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
+            )
+        };
+        let rt = open(kind, config());
+        let mut live = rt.events().subscribe();
+        let w = rt.create_worker(spec("r", &[])).await.unwrap();
+        let start = rt.events().last_cursor();
+        // Retention runs every few hundred actor batches: keep the runtime busy until it
+        // has pruned something.
+        let mut runs = 0;
+        tokio::time::timeout(PATIENCE, async {
+            while rt.events().horizon() == 0 {
+                rt.send_input(&w.id, input("stream 20")).await.unwrap();
+                collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+                runs += 1;
+            }
+        })
+        .await
+        .expect("retention ran");
+        let transcript = rt.transcript(&w.id).await.unwrap();
+        assert_eq!(transcript.len(), 2 * runs, "{kind:?}");
+        assert!(matches!(
+            rt.events().replay(start, None, 10),
+            Err(yoi_eventlog::ReplayError::Expired { .. })
+        ));
+        rt.shutdown().await;
+
+        let rt = open(kind, config());
+        assert_eq!(rt.transcript(&w.id).await.unwrap(), transcript, "{kind:?}");
+        rt.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_restores_workers_transcripts_and_cursors() {
     for kind in BOTH {
