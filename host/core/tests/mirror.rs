@@ -31,12 +31,19 @@ where
 }
 
 /// Asserts `cases` (indices from an exhaustive `*_case` match) cover `0..n`.
+/// The samples cover exactly the cases `0..n` (a case added to the `*_case` function
+/// without raising `n`, or left without a sample, fails).
 fn assert_covers(what: &str, cases: impl IntoIterator<Item = usize>, n: usize) {
     let seen: BTreeSet<usize> = cases.into_iter().collect();
     let missing: Vec<usize> = (0..n).filter(|i| !seen.contains(i)).collect();
     assert!(
         missing.is_empty(),
         "{what}: no sample for cases {missing:?}"
+    );
+    let unknown: Vec<usize> = seen.range(n..).copied().collect();
+    assert!(
+        unknown.is_empty(),
+        "{what}: cases {unknown:?} beyond the {n} counted: raise the count"
     );
 }
 
