@@ -291,29 +291,32 @@ async fn cancel_mid_tool_closes_the_run_with_a_cancelled_result() {
 /// A tool that works until its call is cancelled, then reports that it noticed.
 #[derive(Default)]
 struct PatientTool {
-    stopped: Mutex<bool>,
-    noticed: Condvar,
+    /// (started, stopped)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
 }
 
 impl PatientTool {
-    /// Waits (up to PATIENCE) until the tool returned because it saw its cancel token.
-    fn wait_stopped(&self) {
-        let guard = self.stopped.lock().unwrap();
+    /// Waits (up to PATIENCE) until `done` holds for (started, stopped).
+    fn wait(&self, what: &str, done: impl Fn(&(bool, bool)) -> bool) {
+        let guard = self.state.lock().unwrap();
         let (guard, _) = self
-            .noticed
-            .wait_timeout_while(guard, PATIENCE, |stopped| !*stopped)
+            .changed
+            .wait_timeout_while(guard, PATIENCE, |s| !done(s))
             .unwrap();
-        assert!(*guard, "the tool was never told its call ended");
+        assert!(done(&guard), "{what}");
     }
 }
 
 impl ToolRunner for PatientTool {
     fn run(&self, _worker: &str, _name: &str, _args: &str, cancel: &Cancel) -> ToolOutput {
+        self.state.lock().unwrap().0 = true;
+        self.changed.notify_all();
         while !cancel.is_cancelled() {
             std::thread::sleep(Duration::from_millis(1));
         }
-        *self.stopped.lock().unwrap() = true;
-        self.noticed.notify_all();
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
         ToolOutput::error("cancelled")
     }
 }
@@ -342,17 +345,20 @@ async fn a_cancelled_or_timed_out_tool_is_told_to_stop() {
         let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
         rt.send_input(&w.id, input("ls")).await.unwrap();
         if !timeout {
-            collect_until(&mut live, |e| {
-                matches!(e.event, Event::ToolCallReady { .. })
-            })
-            .await;
+            // Cancel once the tool runs (a call cancelled before it starts never runs).
+            let started = tool.clone();
+            tokio::task::spawn_blocking(move || started.wait("the tool starts", |s| s.0))
+                .await
+                .unwrap();
             rt.cancel(&w.id).await.unwrap();
         }
         collect_until(&mut live, |e| run_ended(e, &w.id)).await;
         let tool = tool.clone();
-        tokio::task::spawn_blocking(move || tool.wait_stopped())
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            tool.wait("the tool was never told its call ended", |s| s.1)
+        })
+        .await
+        .unwrap();
         rt.shutdown().await;
     }
 }
