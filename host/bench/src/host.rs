@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use yoi_host::config::{Config, RuntimeConfig};
 use yoi_host::{Host, RuntimeHandle};
@@ -226,12 +226,13 @@ impl Bench {
         Ok((ws, cursor.to_string()))
     }
 
-    /// Stamps every published event; sets `last` to the seq of the final event once
-    /// `runs` runs have returned to idle.
+    /// Sets `last` to the seq of the final event once `runs` runs have returned to idle;
+    /// with `stamps`, also stamps every published event (for latency: the throughput
+    /// runs leave it out, it is work the baseline does not do).
     fn tap(
         &self,
         runs: usize,
-        stamps: Arc<Mutex<Vec<(u64, Instant)>>>,
+        stamps: Option<Arc<Mutex<Vec<(u64, Instant)>>>>,
     ) -> (
         watch::Receiver<u64>,
         tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -245,7 +246,9 @@ impl Bench {
                     Ok(env) => env,
                     Err(e) => anyhow::bail!("bench tap: {e}"),
                 };
-                stamps.lock().unwrap().push((env.seq, Instant::now()));
+                if let Some(stamps) = &stamps {
+                    stamps.lock().unwrap().push((env.seq, Instant::now()));
+                }
                 if matches!(&env.event, Event::StatusChanged { to, .. } if *to == WorkerStatus::Idle)
                 {
                     idle += 1;
@@ -277,7 +280,8 @@ fn seq_of(text: &str) -> Option<u64> {
 struct Received {
     /// `(seq, receipt)` per event frame.
     stamps: Vec<(u64, Instant)>,
-    frames: Vec<String>,
+    /// The frames themselves (shared buffers, not copies), when kept.
+    frames: Vec<Utf8Bytes>,
 }
 
 /// Reads event frames until the one with seq `last` (once known).
@@ -312,7 +316,7 @@ async fn observe(
         };
         got.stamps.push((seq, now));
         if keep {
-            got.frames.push(text.to_string());
+            got.frames.push(text.clone());
         }
         max_seq = max_seq.max(seq);
         if max_seq >= *last.borrow() {
@@ -329,7 +333,7 @@ struct Throughput {
     /// The same history replayed from the start cursor to fresh observers.
     replay: (u64, f64),
     /// What the first observer received, for the baseline.
-    frames: Vec<String>,
+    frames: Vec<Utf8Bytes>,
 }
 
 async fn throughput() -> anyhow::Result<Throughput> {
@@ -342,8 +346,7 @@ async fn throughput() -> anyhow::Result<Throughput> {
         observers.push(ws);
         start_cursor = cursor;
     }
-    let stamps = Arc::new(Mutex::new(Vec::new()));
-    let (last, tap) = bench.tap(WORKERS, stamps);
+    let (last, tap) = bench.tap(WORKERS, None);
     let started = Instant::now();
     let tasks: Vec<_> = observers
         .into_iter()
@@ -375,7 +378,7 @@ async fn throughput() -> anyhow::Result<Throughput> {
 async fn collect(
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Received>>>,
     started: Instant,
-) -> anyhow::Result<((u64, f64), Vec<String>)> {
+) -> anyhow::Result<((u64, f64), Vec<Utf8Bytes>)> {
     let mut delivered = 0;
     let mut end = started;
     let mut frames = Vec::new();
@@ -394,10 +397,10 @@ async fn collect(
 }
 
 /// The same frames through a bare tokio-tungstenite broadcast server.
-async fn baseline(frames: Vec<String>) -> anyhow::Result<(u64, f64)> {
+async fn baseline(frames: Vec<Utf8Bytes>) -> anyhow::Result<(u64, f64)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let (tx, _) = broadcast::channel::<tokio_tungstenite::tungstenite::Utf8Bytes>(frames.len() + 1);
+    let (tx, _) = broadcast::channel::<Utf8Bytes>(frames.len() + 1);
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel::<()>(OBSERVERS);
     let server = {
         let tx = tx.clone();
@@ -447,7 +450,7 @@ async fn baseline(frames: Vec<String>) -> anyhow::Result<(u64, f64)> {
         .collect();
     let started = Instant::now();
     for frame in frames {
-        tx.send(frame.into())
+        tx.send(frame)
             .map_err(|_| anyhow::anyhow!("no subscribers"))?;
     }
     let mut delivered = 0;
@@ -475,7 +478,7 @@ async fn paced() -> anyhow::Result<Paced> {
         observers.push(bench.observer().await?);
     }
     let published = Arc::new(Mutex::new(Vec::new()));
-    let (last, tap) = bench.tap(PACED_WORKERS, published.clone());
+    let (last, tap) = bench.tap(PACED_WORKERS, Some(published.clone()));
     let tasks: Vec<_> = observers
         .into_iter()
         .map(|ws| tokio::spawn(observe(ws, last.clone(), false)))
