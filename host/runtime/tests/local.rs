@@ -334,12 +334,7 @@ async fn a_cancelled_or_timed_out_tool_is_told_to_stop() {
         }
         let rt = open(
             Kind::Native,
-            LocalRuntime::builder(config)
-                .provider(
-                    "scripted",
-                    Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
-                )
-                .tools(tool.clone()),
+            builder_with(config, ScriptedConfig::default()).tools(tool.clone()),
         );
         let mut live = rt.events().subscribe();
         let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
@@ -436,12 +431,7 @@ async fn a_slow_tool_times_out_as_an_error_result() {
     config.driver.tool_timeout = Duration::from_millis(50);
     let rt = open(
         Kind::Native,
-        LocalRuntime::builder(config)
-            .provider(
-                "scripted",
-                Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
-            )
-            .tools(gate.clone()),
+        builder_with(config, ScriptedConfig::default()).tools(gate.clone()),
     );
     let mut live = rt.events().subscribe();
     let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
@@ -566,10 +556,7 @@ async fn retention_prunes_deltas_but_never_transcripts() {
                 prune_batch: 64,
                 ..LogConfig::default()
             };
-            LocalRuntime::builder(config).provider(
-                "scripted",
-                Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
-            )
+            builder_with(config, ScriptedConfig::default())
         };
         let rt = open(kind, config());
         let mut live = rt.events().subscribe();
@@ -653,13 +640,7 @@ async fn replay_across_window_and_store_equals_what_was_live() {
         window_capacity: 64,
         ..LogConfig::default()
     };
-    let rt = open(
-        Kind::Wasm,
-        LocalRuntime::builder(config).provider(
-            "scripted",
-            Arc::new(yoi_driver::ScriptedModel::new(ScriptedConfig::default())),
-        ),
-    );
+    let rt = open(Kind::Wasm, builder_with(config, ScriptedConfig::default()));
     let start = rt.events().last_cursor();
     let mut live = rt.events().subscribe();
     let mut ids = Vec::new();

@@ -455,6 +455,36 @@ async fn connect_small_buffer(h: &TestHost, path: &str) -> Ws {
     Ws { ws }
 }
 
+/// Reads event frames up to a `lagged` frame and the close after it: the events' seqs
+/// and the lagged frame.
+async fn read_until_lagged(ws: &mut Ws) -> (Vec<u64>, Value) {
+    let mut got = Vec::new();
+    let lagged = loop {
+        let f = ws.frame().await;
+        match f["type"].as_str().unwrap() {
+            "event" => got.push(f["seq"].as_u64().unwrap()),
+            "lagged" => break f,
+            other => panic!("unexpected {other} frame"),
+        }
+    };
+    ws.expect_close().await;
+    (got, lagged)
+}
+
+/// Reads event frames up to and including seq `last`; returns their seqs.
+async fn read_events_to(ws: &mut Ws, last: u64) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        let f = ws.frame().await;
+        assert_eq!(f["type"], "event", "{f}");
+        let seq = f["seq"].as_u64().unwrap();
+        got.push(seq);
+        if seq == last {
+            return got;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     const RUNS: u64 = 16;
@@ -482,16 +512,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     }
     let last = h.local().events().last_cursor().seq;
 
-    let mut got = Vec::new();
-    let lagged = loop {
-        let f = ws.frame().await;
-        match f["type"].as_str().unwrap() {
-            "event" => got.push(f["seq"].as_u64().unwrap()),
-            "lagged" => break f,
-            other => panic!("unexpected {other} frame"),
-        }
-    };
-    ws.expect_close().await;
+    let (mut got, lagged) = read_until_lagged(&mut ws).await;
     assert!(
         (got.len() as u64) < last - start.seq,
         "the stream was cut short"
@@ -509,15 +530,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     );
 
     let mut ws = h.ws(&h.all_stream(Some(&resume))).await;
-    loop {
-        let f = ws.frame().await;
-        assert_eq!(f["type"], "event", "{f}");
-        let seq = f["seq"].as_u64().unwrap();
-        got.push(seq);
-        if seq == last {
-            break;
-        }
-    }
+    got.extend(read_events_to(&mut ws, last).await);
     let want: Vec<u64> = (start.seq + 1..=last).collect();
     assert_eq!(
         got, want,
@@ -566,16 +579,7 @@ async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
         h.wait_idle(&w, run).await;
     }
     let last = h.local().events().last_cursor().seq;
-    let mut got = Vec::new();
-    let lagged = loop {
-        let f = ws.frame().await;
-        match f["type"].as_str().unwrap() {
-            "event" => got.push(f["seq"].as_u64().unwrap()),
-            "lagged" => break f,
-            other => panic!("unexpected {other} frame"),
-        }
-    };
-    ws.expect_close().await;
+    let (mut got, lagged) = read_until_lagged(&mut ws).await;
     assert!((got.len() as u64) < last - start.seq, "cut short");
     let resume = cursor_of(&lagged);
     assert_eq!(
@@ -584,15 +588,7 @@ async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
         "lagged carries the last delivered cursor"
     );
     let mut ws = h.ws(&h.worker_stream(&w, Some(&resume))).await;
-    loop {
-        let f = ws.frame().await;
-        assert_eq!(f["type"], "event", "{f}");
-        let seq = f["seq"].as_u64().unwrap();
-        got.push(seq);
-        if seq == last {
-            break;
-        }
-    }
+    got.extend(read_events_to(&mut ws, last).await);
     let want: Vec<u64> = (start.seq + 1..=last).collect();
     assert_eq!(
         got, want,

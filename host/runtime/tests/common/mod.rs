@@ -23,8 +23,12 @@ pub enum Kind {
 pub const BOTH: [Kind; 2] = [Kind::Native, Kind::Wasm];
 
 pub fn builder(dir: &Path, scripted: ScriptedConfig) -> RuntimeBuilder {
-    LocalRuntime::builder(LocalRuntimeConfig::new(dir))
-        .provider("scripted", Arc::new(ScriptedModel::new(scripted)))
+    builder_with(LocalRuntimeConfig::new(dir), scripted)
+}
+
+/// A runtime with `config` and the scripted model.
+pub fn builder_with(config: LocalRuntimeConfig, scripted: ScriptedConfig) -> RuntimeBuilder {
+    LocalRuntime::builder(config).provider("scripted", Arc::new(ScriptedModel::new(scripted)))
 }
 
 fn engine() -> &'static (WasmEngine, wasmtime::component::Component) {
