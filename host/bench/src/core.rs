@@ -172,8 +172,6 @@ pub fn run(results: &mut Results) -> anyhow::Result<()> {
         "core.wasm.events_per_s",
         "core.wasm_over_native",
     ];
-    for (name, samples) in names.iter().zip(&figures) {
-        results.record_median(name, samples);
-    }
+    results.record_medians(names, &figures);
     Ok(())
 }

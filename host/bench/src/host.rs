@@ -75,9 +75,7 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         "host.ws_over_baseline",
         "host.replay_over_baseline",
     ];
-    for (name, samples) in names.iter().zip(&figures) {
-        results.record_median(name, samples);
-    }
+    results.record_medians(names, &figures);
 
     // A VM's scheduler stalls a vCPU for several milliseconds now and then; one such
     // stall in a round moves its p99, so the figure is the median round's.
@@ -93,9 +91,7 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         latency[2].push(paced.p99_ms);
     }
     let names = ["host.paced.events_per_s", "host.p50_ms", "host.p99_ms"];
-    for (name, samples) in names.iter().zip(&latency) {
-        results.record_median(name, samples);
-    }
+    results.record_medians(names, &latency);
     Ok(())
 }
 
@@ -232,7 +228,7 @@ impl Bench {
     fn tap(
         &self,
         runs: usize,
-        stamps: Option<Arc<Mutex<Vec<(u64, Instant)>>>>,
+        stamps: Option<Stamps>,
     ) -> (
         watch::Receiver<u64>,
         tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -266,6 +262,9 @@ impl Bench {
         self.host.shutdown().await
     }
 }
+
+/// When each event was published: `(seq, instant)`.
+type Stamps = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

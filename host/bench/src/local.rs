@@ -125,8 +125,6 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         "local.native.store_share",
         "local.wasm.store_share",
     ];
-    for (name, samples) in names.iter().zip(&figures) {
-        results.record_median(name, samples);
-    }
+    results.record_medians(names, &figures);
     Ok(())
 }

@@ -78,6 +78,13 @@ impl Samples {
 }
 
 impl Results {
+    /// [`record_median`](Self::record_median) of each figure, by name.
+    pub fn record_medians<const N: usize>(&mut self, names: [&str; N], samples: &[Samples; N]) {
+        for (name, samples) in names.iter().zip(samples) {
+            self.record_median(name, samples);
+        }
+    }
+
     /// Records the median of `samples` and prints the spread of the rounds beside it.
     pub fn record_median(&mut self, name: &str, samples: &Samples) {
         let value = samples.median();

@@ -358,6 +358,29 @@ async fn a_cancelled_or_timed_out_tool_is_told_to_stop() {
     }
 }
 
+/// Creates a worker on `model`, runs one input and returns the worker and the run's
+/// events.
+async fn failing_run(
+    rt: &LocalRuntime,
+    model: &str,
+) -> (yoi_protocol::WorkerInfo, Vec<Arc<yoi_protocol::Envelope>>) {
+    let mut live = rt.events().subscribe();
+    let mut s = spec("f", &[]);
+    s.model = model.into();
+    let w = rt.create_worker(s).await.unwrap();
+    rt.send_input(&w.id, input("go")).await.unwrap();
+    let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
+    (w, seen)
+}
+
+/// The error code of the `run_failed` that ends `seen`.
+fn failure_code(seen: &[Arc<yoi_protocol::Envelope>]) -> String {
+    match &seen.last().unwrap().event {
+        Event::RunFailed { error, .. } => error.code.clone(),
+        other => panic!("expected run_failed, got {other:?}"),
+    }
+}
+
 /// A model that streams without end: its call is dropped past the output limit and the
 /// run fails with a typed error, instead of growing the core until it runs out of memory.
 struct EndlessModel;
@@ -393,16 +416,8 @@ async fn a_model_streaming_past_the_output_limit_fails_the_run() {
             kind,
             LocalRuntime::builder(config).provider("endless", Arc::new(EndlessModel)),
         );
-        let mut live = rt.events().subscribe();
-        let mut s = spec("e", &[]);
-        s.model = "endless".into();
-        let w = rt.create_worker(s).await.unwrap();
-        rt.send_input(&w.id, input("go")).await.unwrap();
-        let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
-        match &seen.last().unwrap().event {
-            Event::RunFailed { error, .. } => assert_eq!(error.code, "output_too_large"),
-            other => panic!("{kind:?}: expected run_failed, got {other:?}"),
-        }
+        let (w, seen) = failing_run(&rt, "endless").await;
+        assert_eq!(failure_code(&seen), "output_too_large", "{kind:?}");
         let streamed: usize = seen
             .iter()
             .map(|e| match &e.event {
@@ -489,16 +504,8 @@ async fn a_model_that_stops_producing_fails_the_run_with_timeout() {
         Kind::Native,
         LocalRuntime::builder(config).provider("stalling", Arc::new(StallingModel)),
     );
-    let mut live = rt.events().subscribe();
-    let mut s = spec("s", &[]);
-    s.model = "stalling".into();
-    let w = rt.create_worker(s).await.unwrap();
-    rt.send_input(&w.id, input("hi")).await.unwrap();
-    let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
-    match &seen.last().unwrap().event {
-        Event::RunFailed { error, .. } => assert_eq!(error.code, "timeout"),
-        other => panic!("expected run_failed, got {other:?}"),
-    }
+    let (_, seen) = failing_run(&rt, "stalling").await;
+    assert_eq!(failure_code(&seen), "timeout");
     rt.shutdown().await;
 }
 
