@@ -42,6 +42,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use yoi_protocol::is_runtime_id;
@@ -122,6 +123,8 @@ pub struct RuntimeConfig {
     pub limits: LimitSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub driver: DriverSettings,
 }
 
 impl RuntimeConfig {
@@ -134,6 +137,7 @@ impl RuntimeConfig {
             scripted: ScriptedSettings::default(),
             limits: LimitSettings::default(),
             log: LogSettings::default(),
+            driver: DriverSettings::default(),
         }
     }
 }
@@ -236,6 +240,44 @@ impl LogSettings {
                 DurabilitySetting::Full => yoi_eventlog::Durability::Full,
             },
             ..yoi_eventlog::LogConfig::default()
+        }
+    }
+}
+
+/// How the runtime's driver runs model and tool calls.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriverSettings {
+    /// Longest a tool call may take (an error tool result after it).
+    pub tool_timeout_ms: NonZeroU64,
+    /// Longest a model call may produce nothing (the run fails with `timeout`).
+    pub model_idle_timeout_ms: NonZeroU64,
+    /// Tool calls running at once; more wait their turn.
+    pub max_concurrent_tools: NonZeroUsize,
+    /// Most bytes one model call may stream (the run fails with `output_too_large`).
+    pub max_model_output_bytes: NonZeroUsize,
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        let d = yoi_runtime::DriverConfig::default();
+        let ms = |t: Duration| NonZeroU64::new(t.as_millis() as u64).expect("non-zero");
+        DriverSettings {
+            tool_timeout_ms: ms(d.tool_timeout),
+            model_idle_timeout_ms: ms(d.model_idle_timeout),
+            max_concurrent_tools: NonZeroUsize::new(d.max_concurrent_tools).expect("non-zero"),
+            max_model_output_bytes: NonZeroUsize::new(d.max_model_output_bytes).expect("non-zero"),
+        }
+    }
+}
+
+impl DriverSettings {
+    pub fn to_driver_config(&self) -> yoi_runtime::DriverConfig {
+        yoi_runtime::DriverConfig {
+            tool_timeout: Duration::from_millis(self.tool_timeout_ms.get()),
+            model_idle_timeout: Duration::from_millis(self.model_idle_timeout_ms.get()),
+            max_concurrent_tools: self.max_concurrent_tools.get(),
+            max_model_output_bytes: self.max_model_output_bytes.get(),
         }
     }
 }
@@ -438,6 +480,9 @@ token_delay_ms = 0
 [runtimes.log]
 retain_events = 10
 durability = "full"
+[runtimes.driver]
+tool_timeout_ms = 1500
+max_model_output_bytes = 65536
 [[runtimes]]
 id = "b-2"
 "#,
@@ -451,6 +496,14 @@ id = "b-2"
         assert_eq!(c.runtimes[0].log.retain_events, Some(10));
         assert_eq!(c.runtimes[0].log.durability, DurabilitySetting::Full);
         assert_eq!(c.runtimes[0].scripted.token_delay_ms, 0);
+        let driver = c.runtimes[0].driver.to_driver_config();
+        assert_eq!(driver.tool_timeout, Duration::from_millis(1500));
+        assert_eq!(driver.max_model_output_bytes, 65536);
+        assert_eq!(
+            driver.model_idle_timeout,
+            yoi_runtime::DriverConfig::default().model_idle_timeout
+        );
+        assert_eq!(c.runtimes[1].driver, DriverSettings::default());
         assert_eq!(c.allowed_origins[0].as_str(), "http://localhost:5173");
     }
 
@@ -476,6 +529,11 @@ id = "b-2"
         assert!(e.contains("line 3") && e.contains("kind"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[[runtimes]]\nid = \"a\"\n");
         assert!(e.contains("used twice"), "{e}");
+        let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 0\n");
+        assert!(
+            e.contains("line 4") && e.contains("max_concurrent_tools"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -357,6 +357,7 @@ fn open_embedded(
     let mut config = LocalRuntimeConfig::new(dir);
     config.limits = (&rc.limits).into();
     config.log = rc.log.to_log_config();
+    config.driver = rc.driver.to_driver_config();
     let scripted = ScriptedConfig {
         token_delay: Duration::from_millis(rc.scripted.token_delay_ms),
         reasoning: rc.scripted.reasoning,
