@@ -2,8 +2,8 @@
 //!
 //! [`LocalRuntime`] is what both processes share: `yoi-host` wraps it as its embedded
 //! source, `yoi-runtime` serves it over HTTP. It is a cheap, cloneable handle; the state
-//! lives on one actor thread (see [`actor`]). The core type is chosen at
-//! [`LocalRuntime::open`] (`NativeCore` or `WasmCore`), so the handle itself is not
+//! lives on one actor thread (module `actor`). The core type is chosen at
+//! [`RuntimeBuilder::open`] (`NativeCore` or `WasmCore`), so the handle itself is not
 //! generic.
 
 mod actor;
