@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::sync::{Notify, watch};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -173,7 +174,23 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
+        .layer(CatchPanicLayer::custom(panic_answer as PanicAnswer))
         .with_state(state)
+}
+
+type PanicAnswer = fn(Box<dyn std::any::Any + Send + 'static>) -> Response;
+
+/// A handler that panicked (a bug) answers a typed `500 internal` instead of dropping the
+/// connection; the panic message goes to the log, not to the client.
+fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    tracing::error!(panic = %message, "a request handler panicked");
+    HostError::internal("the host failed while answering this request (a bug; it is logged)")
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> HostError {
@@ -427,5 +444,29 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => tracing::info!("SIGINT: shutting down"),
         _ = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_typed_500() {
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_answer as PanicAnswer));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let resp = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("secret detail"), "{message}");
     }
 }
