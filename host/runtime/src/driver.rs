@@ -103,7 +103,9 @@ impl Driver {
             tools,
             calls: HashMap::new(),
             generation: 0,
-            tool_threads: Arc::new(Semaphore::new(config.max_concurrent_tools.max(1))),
+            tool_threads: Arc::new(Semaphore::new(
+                config.max_concurrent_tools.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             config,
         }
     }
@@ -253,7 +255,6 @@ async fn run_model(
                 return;
             }
         };
-        last_item = Instant::now();
         if received == 0 {
             let message = "the model stream ended without finishing".to_string();
             send(&inbox, fail("model_failed", message)).await;
@@ -280,6 +281,8 @@ async fn run_model(
         if !send(&inbox, full).await || end.is_some() {
             return;
         }
+        // Time spent waiting for room in the actor's inbox is not the model's silence.
+        last_item = Instant::now();
     }
 }
 
@@ -304,18 +307,21 @@ async fn run_tool(
     let name = request.name.clone();
     let cancel = Cancel::new();
     let _cancel = CancelOnDrop(cancel.clone());
+    let tool_cancel = cancel.clone();
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tool_started = started.clone();
     let work = async {
         // The semaphore is never closed, so acquiring only waits.
         let permit = threads.acquire_owned().await.ok();
+        tool_started.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
-            // Held until the tool returns: a tool that ignores `cancel` keeps its thread
-            // counted.
+            // Held until the tool returns: a tool that ignores `cancel` keeps its slot.
             let _permit = permit;
             tools.run(
                 &request.worker_id,
                 &request.name,
                 &request.arguments,
-                &cancel,
+                &tool_cancel,
             )
         })
         .await
@@ -323,7 +329,17 @@ async fn run_tool(
     let (output, is_error) = match tokio::time::timeout(timeout, work).await {
         Ok(Ok(out)) => (out.output, out.is_error),
         Ok(Err(join)) => (format!("tool `{name}` failed: {join}"), true),
-        Err(_) => (format!("tool `{name}` timed out after {timeout:?}"), true),
+        Err(_) => {
+            cancel.cancel();
+            let message = if started.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(tool = %name, ?timeout, "tool call timed out; told it to stop");
+                format!("tool `{name}` timed out after {timeout:?}")
+            } else {
+                tracing::warn!(tool = %name, ?timeout, "tool call found no free tool slot in time");
+                format!("tool `{name}` did not start within {timeout:?}: every tool slot was busy")
+            };
+            (message, true)
+        }
     };
     let done = Completion::ToolDone {
         call_id,
@@ -454,6 +470,11 @@ mod tests {
         })
         .await
         .unwrap();
+        assert_eq!(
+            driver.tool_threads.available_permits(),
+            0,
+            "both running calls hold a slot"
+        );
         crowd.state.lock().unwrap().open = true;
         crowd.changed.notify_all();
         let mut done = 0;
@@ -464,6 +485,46 @@ mod tests {
             }
         }
         assert_eq!(crowd.state.lock().unwrap().most, 2);
+    }
+
+    /// Under tokio's paused clock: time the driver waits for room in a full actor inbox
+    /// is not the model's silence; a call is not timed out for the actor being slow.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_actor_is_not_idleness() {
+        let idle = Duration::from_millis(50);
+        let model = Trickle {
+            count: 10,
+            gap: Duration::from_millis(1),
+        };
+        // Room for one message, and nobody reads for ten idle periods.
+        let (tx, mut rx) = mpsc::channel(1);
+        let sink = Sink {
+            inbox: tx,
+            generation: 0,
+        };
+        let limits = ModelLimits {
+            idle,
+            max_output_bytes: usize::MAX,
+        };
+        let call = tokio::spawn(run_model(Some(Arc::new(model)), request(), limits, sink));
+        tokio::time::sleep(idle * 10).await;
+        let mut deltas = 0;
+        let mut failure = None;
+        while let Some(Msg::Completions(_, completions)) = rx.recv().await {
+            for completion in completions {
+                match completion {
+                    Completion::TextDelta { .. } => deltas += 1,
+                    Completion::ModelFailed { error, .. } => failure = Some(error.code),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        call.await.unwrap();
+        assert_eq!(
+            deltas, 10,
+            "every delta arrived before the model went quiet"
+        );
+        assert_eq!(failure.as_deref(), Some("timeout"), "then it timed out");
     }
 
     /// Under tokio's paused clock: a model that keeps producing more often than the idle

@@ -252,10 +252,24 @@ pub struct DriverSettings {
     pub tool_timeout_ms: NonZeroU64,
     /// Longest a model call may produce nothing (the run fails with `timeout`).
     pub model_idle_timeout_ms: NonZeroU64,
-    /// Tool calls running at once; more wait their turn.
+    /// Tool calls running at once (1 to 4,096); more wait their turn.
+    #[serde(deserialize_with = "tool_slots")]
     pub max_concurrent_tools: NonZeroUsize,
     /// Most bytes one model call may stream (the run fails with `output_too_large`).
     pub max_model_output_bytes: NonZeroUsize,
+}
+
+/// Most tool slots a runtime may have: each is a blocking thread when busy.
+const MAX_TOOL_SLOTS: usize = 4096;
+
+fn tool_slots<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    let n = NonZeroUsize::deserialize(d)?;
+    if n.get() > MAX_TOOL_SLOTS {
+        return Err(serde::de::Error::custom(format!(
+            "at most {MAX_TOOL_SLOTS} tool calls can run at once, not {n}"
+        )));
+    }
+    Ok(n)
 }
 
 impl Default for DriverSettings {
@@ -529,6 +543,8 @@ id = "b-2"
         assert!(e.contains("line 3") && e.contains("kind"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[[runtimes]]\nid = \"a\"\n");
         assert!(e.contains("used twice"), "{e}");
+        let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 5000\n");
+        assert!(e.contains("line 4") && e.contains("at most 4096"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 0\n");
         assert!(
             e.contains("line 4") && e.contains("max_concurrent_tools"),

@@ -159,6 +159,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        // Inside CORS, so a browser can read the typed 500 too.
+        .layer(CatchPanicLayer::custom(panic_answer as PanicAnswer))
         .layer(cors);
     Router::new()
         .nest("/api", api)

@@ -169,16 +169,16 @@ async fn worker_stream_resumes_after_disconnect_without_gap_or_duplicate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connecting_mid_run_gives_a_consistent_snapshot_then_the_rest() {
     // A delta every millisecond: events are published while each stream subscribes and
-    // snapshots (the case the handshake's `seq >` rule exists for), and the run (about
-    // 1.5 s) is certainly still going when the last stream has connected. Big queues:
-    // the streams are read one after the other.
+    // snapshots (the case the handshake's `seq >` rule exists for), and the run (3 s or
+    // more) is still going when the last stream has connected, even on a loaded machine.
+    // Big queues: the streams are read one after the other.
     let h = start_with(|c| {
         c.streams.queue = 200_000.try_into().unwrap();
         c.runtimes[0].scripted.token_delay_ms = 1;
     })
     .await;
     let w = h.create_worker("w").await;
-    h.input(&w, "stream 1500").await;
+    h.input(&w, "stream 3000").await;
     // Wait until the run is producing, then connect without a cursor.
     tokio::time::timeout(PATIENCE, async {
         while h.local().events().last_cursor().seq < 20 {
