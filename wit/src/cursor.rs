@@ -211,11 +211,8 @@ impl HostCursor {
             if !is_runtime_id(id) {
                 return Err(CursorError::Malformed("host cursor: invalid runtime id"));
             }
-            let cursor = Cursor::decode(cursor).map_err(|CursorError::Malformed(why)| {
-                CursorError::Malformed(match why {
-                    "unknown cursor version" => "host cursor: a part is not a runtime cursor",
-                    _ => "host cursor: a runtime cursor part is malformed",
-                })
+            let cursor = Cursor::decode(cursor).map_err(|_| {
+                CursorError::Malformed("host cursor: a part is not a valid runtime cursor")
             })?;
             if parts.insert(id.to_string(), cursor).is_some() {
                 return Err(CursorError::Malformed(

@@ -114,6 +114,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, LogError> {
 /// Creates the schema and a new epoch on an empty store (with `chunk_bits` for its
 /// worker index), or reads the existing meta, migrating an older schema first.
 pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogError> {
+    let chunk_bits = chunk_bits.min(MAX_CHUNK_BITS);
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
     let get = |key: &str| -> Result<Option<i64>, rusqlite::Error> {
@@ -150,7 +151,6 @@ pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogErr
                 ));
             }
             let epoch = new_epoch();
-            let chunk_bits = chunk_bits.min(MAX_CHUNK_BITS);
             let mut put = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
             put.execute(params!["schema_version", SCHEMA_VERSION])?;
             put.execute(params!["epoch", epoch as i64])?;
@@ -179,7 +179,6 @@ pub(crate) const MAX_CHUNK_BITS: u8 = 20;
 /// index's unindexed tail does not matter), drops the old index. In the open's
 /// transaction: a failed migration leaves the store as it was.
 fn migrate_v1(tx: &rusqlite::Transaction<'_>, chunk_bits: u8) -> Result<u8, LogError> {
-    let chunk_bits = chunk_bits.min(MAX_CHUNK_BITS);
     tx.execute(
         "INSERT OR IGNORE INTO worker_chunks (worker_id, chunk) \
          SELECT DISTINCT worker_id, seq >> ?1 FROM events WHERE worker_id IS NOT NULL",

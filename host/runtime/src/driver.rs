@@ -307,38 +307,38 @@ async fn run_tool(
     let name = request.name.clone();
     let cancel = Cancel::new();
     let _cancel = CancelOnDrop(cancel.clone());
-    let tool_cancel = cancel.clone();
-    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let tool_started = started.clone();
-    let work = async {
-        // The semaphore is never closed, so acquiring only waits.
-        let permit = threads.acquire_owned().await.ok();
-        tool_started.store(true, std::sync::atomic::Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            // Held until the tool returns: a tool that ignores `cancel` keeps its slot.
-            let _permit = permit;
-            tools.run(
-                &request.worker_id,
-                &request.name,
-                &request.arguments,
-                &tool_cancel,
-            )
-        })
-        .await
-    };
-    let (output, is_error) = match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(out)) => (out.output, out.is_error),
-        Ok(Err(join)) => (format!("tool `{name}` failed: {join}"), true),
+    // One deadline for the whole call: waiting for a free tool slot counts too.
+    let deadline = Instant::now() + timeout;
+    let (output, is_error) = match tokio::time::timeout_at(deadline, threads.acquire_owned()).await
+    {
         Err(_) => {
-            cancel.cancel();
-            let message = if started.load(std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!(tool = %name, ?timeout, "tool call timed out; told it to stop");
-                format!("tool `{name}` timed out after {timeout:?}")
-            } else {
-                tracing::warn!(tool = %name, ?timeout, "tool call found no free tool slot in time");
-                format!("tool `{name}` did not start within {timeout:?}: every tool slot was busy")
-            };
+            tracing::warn!(tool = %name, ?timeout, "tool call found no free tool slot in time");
+            let message =
+                format!("tool `{name}` did not start within {timeout:?}: every tool slot was busy");
             (message, true)
+        }
+        // The semaphore is never closed, so acquiring only waits.
+        Ok(permit) => {
+            let tool_cancel = cancel.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                // Held until the tool returns: a tool that ignores `cancel` keeps its slot.
+                let _permit = permit;
+                tools.run(
+                    &request.worker_id,
+                    &request.name,
+                    &request.arguments,
+                    &tool_cancel,
+                )
+            });
+            match tokio::time::timeout_at(deadline, work).await {
+                Ok(Ok(out)) => (out.output, out.is_error),
+                Ok(Err(join)) => (format!("tool `{name}` failed: {join}"), true),
+                Err(_) => {
+                    cancel.cancel();
+                    tracing::warn!(tool = %name, ?timeout, "tool call timed out; told it to stop");
+                    (format!("tool `{name}` timed out after {timeout:?}"), true)
+                }
+            }
         }
     };
     let done = Completion::ToolDone {

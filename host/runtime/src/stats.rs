@@ -16,9 +16,9 @@ pub struct RuntimeStats {
     events_appended: AtomicU64,
     append_nanos: AtomicU64,
     commits: AtomicU64,
-    core_calls: AtomicU64,
     core_call_nanos: AtomicU64,
-    /// Core calls per latency bucket (not cumulative), the last one unbounded.
+    /// Core calls per latency bucket (not cumulative), the last one unbounded; their sum
+    /// is the number of calls.
     core_call_buckets: [AtomicU64; CORE_CALL_BUCKETS.len() + 1],
     completions: AtomicU64,
     deliveries: AtomicU64,
@@ -57,7 +57,6 @@ impl RuntimeStats {
     }
 
     pub(crate) fn core_call(&self, took: Duration) {
-        self.core_calls.fetch_add(1, Relaxed);
         self.core_call_nanos
             .fetch_add(took.as_nanos() as u64, Relaxed);
         let seconds = took.as_secs_f64();
@@ -78,13 +77,15 @@ impl RuntimeStats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
+        let core_call_buckets: [u64; CORE_CALL_BUCKETS.len() + 1] =
+            std::array::from_fn(|i| self.core_call_buckets[i].load(Relaxed));
         StatsSnapshot {
             events_appended: self.events_appended.load(Relaxed),
             append_nanos: self.append_nanos.load(Relaxed),
             commits: self.commits.load(Relaxed),
-            core_calls: self.core_calls.load(Relaxed),
+            core_calls: core_call_buckets.iter().sum(),
             core_call_nanos: self.core_call_nanos.load(Relaxed),
-            core_call_buckets: std::array::from_fn(|i| self.core_call_buckets[i].load(Relaxed)),
+            core_call_buckets,
             completions: self.completions.load(Relaxed),
             deliveries: self.deliveries.load(Relaxed),
             faults: self.faults.load(Relaxed),

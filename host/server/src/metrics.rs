@@ -179,12 +179,12 @@ impl Metrics {
                     "{name}_bucket{{runtime=\"{id}\",le=\"{le}\"}} {cumulative}"
                 );
             }
-            // The count is the buckets' total, so it always equals the `+Inf` bucket
-            // (a separate counter read a moment apart could differ from it).
+            // `core_calls` is the buckets' total: the same as the `+Inf` bucket.
             let _ = writeln!(
                 out,
-                "{name}_sum{{runtime=\"{id}\"}} {}\n{name}_count{{runtime=\"{id}\"}} {cumulative}",
+                "{name}_sum{{runtime=\"{id}\"}} {}\n{name}_count{{runtime=\"{id}\"}} {}",
                 seconds(r.core_call_nanos),
+                r.core_calls
             );
         }
         out
