@@ -393,15 +393,7 @@ async fn metrics_count_events_streams_and_commands() {
     h.input(&w, "hi").await;
     ws.events_until(|f| back_to_idle(f, &w)).await;
     let _ = h.get("/runtimes/local/workers/w_404").send().await.unwrap();
-    let text = h
-        .http
-        .get(format!("http://{}/metrics", h.host().local_addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(prefix))

@@ -119,6 +119,17 @@ impl Proc {
         resp.json().await.unwrap()
     }
 
+    /// Creates a scripted worker; returns its id.
+    async fn create_worker(&self, name: &str) -> String {
+        let created = self
+            .post(
+                "/runtimes/local/workers",
+                json!({"name": name, "model": "scripted"}),
+            )
+            .await;
+        created["worker"]["id"].as_str().unwrap().to_string()
+    }
+
     async fn ws(&self, path: &str) -> Ws {
         let mut request = format!("{}{path}", self.ws_base)
             .into_client_request()
@@ -137,13 +148,7 @@ async fn kill_9_then_restart_resumes_an_old_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let host = spawn(dir.path(), &config).await;
-    let created = host
-        .post(
-            "/runtimes/local/workers",
-            json!({"name": "w", "model": "scripted"}),
-        )
-        .await;
-    let w = created["worker"]["id"].as_str().unwrap().to_string();
+    let w = host.create_worker("w").await;
     let path = |cursor: Option<&str>| match cursor {
         Some(c) => format!("/runtimes/local/workers/{w}/events/ws?cursor={c}"),
         None => format!("/runtimes/local/workers/{w}/events/ws"),
@@ -211,13 +216,7 @@ async fn signal_closes_streams_and_keeps_what_was_seen(signal: libc::c_int) {
     // A token a millisecond: the run is mid-stream at the signal, and this reader keeps up.
     let config = write_config_with_delay(dir.path(), 1);
     let mut host = spawn(dir.path(), &config).await;
-    let created = host
-        .post(
-            "/runtimes/local/workers",
-            json!({"name": "w", "model": "scripted"}),
-        )
-        .await;
-    let w = created["worker"]["id"].as_str().unwrap().to_string();
+    let w = host.create_worker("w").await;
     let mut ws = host
         .ws(&format!("/runtimes/local/workers/{w}/events/ws"))
         .await;

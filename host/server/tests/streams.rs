@@ -491,8 +491,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     let h = start_with(|c| {
         c.streams.queue = 2.try_into().unwrap();
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
-        c.max_body_bytes = (4 << 20).try_into().unwrap();
-        c.runtimes[0].limits.max_input_bytes = 2 << 20;
+        allow_big_inputs(c);
     })
     .await;
     let w = h.create_worker("w").await;
@@ -537,15 +536,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
         "every event exactly once across the two connections"
     );
 
-    let metrics = h
-        .http
-        .get(format!("http://{}/metrics", h.host().local_addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("yoi_stream_lagged_closes_total 1"),
         "{metrics}"
@@ -559,8 +550,7 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
 async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
     let h = start_with(|c| {
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
-        c.max_body_bytes = (4 << 20).try_into().unwrap();
-        c.runtimes[0].limits.max_input_bytes = 2 << 20;
+        allow_big_inputs(c);
         c.runtimes[0].log.broadcast_capacity = 16.try_into().unwrap();
     })
     .await;
@@ -603,8 +593,7 @@ async fn a_client_that_accepts_nothing_is_dropped() {
     let h = start_with(|c| {
         c.streams.write_timeout_ms = 200.try_into().unwrap();
         c.streams.queue = 100_000.try_into().unwrap();
-        c.max_body_bytes = (4 << 20).try_into().unwrap();
-        c.runtimes[0].limits.max_input_bytes = 2 << 20;
+        allow_big_inputs(c);
     })
     .await;
     let w = h.create_worker("w").await;
@@ -612,19 +601,9 @@ async fn a_client_that_accepts_nothing_is_dropped() {
     // The snapshot frame is read, then nothing: the socket buffers fill up.
     assert_eq!(ws.frame().await["type"], "snapshot");
     let big = "x".repeat(1 << 20);
-    let metrics = || async {
-        h.http
-            .get(format!("http://{}/metrics", h.host().local_addr()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
     tokio::time::timeout(PATIENCE, async {
         let mut run = 0;
-        while !metrics().await.contains("yoi_streams_open 0") {
+        while !h.metrics().await.contains("yoi_streams_open 0") {
             run += 1;
             h.input(&w, &big).await;
             h.wait_idle(&w, run).await;

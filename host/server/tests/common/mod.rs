@@ -35,6 +35,12 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     }
 }
 
+/// Lets one input be 1 MiB, to fill socket buffers with few events.
+pub fn allow_big_inputs(c: &mut Config) {
+    c.max_body_bytes = (4 << 20).try_into().unwrap();
+    c.runtimes[0].limits.max_input_bytes = 2 << 20;
+}
+
 pub struct TestHost {
     pub host: Option<Host>,
     pub base: String,
@@ -71,6 +77,18 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHost {
 impl TestHost {
     pub fn host(&self) -> &Host {
         self.host.as_ref().expect("host running")
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("http://{}/metrics", self.host().local_addr()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub fn runtime(&self) -> std::sync::Arc<RuntimeHandle> {
