@@ -100,18 +100,16 @@ fn config(dir: &std::path::Path, token_delay_ms: u64) -> anyhow::Result<Config> 
     let mut runtime = RuntimeConfig::default_local();
     runtime.scripted.token_delay_ms = token_delay_ms;
     runtime.scripted.reasoning = false;
-    // The in-process stamping subscriber must never lag.
+    // The in-process stamping subscriber and the observers (streams have no queue of
+    // their own: they read the live buffer) must never lag.
     runtime.log.broadcast_capacity = (1 << 20).try_into()?;
-    let mut config = Config {
+    Ok(Config {
         bind: "127.0.0.1:0".parse()?,
         data_dir: Some(dir.to_path_buf()),
         component: Some(component),
         runtimes: vec![runtime],
         ..Config::default()
-    };
-    // Observers read as fast as they can; the queue only bounds memory here.
-    config.streams.queue = (1 << 20).try_into()?;
-    Ok(config)
+    })
 }
 
 struct Bench {

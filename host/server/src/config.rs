@@ -10,7 +10,6 @@
 //! shutdown_grace_ms = 5000          # how long streams get to flush their closing frame
 //!
 //! [streams]
-//! queue = 1024                      # frames buffered per stream before it is closed as lagged
 //! replay_page = 512                 # events per replay page
 //! ping_interval_ms = 20000          # WebSocket ping on every stream
 //! write_timeout_ms = 30000          # a client that accepts nothing for this long is dropped
@@ -88,9 +87,6 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamConfig {
-    /// Frames a stream may have waiting for its client; one more and the client is sent
-    /// `lagged` and disconnected.
-    pub queue: NonZeroUsize,
     /// Events per replay page (replay is backpressured, never lagged).
     pub replay_page: NonZeroUsize,
     pub ping_interval_ms: NonZeroU64,
@@ -100,7 +96,6 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
-            queue: NonZeroUsize::new(1024).expect("non-zero"),
             replay_page: NonZeroUsize::new(512).expect("non-zero"),
             ping_interval_ms: NonZeroU64::new(20_000).expect("non-zero"),
             write_timeout_ms: NonZeroU64::new(30_000).expect("non-zero"),
@@ -486,7 +481,7 @@ data_dir = "/tmp/yoi"
 allowed_origins = ["http://localhost:5173"]
 max_body_bytes = 4096
 [streams]
-queue = 4
+replay_page = 4
 [[runtimes]]
 id = "a"
 [runtimes.scripted]
@@ -504,8 +499,8 @@ id = "b-2"
         )
         .unwrap();
         assert_eq!(c.bind.port(), 9000);
-        assert_eq!(c.streams.queue.get(), 4);
-        assert_eq!(c.streams.replay_page.get(), 512);
+        assert_eq!(c.streams.replay_page.get(), 4);
+        assert_eq!(c.streams.ping_interval_ms.get(), 20_000);
         assert_eq!(c.runtimes.len(), 2);
         assert_eq!(c.runtimes[0].log.retain_events, Some(10));
         assert_eq!(c.runtimes[0].log.durability, DurabilitySetting::Full);
@@ -523,7 +518,7 @@ id = "b-2"
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = err("bind = \"127.0.0.1:1\"\n\n[streams]\nqueue = 3\nqeueu = 4\n");
+        let e = err("bind = \"127.0.0.1:1\"\n\n[streams]\nreplay_page = 3\nqeueu = 4\n");
         assert!(e.contains("qeueu"), "{e}");
         assert!(e.contains("line 5"), "{e}");
         assert!(e.contains("test.toml"), "{e}");
@@ -533,8 +528,8 @@ id = "b-2"
     fn bad_values_name_key_and_line() {
         let e = err("bind = \"localhost\"\n");
         assert!(e.contains("line 1") && e.contains("bind"), "{e}");
-        let e = err("\n[streams]\nqueue = 0\n");
-        assert!(e.contains("line 3") && e.contains("queue"), "{e}");
+        let e = err("\n[streams]\nreplay_page = 0\n");
+        assert!(e.contains("line 3") && e.contains("replay_page"), "{e}");
         let e = err("\n\n[[runtimes]]\nid = \"Not OK\"\n");
         assert!(e.contains("line 4") && e.contains("runtime id"), "{e}");
         let e = err("allowed_origins = [\"localhost:3000\"]\n");

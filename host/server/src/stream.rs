@@ -16,23 +16,24 @@
 //!
 //! # Flow control
 //!
-//! Each stream is two tasks: the *producer* (this module's `Session`: handshake, live
-//! forwarding, projection; frames come from the runtime's [`FrameCache`](crate::frames::FrameCache) when every
-//! stream of that shape would build the same one) and the *writer* (owns the socket:
-//! writes frames, pings, reads what the client sends and reports it to the producer).
-//! They are joined by a bounded queue of `streams.queue` frames. Replay and snapshots wait for
-//! room in the queue (backpressure: history is pulled, never lost). Live events never
-//! wait: when the queue is full, or the runtime's broadcast dropped events for this
-//! subscriber, the producer stops, and the writer sends what is queued, then a `lagged`
-//! frame carrying the cursor of the last event queued, then closes. The client reconnects
+//! Each stream is one task that owns its socket (this module's `Session`): handshake,
+//! live forwarding, projection and writing. Frames come from the runtime's
+//! [`FrameCache`](crate::frames::FrameCache) when every stream of that shape would build
+//! the same one. Replay and snapshots are written page by page as the client accepts
+//! them (backpressure: history is pulled, never lost). Live events are taken from the
+//! runtime's broadcast as they come, a burst at a time, and written in one flush; while
+//! a write waits for the client they stay in the broadcast, which is the stream's only
+//! buffer (no per-stream queue). A stream that falls further behind than the broadcast
+//! holds (`runtimes.log.broadcast_capacity` events) is sent what it has, then a `lagged`
+//! frame carrying the cursor of the last event sent, and closed. The client reconnects
 //! with that cursor and replays the rest without loss. A slow client therefore never
 //! slows the runtime or other clients.
 //!
-//! The writer pings every `streams.ping_interval_ms`, batches queued frames into one
-//! flush, and drops a client that accepts nothing for `streams.write_timeout_ms`.
-//! Streams are observation-only: a text or binary message from the client is answered
-//! with an `invalid_request` error frame and the stream closes. On shutdown every stream
-//! gets an error frame `shutting_down` and a close frame (1001).
+//! The stream pings every `streams.ping_interval_ms` and drops a client that accepts
+//! nothing for `streams.write_timeout_ms`. Streams are observation-only: a text or
+//! binary message from the client is answered with an `invalid_request` error frame and
+//! the stream closes. On shutdown every stream gets an error frame `shutting_down` and a
+//! close frame (1001).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,10 +46,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use futures_util::stream::{BoxStream, SelectAll};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, watch};
 use yoi_protocol::{
     Cursor, Envelope, ErrorCode, Frame, InFlight, Message as ChatMessage, RuntimeWorkerSnapshot,
     WorkerInfo,
@@ -64,11 +65,9 @@ use yoi_protocol::HostCursor;
 
 /// Largest message accepted from a client (streams take none; this bounds the buffer).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Live envelopes forwarded per wake-up of a stream (then shutdown and the client are
-/// checked again).
+/// Live envelopes taken per wake-up of a stream and written in one flush (then shutdown,
+/// the client and the ping timer are checked again).
 const LIVE_BURST: usize = 256;
-/// Most queued frames written before one flush.
-const WRITE_BATCH: usize = 256;
 
 #[derive(Debug, Deserialize)]
 pub struct StreamQuery {
@@ -207,9 +206,12 @@ struct LaggedFrame<'a> {
 /// One runtime a stream covers and the stream's position in it.
 struct Feed {
     handle: Arc<RuntimeHandle>,
-    /// Everything of this runtime up to here has been queued (or did not concern the
+    /// Everything of this runtime up to here has been sent or taken to send (or did not concern the
     /// stream).
     pos: Cursor,
+    /// The broadcast dropped events for this stream; the next one it yields shows whether
+    /// any of them was not sent yet (replay may have covered them).
+    skipped: bool,
 }
 
 /// One part of the multiplexed stream's cursor, in runtime-id order.
@@ -243,7 +245,7 @@ impl Live {
         Live::Many(futures_util::stream::select_all(streams))
     }
 
-    /// An envelope that is already waiting, if any (one runtime only; `None` otherwise).
+    /// An envelope that is already waiting, if any.
     fn try_next(&mut self) -> Option<Tagged> {
         match self {
             Live::One(rx) => match rx.try_recv() {
@@ -254,7 +256,8 @@ impl Live {
                 Err(broadcast::error::TryRecvError::Closed) => Some((0, Err(RecvError::Closed))),
                 Err(broadcast::error::TryRecvError::Empty) => None,
             },
-            Live::Many(_) => None,
+            // Polled once without waiting; the next `next()` registers the real waker.
+            Live::Many(all) => all.next().now_or_never().flatten(),
         }
     }
 
@@ -267,7 +270,7 @@ impl Live {
     }
 }
 
-/// The producer side of one stream.
+/// One stream: its handshake, live forwarding and projection, and its socket.
 struct Session {
     state: AppState,
     principal: Principal,
@@ -277,7 +280,9 @@ struct Session {
     carried: HostCursor,
     /// The multiplexed cursor's parts in order.
     parts: Vec<Part>,
-    out: mpsc::Sender<Utf8Bytes>,
+    socket: Socket,
+    /// Frames projected and not yet written (at most a page or a live burst).
+    pending: Vec<Utf8Bytes>,
     shutdown: watch::Receiver<bool>,
     page: usize,
 }
@@ -291,30 +296,24 @@ async fn run(
 ) {
     let _guard = state.stream_opened();
     let streams = &state.config().streams;
-    let (out, queue) = mpsc::channel(streams.queue.get());
-    let (end_tx, end_rx) = oneshot::channel();
-    let (client_tx, client) = mpsc::channel(1);
-    let writer = tokio::spawn(write_loop(
-        socket,
-        queue,
-        end_rx,
-        client_tx,
-        Duration::from_millis(streams.ping_interval_ms.get()),
-        Duration::from_millis(streams.write_timeout_ms.get()),
-        state.clone(),
-    ));
     let mut session = Session {
         page: streams.replay_page.get(),
         shutdown: state.shutdown_signal(),
+        socket: Socket {
+            ws: socket,
+            write_timeout: Duration::from_millis(streams.write_timeout_ms.get()),
+            broken: false,
+        },
         state: state.clone(),
         principal,
         scope,
         feeds: Vec::new(),
         carried: HostCursor::new(),
         parts: Vec::new(),
-        out,
+        pending: Vec::new(),
     };
-    let end = session.produce(cursor, client).await;
+    let ping_every = Duration::from_millis(streams.ping_interval_ms.get());
+    let end = session.produce(cursor, ping_every).await;
     let closing = match end {
         End::Client => None,
         End::Close(text, code) => Some((text, code)),
@@ -329,13 +328,15 @@ async fn run(
             Some((text, CLOSE_TRY_AGAIN_LATER))
         }
     };
-    drop(session);
-    let _ = end_tx.send(closing);
-    let _ = writer.await;
+    // What was taken before the end is still sent (the lagged cursor counts it).
+    if !session.pending.is_empty() && session.write_pending().await.is_err() {
+        return;
+    }
+    session.socket.close(closing).await;
 }
 
 impl Session {
-    async fn produce(&mut self, cursor: Option<String>, mut client: mpsc::Receiver<Client>) -> End {
+    async fn produce(&mut self, cursor: Option<String>, ping_every: Duration) -> End {
         let started = match self.scope.clone() {
             Scope::Worker {
                 runtime_id,
@@ -347,35 +348,53 @@ impl Session {
             Ok(live) => live,
             Err(end) => return end,
         };
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|s| *s) => {
+                // (`map` drops the watch guard before any handler awaits.)
+                _ = shutdown.wait_for(|s| *s).map(|_| ()) => {
                     return error_end(
                         ErrorCode::ShuttingDown,
                         "the host is shutting down; reconnect later with your last cursor",
                     );
                 }
-                said = client.recv() => match said {
-                    Some(Client::Data) => {
+                message = self.socket.ws.next() => match message {
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                         return error_end(
                             ErrorCode::InvalidRequest,
                             "streams are observation-only: send commands over the REST API",
                         );
                     }
-                    Some(Client::Gone) | None => return End::Client,
+                    // A pong to a ping is queued by the protocol layer; send it now.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        if let Err(end) = self.socket.flush().await {
+                            return end;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Client,
                 },
                 (i, item) = live.next() => {
                     if let Err(end) = self.take_live(i, item) {
                         return end;
                     }
-                    // Whatever else is already waiting goes out in the same wake-up.
+                    // Whatever else is already waiting goes out in the same flush.
                     for _ in 0..LIVE_BURST {
                         let Some((i, item)) = live.try_next() else { break };
                         if let Err(end) = self.take_live(i, item) {
                             return end;
                         }
+                    }
+                    if let Err(end) = self.write_pending().await {
+                        return end;
+                    }
+                }
+                _ = ping.tick() => {
+                    if let Err(end) = self.socket.ping().await {
+                        return end;
                     }
                 }
             }
@@ -385,7 +404,10 @@ impl Session {
     fn take_live(&mut self, i: usize, item: Result<Arc<Envelope>, RecvError>) -> Result<(), End> {
         match item {
             Ok(env) => self.forward_live(i, &env),
-            Err(RecvError::Lagged(_)) => Err(End::Lagged),
+            Err(RecvError::Lagged(_)) => {
+                self.feeds[i].skipped = true;
+                Ok(())
+            }
             Err(RecvError::Closed) => {
                 Err(error_end(ErrorCode::ShuttingDown, "the runtime stopped"))
             }
@@ -489,46 +511,48 @@ impl Session {
         }
     }
 
-    /// A live event: never waits; a full queue ends the stream as lagged.
+    /// A live event: projected into the pending frames (written after the burst). After
+    /// the broadcast dropped events, a gap between the position and this event means the
+    /// client fell behind the live buffer: the stream ends as lagged.
     fn forward_live(&mut self, i: usize, env: &Envelope) -> Result<(), End> {
         let feed = &mut self.feeds[i];
+        if std::mem::take(&mut feed.skipped) && env.seq > feed.pos.seq + 1 {
+            return Err(End::Lagged);
+        }
         if env.seq <= feed.pos.seq {
             return Ok(());
         }
-        let before = feed.pos;
-        feed.pos = Cursor::new(before.epoch, env.seq);
-        let Some(text) = self.project(i, env) else {
-            return Ok(());
-        };
-        match self.out.try_send(text) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.feeds[i].pos = before;
-                Err(End::Lagged)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(End::Client),
+        feed.pos = Cursor::new(feed.pos.epoch, env.seq);
+        if let Some(text) = self.project(i, env) {
+            self.pending.push(text);
         }
+        Ok(())
     }
 
-    /// Queues a frame, waiting for room (replay and snapshots).
-    async fn send_wait(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        let text = match self.out.try_send(text) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::Client),
-            Err(mpsc::error::TrySendError::Full(text)) => text,
-        };
+    /// Writes the pending frames in one flush, waiting for the client (within the write
+    /// timeout) unless the host shuts down first.
+    async fn write_pending(&mut self) -> Result<(), End> {
+        let n = self.pending.len() as u64;
         tokio::select! {
             biased;
-            _ = self.shutdown.wait_for(|s| *s) => Err(error_end(
+            written = self.socket.write(&mut self.pending) => written?,
+            _ = self.shutdown.wait_for(|s| *s).map(|_| ()) => return Err(error_end(
                 ErrorCode::ShuttingDown,
                 "the host is shutting down; reconnect later with your last cursor",
             )),
-            sent = self.out.send(text) => sent.map_err(|_| End::Client),
         }
+        self.state.metrics().frames_sent(n);
+        Ok(())
+    }
+
+    /// Writes one frame (snapshots, diagnostics), waiting for the client.
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.pending.push(text);
+        self.write_pending().await
     }
 
     async fn diagnostic(&mut self, code: ErrorCode, message: String) -> Result<(), End> {
-        self.send_wait(frame_text(&Frame::<Cursor>::Diagnostic { code, message }).into())
+        self.send(frame_text(&Frame::<Cursor>::Diagnostic { code, message }).into())
             .await
     }
 
@@ -544,13 +568,14 @@ impl Session {
                 Ok(page) => page,
                 Err(outcome) => return Ok(Err(outcome)),
             };
-            self.feeds[i].pos = after;
             for env in &page.events {
                 self.feeds[i].pos = Cursor::new(after.epoch, env.seq);
                 if let Some(text) = self.project(i, env) {
-                    self.send_wait(text).await?;
+                    self.pending.push(text);
                 }
             }
+            // The page goes out before the position moves past it.
+            self.write_pending().await?;
             self.feeds[i].pos = page.next;
             after = page.next;
             if !page.more {
@@ -598,6 +623,7 @@ impl Session {
         self.feeds.push(Feed {
             handle,
             pos: Cursor::new(epoch, 0),
+            skipped: false,
         });
         if let Some(after) = cursor {
             match self.replay(0, after).await? {
@@ -641,7 +667,7 @@ impl Session {
             transcript: &snapshot.transcript,
             in_flight: &snapshot.in_flight,
         });
-        self.send_wait(text.into()).await
+        self.send(text.into()).await
     }
 
     async fn start_all(&mut self, cursor: Option<String>) -> Result<Live, End> {
@@ -666,6 +692,7 @@ impl Session {
             self.feeds.push(Feed {
                 pos: Cursor::new(handle.epoch(), 0),
                 handle: handle.clone(),
+                skipped: false,
             });
         }
         let live = Live::new(receivers);
@@ -746,105 +773,80 @@ impl Session {
             cursor: &cursor,
             workers: &workers,
         });
-        self.send_wait(text.into()).await
+        self.send(text.into()).await
     }
 }
 
-/// What the writer heard from the client.
-enum Client {
-    /// A text or binary message: streams take none.
-    Data,
-    /// The client closed the connection or it broke.
-    Gone,
-}
-
-/// The writer owns the socket: queued frames out (batched into one flush), pings, the
-/// client's messages in (reported to the producer), then the closing frame.
-async fn write_loop(
-    mut ws: WebSocket,
-    mut queue: mpsc::Receiver<Utf8Bytes>,
-    end: oneshot::Receiver<Option<(String, u16)>>,
-    client: mpsc::Sender<Client>,
-    ping_every: Duration,
+/// The stream's WebSocket. Every write is bounded by the write timeout; a write that
+/// fails or times out breaks the socket, and nothing more is sent on it.
+struct Socket {
+    ws: WebSocket,
     write_timeout: Duration,
-    state: AppState,
-) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reading = true;
-    loop {
-        tokio::select! {
-            biased;
-            first = queue.recv() => {
-                let Some(first) = first else { break };
-                let batch = write_batch(&mut ws, &mut queue, first);
-                match tokio::time::timeout(write_timeout, batch).await {
-                    Ok(Ok(n)) => state.metrics().frames_sent(n),
-                    // The client is gone, or accepted nothing for the write timeout.
-                    _ => return,
-                }
-            }
-            message = ws.next(), if reading => match message {
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                    // The producer answers with an error frame and ends the stream.
-                    let _ = client.try_send(Client::Data);
-                    reading = false;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    // A pong to a ping is queued by the protocol layer; send it now.
-                    if tokio::time::timeout(write_timeout, ws.flush()).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                    let _ = client.try_send(Client::Gone);
-                    return;
-                }
-            },
-            _ = ping.tick() => {
-                let sent = tokio::time::timeout(write_timeout, ws.send(Message::Ping(Default::default()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
-                }
-            }
-        }
-    }
-    // The producer is done and everything it queued is written.
-    let closing = end.await.ok().flatten();
-    let _ = tokio::time::timeout(write_timeout, async {
-        if let Some((text, code)) = closing {
-            ws.send(Message::Text(text.into())).await?;
-            ws.send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::default(),
-            })))
-            .await?;
-        } else {
-            ws.send(Message::Close(None)).await?;
-        }
-        ws.close().await
-    })
-    .await;
+    broken: bool,
 }
 
-async fn write_batch(
-    sink: &mut WebSocket,
-    queue: &mut mpsc::Receiver<Utf8Bytes>,
-    first: Utf8Bytes,
-) -> Result<u64, axum::Error> {
-    sink.feed(Message::Text(first)).await?;
-    let mut n = 1;
-    while n < WRITE_BATCH as u64 {
-        match queue.try_recv() {
-            Ok(text) => {
-                sink.feed(Message::Text(text)).await?;
-                n += 1;
+type Timed = Result<Result<(), axum::Error>, tokio::time::error::Elapsed>;
+
+impl Socket {
+    /// Writes (and empties) `frames` with one flush.
+    async fn write(&mut self, frames: &mut Vec<Utf8Bytes>) -> Result<(), End> {
+        if self.broken {
+            return Err(End::Client);
+        }
+        let ws = &mut self.ws;
+        let write = async move {
+            for text in frames.drain(..) {
+                ws.feed(Message::Text(text)).await?;
             }
-            Err(_) => break,
+            ws.flush().await
+        };
+        let written = tokio::time::timeout(self.write_timeout, write).await;
+        self.check(written)
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        let flushed = tokio::time::timeout(self.write_timeout, self.ws.flush()).await;
+        self.check(flushed)
+    }
+
+    async fn ping(&mut self) -> Result<(), End> {
+        let ping = self.ws.send(Message::Ping(Default::default()));
+        let sent = tokio::time::timeout(self.write_timeout, ping).await;
+        self.check(sent)
+    }
+
+    fn check(&mut self, result: Timed) -> Result<(), End> {
+        match result {
+            Ok(Ok(())) => Ok(()),
+            // The client is gone, or accepted nothing for the write timeout.
+            _ => {
+                self.broken = true;
+                Err(End::Client)
+            }
         }
     }
-    sink.flush().await?;
-    Ok(n)
+
+    /// Sends the closing frame (if any) and a close frame, then closes.
+    async fn close(mut self, closing: Option<(String, u16)>) {
+        if self.broken {
+            return;
+        }
+        let ws = &mut self.ws;
+        let _ = tokio::time::timeout(self.write_timeout, async move {
+            if let Some((text, code)) = closing {
+                ws.send(Message::Text(text.into())).await?;
+                ws.send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::default(),
+                })))
+                .await?;
+            } else {
+                ws.send(Message::Close(None)).await?;
+            }
+            ws.close().await
+        })
+        .await;
+    }
 }
 
 #[cfg(test)]

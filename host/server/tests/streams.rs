@@ -171,9 +171,9 @@ async fn connecting_mid_run_gives_a_consistent_snapshot_then_the_rest() {
     // A delta every millisecond: events are published while each stream subscribes and
     // snapshots (the case the handshake's `seq >` rule exists for), and the run (3 s or
     // more) is still going when the last stream has connected, even on a loaded machine.
-    // Big queues: the streams are read one after the other.
+    // The streams are read one after the other: the default live buffer (16,384 events)
+    // holds the whole run for the ones not read yet.
     let h = start_with(|c| {
-        c.streams.queue = 200_000.try_into().unwrap();
         c.runtimes[0].scripted.token_delay_ms = 1;
     })
     .await;
@@ -489,7 +489,7 @@ async fn read_events_to(ws: &mut Ws, last: u64) -> Vec<u64> {
 async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     const RUNS: u64 = 16;
     let h = start_with(|c| {
-        c.streams.queue = 2.try_into().unwrap();
+        c.runtimes[0].log.broadcast_capacity = 2.try_into().unwrap();
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
         allow_big_inputs(c);
     })
@@ -543,34 +543,44 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     );
 }
 
-/// A stream still replaying (held back by a client that reads nothing) while the runtime
-/// publishes more than its live buffer holds: the stream is closed as lagged at the
-/// position it reached, and resuming from there delivers the rest exactly once.
-#[tokio::test(flavor = "multi_thread")]
-async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
+/// A worker stream replaying 16 runs of history (far larger than the socket buffers, so
+/// the replay waits for this client, which reads nothing yet) in pages of `replay_page`
+/// events, while 4 more runs publish more than the live buffer (16 events) holds.
+/// Returns the host, the worker, the stream, and the seqs before and after all of it.
+async fn overflow_the_live_buffer_during_a_replay(
+    replay_page: usize,
+) -> (TestHost, String, Ws, u64, u64) {
     let h = start_with(|c| {
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
         allow_big_inputs(c);
         c.runtimes[0].log.broadcast_capacity = 16.try_into().unwrap();
+        c.streams.replay_page = replay_page.try_into().unwrap();
     })
     .await;
     let w = h.create_worker("w").await;
     let start = h.local().events().last_cursor();
-    // History far larger than the socket buffers: the replay blocks on this client.
     let big = "x".repeat(1 << 20);
     for run in 1..=16 {
         h.input(&w, &big).await;
         h.wait_idle(&w, run).await;
     }
-    let mut ws = connect_small_buffer(&h, &h.worker_stream(&w, Some(&start.encode()))).await;
-    // Meanwhile more than 16 events go live.
+    let ws = connect_small_buffer(&h, &h.worker_stream(&w, Some(&start.encode()))).await;
     for run in 17..=20 {
         h.input(&w, "hello").await;
         h.wait_idle(&w, run).await;
     }
     let last = h.local().events().last_cursor().seq;
+    (h, w, ws, start.seq, last)
+}
+
+/// Falling further behind than the live buffer holds while replaying: the stream is
+/// closed as lagged at the position it reached, and resuming from there delivers the rest
+/// exactly once. (The history is one replay page, read before the new events exist.)
+#[tokio::test(flavor = "multi_thread")]
+async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
+    let (h, w, mut ws, start, last) = overflow_the_live_buffer_during_a_replay(100_000).await;
     let (mut got, lagged) = read_until_lagged(&mut ws).await;
-    assert!((got.len() as u64) < last - start.seq, "cut short");
+    assert!((got.len() as u64) < last - start, "cut short");
     let resume = cursor_of(&lagged);
     assert_eq!(
         Cursor::decode(&resume).unwrap().seq,
@@ -579,11 +589,33 @@ async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
     );
     let mut ws = h.ws(&h.worker_stream(&w, Some(&resume))).await;
     got.extend(read_events_to(&mut ws, last).await);
-    let want: Vec<u64> = (start.seq + 1..=last).collect();
+    let want: Vec<u64> = (start + 1..=last).collect();
     assert_eq!(
         got, want,
         "every event exactly once across the two connections"
     );
+}
+
+/// The same overflow during a replay of several pages: the pages read after it cover the
+/// events the live buffer dropped, so nothing is missing and the stream goes on live
+/// without a `lagged` close.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_that_covers_what_the_live_buffer_dropped_goes_on_live() {
+    let (h, w, mut ws, start, last) = overflow_the_live_buffer_during_a_replay(64).await;
+    let mut got = read_events_to(&mut ws, last).await;
+    // Live again: stopping the worker (fewer events than the live buffer holds) reaches
+    // the same connection.
+    let resp = h
+        .post(&format!("/runtimes/local/workers/{w}/stop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let end = h.local().events().last_cursor().seq;
+    assert!(end > last);
+    got.extend(read_events_to(&mut ws, end).await);
+    let want: Vec<u64> = (start + 1..=end).collect();
+    assert_eq!(got, want, "every event exactly once, on one connection");
 }
 
 /// A client that accepts nothing for `streams.write_timeout_ms` is dropped, and the host
@@ -592,7 +624,6 @@ async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
 async fn a_client_that_accepts_nothing_is_dropped() {
     let h = start_with(|c| {
         c.streams.write_timeout_ms = 200.try_into().unwrap();
-        c.streams.queue = 100_000.try_into().unwrap();
         allow_big_inputs(c);
     })
     .await;
