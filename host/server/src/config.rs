@@ -91,6 +91,11 @@ pub struct StreamConfig {
     pub replay_page: NonZeroUsize,
     pub ping_interval_ms: NonZeroU64,
     pub write_timeout_ms: NonZeroU64,
+    /// No longer used: a stream's queue is its place in its runtime's live buffer
+    /// (`runtimes.log.broadcast_capacity`). Accepted so older config files still load;
+    /// the host logs a warning when it is set.
+    #[serde(rename = "queue")]
+    pub unused_queue: Option<NonZeroUsize>,
 }
 
 impl Default for StreamConfig {
@@ -99,6 +104,7 @@ impl Default for StreamConfig {
             replay_page: NonZeroUsize::new(512).expect("non-zero"),
             ping_interval_ms: NonZeroU64::new(20_000).expect("non-zero"),
             write_timeout_ms: NonZeroU64::new(30_000).expect("non-zero"),
+            unused_queue: None,
         }
     }
 }
@@ -482,6 +488,7 @@ allowed_origins = ["http://localhost:5173"]
 max_body_bytes = 4096
 [streams]
 replay_page = 4
+queue = 1024
 [[runtimes]]
 id = "a"
 [runtimes.scripted]
@@ -501,6 +508,8 @@ id = "b-2"
         assert_eq!(c.bind.port(), 9000);
         assert_eq!(c.streams.replay_page.get(), 4);
         assert_eq!(c.streams.ping_interval_ms.get(), 20_000);
+        // Older files set the stream queue, which no longer exists: still accepted.
+        assert_eq!(c.streams.unused_queue.map(|q| q.get()), Some(1024));
         assert_eq!(c.runtimes.len(), 2);
         assert_eq!(c.runtimes[0].log.retain_events, Some(10));
         assert_eq!(c.runtimes[0].log.durability, DurabilitySetting::Full);

@@ -273,6 +273,13 @@ impl Host {
         projection: Arc<dyn Projection>,
     ) -> anyhow::Result<Host> {
         let data_dir = config.resolved_data_dir()?;
+        if let Some(queue) = config.streams.unused_queue {
+            tracing::warn!(
+                queue,
+                "streams.queue is no longer used: a stream's queue is its place in the \
+                 runtime's live buffer (runtimes.log.broadcast_capacity); remove the key"
+            );
+        }
         // Fail before binding when a component is missing: the message says how to build it.
         for rc in config.effective_runtimes() {
             component_path(rc.component.as_ref().or(config.component.as_ref()))

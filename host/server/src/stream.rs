@@ -173,6 +173,38 @@ fn host_error_end(e: HostError) -> End {
     error_end(e.code, e.message)
 }
 
+fn shutting_down() -> End {
+    error_end(
+        ErrorCode::ShuttingDown,
+        "the host is shutting down; reconnect later with your last cursor",
+    )
+}
+
+/// Runs a socket operation unless the host shuts down first.
+async fn or_shutdown(
+    shutdown: &mut watch::Receiver<bool>,
+    op: impl Future<Output = Result<(), End>>,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        done = op => done,
+        _ = shutdown.wait_for(|s| *s).map(|_| ()) => Err(shutting_down()),
+    }
+}
+
+/// What a message from the client means for the stream: a ping or pong is fine (the
+/// protocol layer queues the pong); data, a close or a broken socket end it.
+fn heard(message: Option<Result<Message, axum::Error>>) -> Result<(), End> {
+    match message {
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+        Some(Ok(Message::Text(_) | Message::Binary(_))) => Err(error_end(
+            ErrorCode::InvalidRequest,
+            "streams are observation-only: send commands over the REST API",
+        )),
+        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(End::Client),
+    }
+}
+
 fn frame_text<T: Serialize>(frame: &T) -> String {
     serde_json::to_string(frame).unwrap_or_else(|e| {
         format!(r#"{{"type":"error","code":"internal","message":"cannot encode a frame: {e}"}}"#)
@@ -329,8 +361,14 @@ async fn run(
         }
     };
     // What was taken before the end is still sent (the lagged cursor counts it).
-    if !session.pending.is_empty() && session.write_pending().await.is_err() {
-        return;
+    let mut closing = closing;
+    if !session.pending.is_empty() {
+        match session.write_pending().await {
+            Ok(()) => {}
+            // The host shut down meanwhile: that is the stream's end now.
+            Err(End::Close(text, code)) => closing = Some((text, code)),
+            Err(_) => return,
+        }
     }
     session.socket.close(closing).await;
 }
@@ -356,27 +394,22 @@ impl Session {
             tokio::select! {
                 biased;
                 // (`map` drops the watch guard before any handler awaits.)
-                _ = shutdown.wait_for(|s| *s).map(|_| ()) => {
-                    return error_end(
-                        ErrorCode::ShuttingDown,
-                        "the host is shutting down; reconnect later with your last cursor",
-                    );
-                }
-                message = self.socket.ws.next() => match message {
-                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                        return error_end(
-                            ErrorCode::InvalidRequest,
-                            "streams are observation-only: send commands over the REST API",
-                        );
+                _ = shutdown.wait_for(|s| *s).map(|_| ()) => return shutting_down(),
+                message = self.socket.ws.next() => {
+                    if let Err(end) = heard(message) {
+                        return end;
                     }
                     // A pong to a ping is queued by the protocol layer; send it now.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        if let Err(end) = self.socket.flush().await {
-                            return end;
-                        }
+                    if let Err(end) = or_shutdown(&mut shutdown, self.socket.flush()).await {
+                        return end;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Client,
-                },
+                }
+                // Before live events, so steady traffic does not hold pings back.
+                _ = ping.tick() => {
+                    if let Err(end) = or_shutdown(&mut shutdown, self.socket.ping()).await {
+                        return end;
+                    }
+                }
                 (i, item) = live.next() => {
                     if let Err(end) = self.take_live(i, item) {
                         return end;
@@ -389,11 +422,6 @@ impl Session {
                         }
                     }
                     if let Err(end) = self.write_pending().await {
-                        return end;
-                    }
-                }
-                _ = ping.tick() => {
-                    if let Err(end) = self.socket.ping().await {
                         return end;
                     }
                 }
@@ -533,15 +561,18 @@ impl Session {
     /// timeout) unless the host shuts down first.
     async fn write_pending(&mut self) -> Result<(), End> {
         let n = self.pending.len() as u64;
-        tokio::select! {
-            biased;
-            written = self.socket.write(&mut self.pending) => written?,
-            _ = self.shutdown.wait_for(|s| *s).map(|_| ()) => return Err(error_end(
-                ErrorCode::ShuttingDown,
-                "the host is shutting down; reconnect later with your last cursor",
-            )),
-        }
+        or_shutdown(&mut self.shutdown, self.socket.write(&mut self.pending)).await?;
         self.state.metrics().frames_sent(n);
+        Ok(())
+    }
+
+    /// Handles what the client sent while the stream was not reading the socket (during
+    /// the handshake): a close or a data message ends the stream; pings are answered
+    /// with the next write.
+    fn check_client(&mut self) -> Result<(), End> {
+        while let Some(message) = self.socket.ws.next().now_or_never() {
+            heard(message)?;
+        }
         Ok(())
     }
 
@@ -575,6 +606,7 @@ impl Session {
                 }
             }
             // The page goes out before the position moves past it.
+            self.check_client()?;
             self.write_pending().await?;
             self.feeds[i].pos = page.next;
             after = page.next;
@@ -777,8 +809,9 @@ impl Session {
     }
 }
 
-/// The stream's WebSocket. Every write is bounded by the write timeout; a write that
-/// fails or times out breaks the socket, and nothing more is sent on it.
+/// The stream's WebSocket. Every write operation (a frame, a flush, a ping) must make
+/// progress within the write timeout; one that fails or times out breaks the socket, and
+/// nothing more is sent on it.
 struct Socket {
     ws: WebSocket,
     write_timeout: Duration,
@@ -793,34 +826,31 @@ impl Socket {
         if self.broken {
             return Err(End::Client);
         }
-        let ws = &mut self.ws;
-        let write = async move {
-            for text in frames.drain(..) {
-                ws.feed(Message::Text(text)).await?;
-            }
-            ws.flush().await
-        };
-        let written = tokio::time::timeout(self.write_timeout, write).await;
-        self.check(written)
+        for text in frames.drain(..) {
+            let feed = self.ws.feed(Message::Text(text));
+            let fed = tokio::time::timeout(self.write_timeout, feed).await;
+            Self::check(&mut self.broken, fed)?;
+        }
+        self.flush().await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
         let flushed = tokio::time::timeout(self.write_timeout, self.ws.flush()).await;
-        self.check(flushed)
+        Self::check(&mut self.broken, flushed)
     }
 
     async fn ping(&mut self) -> Result<(), End> {
         let ping = self.ws.send(Message::Ping(Default::default()));
         let sent = tokio::time::timeout(self.write_timeout, ping).await;
-        self.check(sent)
+        Self::check(&mut self.broken, sent)
     }
 
-    fn check(&mut self, result: Timed) -> Result<(), End> {
+    fn check(broken: &mut bool, result: Timed) -> Result<(), End> {
         match result {
             Ok(Ok(())) => Ok(()),
             // The client is gone, or accepted nothing for the write timeout.
             _ => {
-                self.broken = true;
+                *broken = true;
                 Err(End::Client)
             }
         }

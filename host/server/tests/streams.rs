@@ -618,6 +618,31 @@ async fn a_replay_that_covers_what_the_live_buffer_dropped_goes_on_live() {
     assert_eq!(got, want, "every event exactly once, on one connection");
 }
 
+/// The client is heard during a replay too: a message sent while the history is still
+/// being written ends the stream with `invalid_request` after the page in flight, not
+/// after the whole history.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_during_a_replay_ends_the_stream_before_the_history_is_done() {
+    let (_h, _w, mut ws, start, last) = overflow_the_live_buffer_during_a_replay(64).await;
+    ws.send_text("hello?").await;
+    let mut events = 0u64;
+    let error = loop {
+        let f = ws.frame().await;
+        match f["type"].as_str().unwrap() {
+            "event" => events += 1,
+            "error" => break f,
+            other => panic!("unexpected {other} frame"),
+        }
+    };
+    assert_eq!(error["code"], "invalid_request", "{error}");
+    assert!(
+        events < last - start,
+        "ended within the replay ({events} of {} events)",
+        last - start
+    );
+    ws.expect_close().await;
+}
+
 /// A client that accepts nothing for `streams.write_timeout_ms` is dropped, and the host
 /// counts the stream as closed.
 #[tokio::test(flavor = "multi_thread")]
