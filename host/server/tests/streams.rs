@@ -67,10 +67,12 @@ async fn frames_parse_as_the_protocol_types() {
     let w = h.create_worker("typed").await;
     let mut one = h.ws(&h.worker_stream(&w, None)).await;
     let mut all = h.ws(&h.all_stream(None)).await;
-    h.input(&w, "hello").await;
+    // The snapshots first: a stream subscribes when its task starts, so input sent
+    // before that would be in the snapshot, not on the stream.
     let mut one_frames = vec![one.frame().await];
-    one_frames.extend(one.events_until(|f| back_to_idle(f, &w)).await);
     let mut all_frames = vec![all.frame().await];
+    h.input(&w, "hello").await;
+    one_frames.extend(one.events_until(|f| back_to_idle(f, &w)).await);
     all_frames.extend(all.events_until(|f| back_to_idle(f, &w)).await);
     for v in one_frames {
         let frame: Frame = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));

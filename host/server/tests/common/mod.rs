@@ -216,8 +216,14 @@ pub enum Got {
 
 impl Ws {
     pub async fn next_raw(&mut self) -> Got {
+        self.next_raw_by(tokio::time::Instant::now() + PATIENCE)
+            .await
+    }
+
+    /// The next message before `deadline` (panics after it).
+    async fn next_raw_by(&mut self, deadline: tokio::time::Instant) -> Got {
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a frame in time");
             return match msg {
@@ -238,10 +244,12 @@ impl Ws {
         }
     }
 
-    /// The next JSON frame (pings skipped); panics on close.
+    /// The next JSON frame (pings skipped, within one `PATIENCE` however many pings
+    /// come); panics on close.
     pub async fn frame(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            match self.next_raw().await {
+            match self.next_raw_by(deadline).await {
                 Got::Frame(v) => return v,
                 Got::Ping => continue,
                 Got::Closed(code) => panic!("stream closed ({code:?}) while a frame was expected"),
@@ -251,8 +259,9 @@ impl Ws {
 
     /// The next frame, or `None` when the stream closes.
     pub async fn frame_or_close(&mut self) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            match self.next_raw().await {
+            match self.next_raw_by(deadline).await {
                 Got::Frame(v) => return Some(v),
                 Got::Ping => continue,
                 Got::Closed(_) => return None,
@@ -262,8 +271,9 @@ impl Ws {
 
     /// Asserts the stream closes next (after any pings).
     pub async fn expect_close(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            match self.next_raw().await {
+            match self.next_raw_by(deadline).await {
                 Got::Ping => continue,
                 Got::Frame(v) => panic!("expected the stream to close, got {v}"),
                 Got::Closed(code) => return code,
