@@ -346,7 +346,7 @@ async fn run(
     };
     let ping_every = Duration::from_millis(streams.ping_interval_ms.get());
     let end = session.produce(cursor, ping_every).await;
-    let closing = match end {
+    let mut closing = match end {
         End::Client => None,
         End::Close(text, code) => Some((text, code)),
         End::Lagged => {
@@ -361,7 +361,6 @@ async fn run(
         }
     };
     // What was taken before the end is still sent (the lagged cursor counts it).
-    let mut closing = closing;
     if !session.pending.is_empty() {
         match session.write_pending().await {
             Ok(()) => {}
