@@ -13,6 +13,12 @@
 //!   host's own streaming capacity is measured too: fresh observers replay the same
 //!   history from the first observer's snapshot cursor as fast as the host pushes it
 //!   (`host.replay.events_per_s`, `host.replay_over_baseline`).
+//! - **CPU per frame** (`host.cpu_us_per_frame`, `host.baseline.cpu_us_per_frame`,
+//!   `host.replay.cpu_us_per_frame`): the process's CPU time (every thread: host, runtime,
+//!   clients) over each window divided by the frames delivered, and
+//!   `host.cpu_per_frame_over_baseline`. On a shared VM wall-clock rates swing by ±10 %
+//!   from run to run; CPU per frame moves much less, so it is the figure to compare
+//!   changes with.
 //! - **Latency** (`host.p50_ms`, `host.p99_ms`): a paced run at about `PACED_RATE`
 //!   events/s nominal (`PACED_WORKERS` workers, one delta every `PACED_DELAY_MS` each;
 //!   timer granularity makes the reached rate about 10,000 events/s), measured
@@ -54,19 +60,22 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         "host: {WORKERS} workers x {DELTAS} deltas to {OBSERVERS} observers of the \
          multiplexed stream; {rounds} rounds, host and baseline alternating"
     );
-    let mut figures: [Samples; 5] = Default::default();
+    let mut figures: [Samples; 9] = Default::default();
     for _ in 0..rounds {
         let t = throughput().await?;
-        let host_rate = t.live.0 as f64 / t.live.1;
-        let replay_rate = t.replay.0 as f64 / t.replay.1;
-        let (base_delivered, base_seconds) = baseline(t.frames).await?;
-        let base_rate = base_delivered as f64 / base_seconds;
+        let base = baseline(t.frames).await?;
+        let (host_rate, replay_rate, base_rate) = (t.live.rate(), t.replay.rate(), base.rate());
+        let (host_cpu, base_cpu) = (t.live.cpu_us_per_frame(), base.cpu_us_per_frame());
         figures[0].push(host_rate);
         figures[1].push(replay_rate);
         figures[2].push(base_rate);
         // Paired per round: the baseline ran right after the host, on the same frames.
         figures[3].push(host_rate / base_rate);
         figures[4].push(replay_rate / base_rate);
+        figures[5].push(host_cpu);
+        figures[6].push(t.replay.cpu_us_per_frame());
+        figures[7].push(base_cpu);
+        figures[8].push(host_cpu / base_cpu);
     }
     let names = [
         "host.events_per_s",
@@ -74,6 +83,10 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         "host.baseline.events_per_s",
         "host.ws_over_baseline",
         "host.replay_over_baseline",
+        "host.cpu_us_per_frame",
+        "host.replay.cpu_us_per_frame",
+        "host.baseline.cpu_us_per_frame",
+        "host.cpu_per_frame_over_baseline",
     ];
     results.record_medians(names, &figures);
 
@@ -261,6 +274,30 @@ impl Bench {
     }
 }
 
+/// One measured window: frames delivered to all observers, wall time and the process's
+/// CPU time.
+struct Window {
+    frames: u64,
+    seconds: f64,
+    cpu: Duration,
+}
+
+impl Window {
+    fn rate(&self) -> f64 {
+        self.frames as f64 / self.seconds
+    }
+
+    fn cpu_us_per_frame(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.frames as f64
+    }
+}
+
+/// CPU time of the whole process so far (all threads).
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// When each event was published: `(seq, instant)`.
 type Stamps = Arc<Mutex<Vec<(u64, Instant)>>>;
 
@@ -325,10 +362,10 @@ async fn observe(
 }
 
 struct Throughput {
-    /// Live: frames delivered to all observers, and the wall time.
-    live: (u64, f64),
+    /// Live: the frames delivered to all observers.
+    live: Window,
     /// The same history replayed from the start cursor to fresh observers.
-    replay: (u64, f64),
+    replay: Window,
     /// What the first observer received, for the baseline.
     frames: Vec<Utf8Bytes>,
 }
@@ -345,23 +382,25 @@ async fn throughput() -> anyhow::Result<Throughput> {
     }
     let (last, tap) = bench.tap(WORKERS, None);
     let started = Instant::now();
+    let cpu = process_cpu();
     let tasks: Vec<_> = observers
         .into_iter()
         .enumerate()
         .map(|(i, ws)| tokio::spawn(observe(ws, last.clone(), i == 0)))
         .collect();
     bench.input_all(&ids, &format!("stream {DELTAS}")).await?;
-    let (live, frames) = collect(tasks, started).await?;
+    let (live, frames) = collect(tasks, started, cpu).await?;
     tap.await??;
 
     // The history again, as fast as the host can push it: replay from the window.
     let started = Instant::now();
+    let cpu = process_cpu();
     let mut tasks = Vec::new();
     for _ in 0..OBSERVERS {
         let (ws, _) = bench.observer_from(Some(&start_cursor)).await?;
         tasks.push(tokio::spawn(observe(ws, last.clone(), false)));
     }
-    let (replay, _) = collect(tasks, started).await?;
+    let (replay, _) = collect(tasks, started, cpu).await?;
     bench.stop().await?;
     Ok(Throughput {
         live,
@@ -370,12 +409,13 @@ async fn throughput() -> anyhow::Result<Throughput> {
     })
 }
 
-/// Frames delivered by all observers and the time from `started` to the last receipt;
-/// plus the frames an observer kept.
+/// Frames delivered by all observers, the time from `started` to the last receipt and the
+/// CPU time since `cpu`; plus the frames an observer kept.
 async fn collect(
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Received>>>,
     started: Instant,
-) -> anyhow::Result<((u64, f64), Vec<Utf8Bytes>)> {
+    cpu: Duration,
+) -> anyhow::Result<(Window, Vec<Utf8Bytes>)> {
     let mut delivered = 0;
     let mut end = started;
     let mut frames = Vec::new();
@@ -388,13 +428,17 @@ async fn collect(
         }
     }
     Ok((
-        (delivered, end.duration_since(started).as_secs_f64()),
+        Window {
+            frames: delivered,
+            seconds: end.duration_since(started).as_secs_f64(),
+            cpu: process_cpu() - cpu,
+        },
         frames,
     ))
 }
 
 /// The same frames through a bare tokio-tungstenite broadcast server.
-async fn baseline(frames: Vec<Utf8Bytes>) -> anyhow::Result<(u64, f64)> {
+async fn baseline(frames: Vec<Utf8Bytes>) -> anyhow::Result<Window> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (tx, _) = broadcast::channel::<Utf8Bytes>(frames.len() + 1);
@@ -446,6 +490,7 @@ async fn baseline(frames: Vec<Utf8Bytes>) -> anyhow::Result<(u64, f64)> {
         .map(|ws| tokio::spawn(observe(ws, last_rx.clone(), false)))
         .collect();
     let started = Instant::now();
+    let cpu = process_cpu();
     for frame in frames {
         tx.send(frame)
             .map_err(|_| anyhow::anyhow!("no subscribers"))?;
@@ -457,8 +502,13 @@ async fn baseline(frames: Vec<Utf8Bytes>) -> anyhow::Result<(u64, f64)> {
         delivered += got.stamps.len() as u64;
         end = end.max(got.stamps.last().map_or(started, |s| s.1));
     }
+    let cpu = process_cpu() - cpu;
     server.await??;
-    Ok((delivered, end.duration_since(started).as_secs_f64()))
+    Ok(Window {
+        frames: delivered,
+        seconds: end.duration_since(started).as_secs_f64(),
+        cpu,
+    })
 }
 
 struct Paced {
