@@ -4,10 +4,13 @@
 //! `WORKERS` workers each stream one answer of `DELTAS` text deltas, all at once; the
 //! clock runs from the first input to the last `run_completed` seen on the live
 //! broadcast. The store's share is the time the actor spent appending (write and
-//! commit) over the wall time.
+//! commit) over the wall time. Meanwhile a client reads a worker (`get_worker`, a
+//! command like any other) every millisecond: `local.*.command_p99_ms` is how long such
+//! a command waits while the runtime is flat out.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::error::RecvError;
 use yoi_core::{GuestLimits, NativeCore, WasmCore, WasmEngine};
@@ -25,6 +28,7 @@ struct Outcome {
     events: u64,
     seconds: f64,
     store_share: f64,
+    command_p99_ms: f64,
 }
 
 fn builder(dir: &std::path::Path) -> RuntimeBuilder {
@@ -64,6 +68,21 @@ async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
         };
         rt.send_input(id, input).await?;
     }
+    // A client reading a worker now and then while the runs stream.
+    let done = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (rt, id, done) = (rt.clone(), ids[0].clone(), done.clone());
+        tokio::spawn(async move {
+            let mut waits = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let asked = Instant::now();
+                rt.get_worker(&id).await?;
+                waits.push(asked.elapsed().as_secs_f64() * 1e3);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            anyhow::Ok(waits)
+        })
+    };
     let mut remaining = WORKERS;
     while remaining > 0 {
         match live.recv().await {
@@ -77,12 +96,18 @@ async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let mut waits = prober.await??;
+    anyhow::ensure!(!waits.is_empty(), "no command was answered during the runs");
+    waits.sort_by(f64::total_cmp);
+    let command_p99_ms = waits[((waits.len() - 1) as f64 * 0.99).round() as usize];
     let events = rt.events().last_cursor().seq - before;
     let appended = rt.stats().append_nanos - stats_before.append_nanos;
     Ok(Outcome {
         events,
         seconds,
         store_share: appended as f64 / 1e9 / seconds,
+        command_p99_ms,
     })
 }
 
@@ -96,7 +121,7 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
     let engine = WasmEngine::new()?;
     let path = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
     let component = yoi_core::load_component(&engine, &path)?;
-    let mut figures: [Samples; 5] = Default::default();
+    let mut figures: [Samples; 7] = Default::default();
     for round in 0..rounds {
         // A fresh data dir per runtime and round: every round appends to an empty store.
         let native =
@@ -117,6 +142,8 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         figures[2].push(wasm_rate / native_rate);
         figures[3].push(n.store_share);
         figures[4].push(w.store_share);
+        figures[5].push(n.command_p99_ms);
+        figures[6].push(w.command_p99_ms);
     }
     let names = [
         "local.native.events_per_s",
@@ -124,6 +151,8 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         "local.wasm_over_native",
         "local.native.store_share",
         "local.wasm.store_share",
+        "local.native.command_p99_ms",
+        "local.wasm.command_p99_ms",
     ];
     results.record_medians(names, &figures);
     Ok(())

@@ -1,8 +1,10 @@
 //! The actor: one thread owns the core and the event log.
 //!
-//! Messages (commands from handles, completions from the driver) arrive over one bounded
-//! channel. The actor takes them in batches: consecutive completions become one
-//! `deliver` call; after each core call it pulls the events produced; at the end of a
+//! Commands from handles and completions from the driver arrive over two bounded
+//! channels, and commands are always taken first: a client's input, cancel or read never
+//! waits behind a backlog of streamed tokens (under load that backlog is the whole
+//! completions channel). The actor takes messages in batches: consecutive completions
+//! become one `deliver` call; after each core call it pulls the events produced; at the end of a
 //! batch it appends every event in one transaction (group commit) and only then answers
 //! the batch's commands, so an acknowledged command is on disk. Reads are answered after
 //! the commit, so a snapshot is consistent with the log's last cursor. Effects go to the
@@ -16,6 +18,7 @@ use std::mem;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use yoi_core::{CallError, Core, Fault};
 use yoi_eventlog::EventLog;
@@ -33,6 +36,10 @@ const MAX_BATCH: usize = 1024;
 /// A batch stops taking messages once it holds this many completions (a message from the
 /// driver carries up to 64).
 const MAX_BATCH_COMPLETIONS: usize = 4096;
+/// The same limit for a batch that holds a command: the command is answered after the
+/// batch's commit, so the batch stays short (about a millisecond of work), yet a steady
+/// stream of commands still lets the runs advance in real batches.
+const COMMAND_BATCH_COMPLETIONS: usize = 512;
 /// Events or effects pulled per core call.
 const PULL_CHUNK: usize = 4096;
 /// Batches between two retention passes over the log (cheap when nothing to prune).
@@ -42,6 +49,14 @@ const RESTORE_CHUNK: usize = 1024;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
 
+/// Completions of one effect, in order, from the driver, tagged with the driver
+/// generation that started the call: a restarted core reuses call ids, so completions of
+/// calls started for an earlier core must not reach the new one.
+pub(crate) struct Completed {
+    pub generation: u64,
+    pub completions: Vec<Completion>,
+}
+
 /// Everything the actor can be asked.
 pub(crate) enum Msg {
     CreateWorker(WorkerSpec, Reply<WorkerInfo>),
@@ -49,11 +64,15 @@ pub(crate) enum Msg {
     Cancel(String, Reply<String>),
     Stop(String, Reply<WorkerInfo>),
     Read(Read),
-    /// Completions of one effect, in order, from the driver, tagged with the driver
-    /// generation that started the call: a restarted core reuses call ids, so
-    /// completions of calls started for an earlier core must not reach the new one.
-    Completions(u64, Vec<Completion>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What the actor takes next.
+enum Next {
+    Command(Msg),
+    Completed(Completed),
+    /// Every handle is gone: nobody can ask anything any more.
+    Closed,
 }
 
 /// Queries, answered after the batch's commit.
@@ -92,7 +111,10 @@ pub(crate) struct Actor<C: Core> {
     pub make_core: CoreFactory<C>,
     pub log: EventLog,
     pub driver: Driver,
-    pub inbox: mpsc::Receiver<Msg>,
+    pub commands: mpsc::Receiver<Msg>,
+    pub completed: mpsc::Receiver<Completed>,
+    /// Only to wait on both channels at once from the actor's own thread.
+    pub rt: Handle,
     pub limits: Limits,
     pub stats: Arc<RuntimeStats>,
     /// Set when a replacement core could not be restored: every command then fails.
@@ -105,21 +127,44 @@ pub(crate) struct Actor<C: Core> {
     pub prune_pending: bool,
 }
 
+/// What an actor is built from: its core, log and driver, and the two ends of its
+/// inboxes.
+pub(crate) struct Parts<C: Core> {
+    pub core: C,
+    pub make_core: CoreFactory<C>,
+    pub log: EventLog,
+    pub driver: Driver,
+    pub commands: mpsc::Receiver<Msg>,
+    pub completed: mpsc::Receiver<Completed>,
+    pub rt: Handle,
+    pub limits: Limits,
+    pub stats: Arc<RuntimeStats>,
+}
+
 impl<C: Core> Actor<C> {
+    pub fn new(p: Parts<C>) -> Self {
+        Actor {
+            core: p.core,
+            make_core: p.make_core,
+            log: p.log,
+            driver: p.driver,
+            commands: p.commands,
+            completed: p.completed,
+            rt: p.rt,
+            limits: p.limits,
+            stats: p.stats,
+            broken: None,
+            events: Vec::new(),
+            replies: Vec::new(),
+            reads: Vec::new(),
+            completions: Vec::new(),
+            batches: 0,
+            prune_pending: false,
+        }
+    }
+
     pub fn run(mut self) {
-        while let Some(first) = self.inbox.blocking_recv() {
-            let mut shutdown = self.handle(first);
-            let mut taken = 1;
-            while shutdown.is_none()
-                && taken < MAX_BATCH
-                && self.completions.len() < MAX_BATCH_COMPLETIONS
-            {
-                match self.inbox.try_recv() {
-                    Ok(msg) => shutdown = self.handle(msg),
-                    Err(_) => break,
-                }
-                taken += 1;
-            }
+        while let Some(shutdown) = self.take_batch() {
             self.deliver_completions();
             self.commit();
             self.batches += 1;
@@ -142,19 +187,78 @@ impl<C: Core> Actor<C> {
         self.driver.abort_all();
     }
 
+    /// Takes one batch: the next message (waiting for one), then whatever else is
+    /// waiting, commands before completions, up to the batch limits (lower once the batch
+    /// holds a command, which its commit answers). Returns the shutdown request if the
+    /// batch ends with one, `None` once every handle is gone.
+    fn take_batch(&mut self) -> Option<Option<oneshot::Sender<()>>> {
+        let (mut shutdown, mut commands) = match self.wait() {
+            Next::Command(msg) => (self.handle(msg), true),
+            Next::Completed(completed) => {
+                self.take(completed);
+                (None, false)
+            }
+            Next::Closed => return None,
+        };
+        let mut taken = 1;
+        let limit = |commands: bool| {
+            if commands {
+                COMMAND_BATCH_COMPLETIONS
+            } else {
+                MAX_BATCH_COMPLETIONS
+            }
+        };
+        while shutdown.is_none() && taken < MAX_BATCH && self.completions.len() < limit(commands) {
+            if let Ok(msg) = self.commands.try_recv() {
+                shutdown = self.handle(msg);
+                commands = true;
+            } else if let Ok(completed) = self.completed.try_recv() {
+                self.take(completed);
+            } else {
+                break;
+            }
+            taken += 1;
+        }
+        Some(shutdown)
+    }
+
+    /// The next message, a command if one is waiting; blocks while there is none.
+    fn wait(&mut self) -> Next {
+        match self.commands.try_recv() {
+            Ok(msg) => return Next::Command(msg),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        if let Ok(completed) = self.completed.try_recv() {
+            return Next::Completed(completed);
+        }
+        let (commands, completed) = (&mut self.commands, &mut self.completed);
+        self.rt.block_on(async {
+            tokio::select! {
+                biased;
+                msg = commands.recv() => msg.map_or(Next::Closed, Next::Command),
+                // The driver holds a sender for as long as the actor lives.
+                Some(c) = completed.recv() => Next::Completed(c),
+            }
+        })
+    }
+
+    /// Queues a call's completions for the batch's `deliver` (dropped when they come from
+    /// calls of an earlier core).
+    fn take(&mut self, completed: Completed) {
+        if completed.generation != self.driver.generation() {
+            return;
+        }
+        for completion in completed.completions {
+            if is_final(&completion) {
+                self.driver.finished(completion.call_id());
+            }
+            self.completions.push(completion);
+        }
+    }
+
     fn handle(&mut self, msg: Msg) -> Option<oneshot::Sender<()>> {
         match msg {
-            Msg::Completions(generation, completions) => {
-                if generation != self.driver.generation() {
-                    return None;
-                }
-                for completion in completions {
-                    if is_final(&completion) {
-                        self.driver.finished(completion.call_id());
-                    }
-                    self.completions.push(completion);
-                }
-            }
             Msg::CreateWorker(spec, reply) => {
                 let result = self.command(|core, now| core.create_worker(now, spec));
                 self.replies.push(pending(reply, result));
@@ -459,4 +563,103 @@ pub(crate) fn restore_core<C: Core>(
         }
     }
     Ok((summary, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{DriverConfig, Providers};
+    use yoi_core::NativeCore;
+    use yoi_driver::Workspaces;
+    use yoi_eventlog::LogConfig;
+
+    fn spec(name: &str) -> WorkerSpec {
+        WorkerSpec {
+            name: name.into(),
+            model: "scripted".into(),
+            system_prompt: None,
+            tools: vec![],
+            max_steps: None,
+        }
+    }
+
+    /// Under load the completions channel holds a backlog of tokens; a command that
+    /// arrives meanwhile is taken before it, not after.
+    #[tokio::test]
+    async fn waiting_commands_are_taken_before_queued_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        // Worker a with a model call in flight.
+        let mut core = NativeCore::new();
+        let a = core.create_worker(0, spec("a")).unwrap().id;
+        let input = Input {
+            text: "hi".into(),
+            request_id: None,
+        };
+        core.send_input(0, &a, input).unwrap();
+        let call_id = core
+            .pull_effects(16)
+            .unwrap()
+            .iter()
+            .find_map(|e| match e {
+                Effect::CallModel(r) => Some(r.call_id),
+                _ => None,
+            })
+            .expect("a model call");
+        core.pull_events(PULL_CHUNK).unwrap();
+
+        let (commands_tx, commands) = mpsc::channel(8);
+        let (completed_tx, completed) = mpsc::channel(8);
+        let rt = Handle::current();
+        let tools = Arc::new(Workspaces::new(&dir.path().join("workspaces")).unwrap());
+        let driver = Driver::new(
+            rt.clone(),
+            completed_tx.clone(),
+            Arc::new(Providers::new()),
+            tools,
+            DriverConfig::default(),
+        );
+        let log = EventLog::open(&dir.path().join("events.db"), LogConfig::default()).unwrap();
+        let mut actor = Actor::new(Parts {
+            core,
+            make_core: Box::new(|| Ok(NativeCore::new())),
+            log,
+            driver,
+            commands,
+            completed,
+            rt,
+            limits: Limits::default(),
+            stats: Arc::new(RuntimeStats::default()),
+        });
+
+        // A token of a's answer is queued first; then a client creates worker b.
+        let token = Completion::TextDelta {
+            call_id,
+            text: "tok".into(),
+        };
+        completed_tx
+            .send(Completed {
+                generation: 0,
+                completions: vec![token],
+            })
+            .await
+            .unwrap();
+        let (reply, _answer) = oneshot::channel();
+        commands_tx
+            .send(Msg::CreateWorker(spec("b"), reply))
+            .await
+            .unwrap();
+
+        assert!(actor.take_batch().is_some(), "the handles are still there");
+        actor.deliver_completions();
+        let kinds: Vec<&str> = actor.events.iter().map(|e| e.event.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["worker_created", "text_delta"],
+            "the command went first"
+        );
+
+        // Once every handle is gone the actor has nothing more to do.
+        drop(commands_tx);
+        assert!(actor.take_batch().is_none());
+    }
 }

@@ -4,8 +4,9 @@
 //! Every call is a task with an abort handle, so `abort` stops a model stream or a tool
 //! at once. A model call that produces nothing for `model_idle_timeout` fails with code
 //! `timeout`; a tool call that takes longer than `tool_timeout` ends as an error result.
-//! Completions go through the actor's bounded inbox: a slow actor slows the producers,
-//! nothing queues without bound.
+//! Completions go to the actor over their own bounded channel (commands have theirs, which
+//! the actor serves first): a slow actor slows the producers, nothing queues without
+//! bound.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use yoi_driver::{Cancel, Provider, ToolOutput, Workspaces};
 use yoi_protocol::{Completion, Effect, ErrorInfo, ModelRequest, ToolRequest};
 
-use crate::actor::Msg;
+use crate::actor::Completed;
 
 /// Timeouts and limits of the driver.
 #[derive(Debug, Clone)]
@@ -77,7 +78,7 @@ const PROVIDER_BUFFER: usize = 256;
 
 pub(crate) struct Driver {
     rt: Handle,
-    inbox: mpsc::Sender<Msg>,
+    completed: mpsc::Sender<Completed>,
     providers: Arc<Providers>,
     tools: Arc<dyn ToolRunner>,
     config: DriverConfig,
@@ -91,14 +92,14 @@ pub(crate) struct Driver {
 impl Driver {
     pub fn new(
         rt: Handle,
-        inbox: mpsc::Sender<Msg>,
+        completed: mpsc::Sender<Completed>,
         providers: Arc<Providers>,
         tools: Arc<dyn ToolRunner>,
         config: DriverConfig,
     ) -> Self {
         Driver {
             rt,
-            inbox,
+            completed,
             providers,
             tools,
             calls: HashMap::new(),
@@ -112,8 +113,8 @@ impl Driver {
 
     pub fn start(&mut self, effect: Effect) {
         let call_id = effect.call_id();
-        let inbox = Sink {
-            inbox: self.inbox.clone(),
+        let sink = Sink {
+            completed: self.completed.clone(),
             generation: self.generation,
         };
         let task = match effect {
@@ -123,14 +124,14 @@ impl Driver {
                     idle: self.config.model_idle_timeout,
                     max_output_bytes: self.config.max_model_output_bytes,
                 };
-                self.rt.spawn(run_model(provider, request, limits, inbox))
+                self.rt.spawn(run_model(provider, request, limits, sink))
             }
             Effect::CallTool(request) => {
                 let tools = self.tools.clone();
                 let threads = self.tool_threads.clone();
                 let timeout = self.config.tool_timeout;
                 self.rt
-                    .spawn(run_tool(tools, threads, request, timeout, inbox))
+                    .spawn(run_tool(tools, threads, request, timeout, sink))
             }
             Effect::Abort { call_id } => {
                 self.abort(call_id);
@@ -165,21 +166,26 @@ impl Driver {
     }
 }
 
-/// Where a call's completions go: the actor's inbox, tagged with the call's generation.
+/// Where a call's completions go: the actor's completions channel, tagged with the
+/// call's generation.
 struct Sink {
-    inbox: mpsc::Sender<Msg>,
+    completed: mpsc::Sender<Completed>,
     generation: u64,
 }
 
 async fn send(sink: &Sink, completions: Vec<Completion>) -> bool {
-    sink.inbox
-        .send(Msg::Completions(sink.generation, completions))
+    let generation = sink.generation;
+    sink.completed
+        .send(Completed {
+            generation,
+            completions,
+        })
         .await
         .is_ok()
 }
 
 /// Completions forwarded to the actor in one message: whatever a provider has buffered,
-/// up to this many (one inbox message per completion cost as much as the rest of the
+/// up to this many (one message per completion cost as much as the rest of the
 /// forwarding).
 const FORWARD_BATCH: usize = 64;
 
@@ -212,7 +218,7 @@ async fn run_model(
     provider: Option<Arc<dyn Provider>>,
     request: ModelRequest,
     limits: ModelLimits,
-    inbox: Sink,
+    sink: Sink,
 ) {
     let ModelLimits {
         idle,
@@ -227,7 +233,7 @@ async fn run_model(
     };
     let Some(provider) = provider else {
         let message = format!("no provider serves model `{}`", request.model);
-        send(&inbox, fail("unknown_model", message)).await;
+        send(&sink, fail("unknown_model", message)).await;
         return;
     };
     let (tx, mut rx) = mpsc::channel(PROVIDER_BUFFER);
@@ -251,20 +257,20 @@ async fn run_model(
                     continue;
                 }
                 let message = format!("the model produced nothing for {idle:?}");
-                send(&inbox, fail("timeout", message)).await;
+                send(&sink, fail("timeout", message)).await;
                 return;
             }
         };
         if received == 0 {
             let message = "the model stream ended without finishing".to_string();
-            send(&inbox, fail("model_failed", message)).await;
+            send(&sink, fail("model_failed", message)).await;
             return;
         }
         streamed = streamed.saturating_add(batch.iter().map(output_bytes).sum());
         if streamed > max_output_bytes {
             let message =
                 format!("the model streamed more than {max_output_bytes} bytes in one call");
-            send(&inbox, fail("output_too_large", message)).await;
+            send(&sink, fail("output_too_large", message)).await;
             return;
         }
         // Nothing after the call's end is forwarded.
@@ -278,10 +284,10 @@ async fn run_model(
             batch.truncate(end + 1);
         }
         let full = std::mem::replace(&mut batch, Vec::with_capacity(FORWARD_BATCH));
-        if !send(&inbox, full).await || end.is_some() {
+        if !send(&sink, full).await || end.is_some() {
             return;
         }
-        // Time spent waiting for room in the actor's inbox is not the model's silence.
+        // Time spent waiting for room in the actor's channel is not the model's silence.
         last_item = Instant::now();
     }
 }
@@ -301,7 +307,7 @@ async fn run_tool(
     threads: Arc<Semaphore>,
     request: ToolRequest,
     timeout: Duration,
-    inbox: Sink,
+    sink: Sink,
 ) {
     let call_id = request.call_id;
     let name = request.name.clone();
@@ -346,7 +352,7 @@ async fn run_tool(
         output,
         is_error,
     };
-    send(&inbox, vec![done]).await;
+    send(&sink, vec![done]).await;
 }
 
 #[cfg(test)]
@@ -480,15 +486,16 @@ mod tests {
         let mut done = 0;
         while done < 3 {
             match rx.recv().await {
-                Some(Msg::Completions(_, completions)) => done += completions.len(),
-                _ => panic!("the driver stopped"),
+                Some(Completed { completions, .. }) => done += completions.len(),
+                None => panic!("the driver stopped"),
             }
         }
         assert_eq!(crowd.state.lock().unwrap().most, 2);
     }
 
-    /// Under tokio's paused clock: time the driver waits for room in a full actor inbox
-    /// is not the model's silence; a call is not timed out for the actor being slow.
+    /// Under tokio's paused clock: time the driver waits for room in the actor's full
+    /// completions channel is not the model's silence; a call is not timed out for the
+    /// actor being slow.
     #[tokio::test(start_paused = true)]
     async fn waiting_for_the_actor_is_not_idleness() {
         let idle = Duration::from_millis(50);
@@ -499,7 +506,7 @@ mod tests {
         // Room for one message, and nobody reads for ten idle periods.
         let (tx, mut rx) = mpsc::channel(1);
         let sink = Sink {
-            inbox: tx,
+            completed: tx,
             generation: 0,
         };
         let limits = ModelLimits {
@@ -510,7 +517,7 @@ mod tests {
         tokio::time::sleep(idle * 10).await;
         let mut deltas = 0;
         let mut failure = None;
-        while let Some(Msg::Completions(_, completions)) = rx.recv().await {
+        while let Some(Completed { completions, .. }) = rx.recv().await {
             for completion in completions {
                 match completion {
                     Completion::TextDelta { .. } => deltas += 1,
@@ -539,7 +546,7 @@ mod tests {
         };
         let (tx, mut rx) = mpsc::channel(64);
         let sink = Sink {
-            inbox: tx,
+            completed: tx,
             generation: 3,
         };
         let started = Instant::now();
@@ -550,7 +557,11 @@ mod tests {
         run_model(Some(Arc::new(model)), request(), limits, sink).await;
         let mut deltas = 0;
         let mut failure = None;
-        while let Ok(Msg::Completions(generation, completions)) = rx.try_recv() {
+        while let Ok(Completed {
+            generation,
+            completions,
+        }) = rx.try_recv()
+        {
             assert_eq!(generation, 3);
             for completion in completions {
                 match completion {

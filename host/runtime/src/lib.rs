@@ -36,8 +36,8 @@ pub struct LocalRuntimeConfig {
     pub limits: Limits,
     pub log: LogConfig,
     pub driver: DriverConfig,
-    /// Capacity of the actor's inbox, in messages: commands, and completions in batches
-    /// of up to 64 per model call.
+    /// Capacity of each of the actor's two inboxes, in messages: one for commands (always
+    /// served first), one for completions (in batches of up to 64 per model call).
     pub inbox_capacity: usize,
 }
 
@@ -126,34 +126,31 @@ impl RuntimeBuilder {
                 .map_err(|e| OpenError::Log(e.to_string()))?;
         }
 
-        let (tx, inbox) = mpsc::channel(config.inbox_capacity.max(1));
+        let (tx, commands) = mpsc::channel(config.inbox_capacity.max(1));
+        let (completed_tx, completed) = mpsc::channel(config.inbox_capacity.max(1));
         let stats = Arc::new(RuntimeStats::default());
         let mut models: Vec<String> = providers.keys().cloned().collect();
         models.sort();
+        let rt = tokio::runtime::Handle::current();
         let driver = driver::Driver::new(
-            tokio::runtime::Handle::current(),
-            tx.clone(),
+            rt.clone(),
+            completed_tx,
             Arc::new(providers),
             tools,
             config.driver.clone(),
         );
         let reader = log.reader();
-        let actor = Actor {
+        let actor = Actor::new(actor::Parts {
             core,
             make_core: Box::new(make_core),
             log,
             driver,
-            inbox,
+            commands,
+            completed,
+            rt,
             limits: config.limits,
             stats: stats.clone(),
-            broken: None,
-            events: Vec::new(),
-            replies: Vec::new(),
-            reads: Vec::new(),
-            completions: Vec::new(),
-            batches: 0,
-            prune_pending: false,
-        };
+        });
         let thread = std::thread::Builder::new()
             .name("yoi-runtime-actor".into())
             .spawn(move || actor.run())
