@@ -598,6 +598,7 @@ impl Session {
                 Ok(page) => page,
                 Err(outcome) => return Ok(Err(outcome)),
             };
+            self.feeds[i].pos = after;
             for env in &page.events {
                 self.feeds[i].pos = Cursor::new(after.epoch, env.seq);
                 if let Some(text) = self.project(i, env) {
@@ -817,7 +818,25 @@ struct Socket {
     broken: bool,
 }
 
-type Timed = Result<Result<(), axum::Error>, tokio::time::error::Elapsed>;
+/// Runs one write operation on the socket: at once when the socket takes it (the common
+/// case, with no timer and no clock read), else within `timeout`. A failure or a timeout
+/// (the client is gone, or accepted nothing for that long) breaks the socket.
+async fn timed(
+    broken: &mut bool,
+    timeout: Duration,
+    op: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), End> {
+    let mut op = std::pin::pin!(op);
+    let written = match op.as_mut().now_or_never() {
+        Some(done) => done.is_ok(),
+        None => matches!(tokio::time::timeout(timeout, op).await, Ok(Ok(()))),
+    };
+    if !written {
+        *broken = true;
+        return Err(End::Client);
+    }
+    Ok(())
+}
 
 impl Socket {
     /// Writes (and empties) `frames` with one flush.
@@ -827,32 +846,18 @@ impl Socket {
         }
         for text in frames.drain(..) {
             let feed = self.ws.feed(Message::Text(text));
-            let fed = tokio::time::timeout(self.write_timeout, feed).await;
-            Self::check(&mut self.broken, fed)?;
+            timed(&mut self.broken, self.write_timeout, feed).await?;
         }
         self.flush().await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let flushed = tokio::time::timeout(self.write_timeout, self.ws.flush()).await;
-        Self::check(&mut self.broken, flushed)
+        timed(&mut self.broken, self.write_timeout, self.ws.flush()).await
     }
 
     async fn ping(&mut self) -> Result<(), End> {
         let ping = self.ws.send(Message::Ping(Default::default()));
-        let sent = tokio::time::timeout(self.write_timeout, ping).await;
-        Self::check(&mut self.broken, sent)
-    }
-
-    fn check(broken: &mut bool, result: Timed) -> Result<(), End> {
-        match result {
-            Ok(Ok(())) => Ok(()),
-            // The client is gone, or accepted nothing for the write timeout.
-            _ => {
-                *broken = true;
-                Err(End::Client)
-            }
-        }
+        timed(&mut self.broken, self.write_timeout, ping).await
     }
 
     /// Sends the closing frame (if any) and a close frame, then closes.
