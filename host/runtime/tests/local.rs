@@ -7,10 +7,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::*;
+use tokio::sync::broadcast;
 use yoi_driver::{Cancel, ScriptedConfig, ToolOutput};
 use yoi_eventlog::LogConfig;
 use yoi_protocol::{
-    Completion, Cursor, Event, Input, ModelRequest, Role, StopReason, WorkerStatus,
+    Completion, Cursor, Envelope, Event, Input, ModelRequest, Role, StopReason, WorkerInfo,
+    WorkerStatus,
 };
 use yoi_runtime::{LocalRuntime, LocalRuntimeConfig, RuntimeError, ToolRunner};
 
@@ -86,15 +88,7 @@ async fn a_tool_request_runs_the_tool_in_the_workspace() {
         collect_until(&mut live, |e| run_ended(e, &w.id)).await;
         rt.send_input(&w.id, input("read notes.txt")).await.unwrap();
         let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
-        let result = seen
-            .iter()
-            .find_map(|e| match &e.event {
-                Event::ToolResult {
-                    output, is_error, ..
-                } => Some((output.clone(), *is_error)),
-                _ => None,
-            })
-            .expect("a tool result");
+        let result = tool_result(&seen).expect("a tool result");
         assert_eq!(result, ("hello from yoi".to_string(), false), "{kind:?}");
         let on_disk =
             std::fs::read_to_string(dir.path().join("workspaces").join(&w.id).join("notes.txt"))
@@ -156,15 +150,7 @@ async fn tools_cannot_leave_the_workspace_through_the_runtime() {
         for attempt in ["read ../../secret.txt", "read /etc/hostname"] {
             rt.send_input(&w.id, input(attempt)).await.unwrap();
             let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
-            let (output, is_error) = seen
-                .iter()
-                .find_map(|e| match &e.event {
-                    Event::ToolResult {
-                        output, is_error, ..
-                    } => Some((output.clone(), *is_error)),
-                    _ => None,
-                })
-                .expect("a tool result");
+            let (output, is_error) = tool_result(&seen).expect("a tool result");
             assert!(is_error, "{kind:?} {attempt}: {output}");
             let leaked = seen
                 .iter()
@@ -254,12 +240,8 @@ impl ToolRunner for GateTool {
 async fn cancel_mid_tool_closes_the_run_with_a_cancelled_result() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(GateTool::default());
-    let rt = open(
-        Kind::Wasm,
-        builder(dir.path(), ScriptedConfig::default()).tools(gate.clone()),
-    );
-    let mut live = rt.events().subscribe();
-    let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+    let config = LocalRuntimeConfig::new(dir.path());
+    let (rt, mut live, w) = with_tools(Kind::Wasm, config, gate.clone()).await;
     rt.send_input(&w.id, input("list files")).await.unwrap();
     collect_until(&mut live, |e| {
         matches!(e.event, Event::ToolCallReady { .. })
@@ -268,13 +250,7 @@ async fn cancel_mid_tool_closes_the_run_with_a_cancelled_result() {
     rt.cancel(&w.id).await.unwrap();
     let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
     gate.release();
-    let result = seen.iter().find_map(|e| match &e.event {
-        Event::ToolResult {
-            output, is_error, ..
-        } => Some((output.as_str(), *is_error)),
-        _ => None,
-    });
-    assert_eq!(result, Some(("cancelled", true)));
+    assert_eq!(tool_result(&seen), Some(("cancelled".to_string(), true)));
     assert!(matches!(
         seen.last().unwrap().event,
         Event::RunCancelled { .. }
@@ -332,12 +308,7 @@ async fn a_cancelled_or_timed_out_tool_is_told_to_stop() {
         if timeout {
             config.driver.tool_timeout = Duration::from_millis(50);
         }
-        let rt = open(
-            Kind::Native,
-            builder_with(config, ScriptedConfig::default()).tools(tool.clone()),
-        );
-        let mut live = rt.events().subscribe();
-        let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+        let (rt, mut live, w) = with_tools(Kind::Native, config, tool.clone()).await;
         rt.send_input(&w.id, input("ls")).await.unwrap();
         if !timeout {
             // Cancel once the tool runs (a call cancelled before it starts never runs).
@@ -444,24 +415,11 @@ async fn a_slow_tool_times_out_as_an_error_result() {
     let gate = Arc::new(GateTool::default());
     let mut config = LocalRuntimeConfig::new(dir.path());
     config.driver.tool_timeout = Duration::from_millis(50);
-    let rt = open(
-        Kind::Native,
-        builder_with(config, ScriptedConfig::default()).tools(gate.clone()),
-    );
-    let mut live = rt.events().subscribe();
-    let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+    let (rt, mut live, w) = with_tools(Kind::Native, config, gate.clone()).await;
     rt.send_input(&w.id, input("ls")).await.unwrap();
     let seen = collect_until(&mut live, |e| run_ended(e, &w.id)).await;
     gate.release();
-    let (output, is_error) = seen
-        .iter()
-        .find_map(|e| match &e.event {
-            Event::ToolResult {
-                output, is_error, ..
-            } => Some((output.clone(), *is_error)),
-            _ => None,
-        })
-        .unwrap();
+    let (output, is_error) = tool_result(&seen).unwrap();
     assert!(is_error && output.contains("timed out"), "{output}");
     // The model still answers after the failed tool.
     assert!(matches!(
@@ -747,4 +705,30 @@ fn error_codes_of_runtime_errors() {
         RuntimeError::UnknownModel("m".into()).code(),
         ErrorCode::InvalidRequest
     );
+}
+
+/// A runtime of `kind` with `config` whose tools are `tools`, its live feed, and a worker
+/// allowed `list_dir`.
+async fn with_tools(
+    kind: Kind,
+    config: LocalRuntimeConfig,
+    tools: Arc<dyn ToolRunner>,
+) -> (LocalRuntime, broadcast::Receiver<Arc<Envelope>>, WorkerInfo) {
+    let rt = open(
+        kind,
+        builder_with(config, ScriptedConfig::default()).tools(tools),
+    );
+    let live = rt.events().subscribe();
+    let w = rt.create_worker(spec("t", &["list_dir"])).await.unwrap();
+    (rt, live, w)
+}
+
+/// The first tool result among `seen`: its output and whether it is an error.
+fn tool_result(seen: &[Arc<Envelope>]) -> Option<(String, bool)> {
+    seen.iter().find_map(|e| match &e.event {
+        Event::ToolResult {
+            output, is_error, ..
+        } => Some((output.clone(), *is_error)),
+        _ => None,
+    })
 }
