@@ -29,9 +29,13 @@
 //! - `meta(key, value)`: `schema_version` ([`SCHEMA_VERSION`]), `epoch` (a random
 //!   non-zero `u64` made when the store is created and kept for its life), `horizon`
 //!   (see retention) and `chunk_bits` (see below).
-//! - `events(seq INTEGER PRIMARY KEY, worker_id TEXT, at_ms INTEGER, kind TEXT, body TEXT)`:
-//!   one row per event, `body` is the JSON of the [`Event`](yoi_protocol::Event), `kind`
-//!   its `type` tag.
+//! - `blocks(first_seq INTEGER PRIMARY KEY, last_seq INTEGER, frames BLOB)`: the events,
+//!   one row per block of up to 256 consecutive events of one append, each event a small
+//!   binary frame (`seq`, `at_ms`, a delta flag, the worker id) around the JSON of its
+//!   [`Event`](yoi_protocol::Event); the layout is in `block.rs`. Blocks never overlap,
+//!   and every event of a block has `first_seq <= seq <= last_seq`. (Schemas 1 and 2
+//!   stored one row per event, which cost SQLite a B-tree insert per event; opening such
+//!   a store moves its events into blocks.)
 //! - `worker_chunks(worker_id, chunk)` (`WITHOUT ROWID`, primary key `(worker_id, chunk)`):
 //!   the index that finds one worker's events. The sequence numbers are cut into chunks
 //!   of `2^chunk_bits` ([`LogConfig::index_chunk_bits`], 1,024 by default, fixed when the
@@ -89,6 +93,7 @@
 //! [`EventRecord`]: yoi_protocol::EventRecord
 //! [`Event::is_delta`]: yoi_protocol::Event::is_delta
 
+mod block;
 mod config;
 mod error;
 mod log;

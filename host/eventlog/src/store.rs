@@ -3,6 +3,7 @@
 //! Integers that SQLite holds as `i64` (sequence numbers, timestamps, the epoch) are
 //! stored bit-for-bit (`u64 as i64`), so every `u64` round-trips exactly.
 
+use crate::block::{self, BLOCK_EVENTS};
 use crate::config::Durability;
 use crate::error::LogError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -10,13 +11,15 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use yoi_protocol::{Envelope, Event};
+use yoi_protocol::Envelope;
 
 /// The schema version this build writes and reads (older stores are migrated on open).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The `kind`s of delta events (the ones for which [`Event::is_delta`] is true): the only
-/// events retention deletes.
+/// events retention deletes. (Schema 2 stored the kind per row; migrating it reads it.)
+///
+/// [`Event::is_delta`]: yoi_protocol::Event::is_delta
 pub const DELTA_KINDS: [&str; 3] = ["reasoning_delta", "text_delta", "tool_call_args_delta"];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,12 +29,10 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    seq       INTEGER PRIMARY KEY,
-    worker_id TEXT,
-    at_ms     INTEGER NOT NULL,
-    kind      TEXT NOT NULL,
-    body      TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS blocks (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    frames    BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS worker_chunks (
     worker_id TEXT NOT NULL,
@@ -40,14 +41,13 @@ CREATE TABLE IF NOT EXISTS worker_chunks (
 ) WITHOUT ROWID;
 ";
 
-const INSERT: &str =
-    "INSERT INTO events (seq, worker_id, at_ms, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_BLOCK: &str = "INSERT INTO blocks (first_seq, last_seq, frames) VALUES (?1, ?2, ?3)";
 const INSERT_CHUNK: &str = "INSERT OR IGNORE INTO worker_chunks (worker_id, chunk) VALUES (?1, ?2)";
-const SELECT_ALL: &str = "SELECT seq, worker_id, at_ms, body FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3";
-/// One worker's events: the chunks it appears in, in order (`CROSS JOIN` keeps that loop
-/// outside), each scanned by its `seq` range.
-const SELECT_WORKER: &str = "SELECT e.seq, e.worker_id, e.at_ms, e.body FROM worker_chunks c CROSS JOIN events e WHERE c.worker_id = ?1 AND c.chunk >= (?2 >> ?5) AND c.chunk <= (?3 >> ?5) AND e.seq >= (c.chunk << ?5) AND e.seq < ((c.chunk + 1) << ?5) AND e.seq > ?2 AND e.seq <= ?3 AND e.worker_id = ?1 ORDER BY c.chunk, e.seq LIMIT ?4";
-const PRUNE: &str = "DELETE FROM events WHERE seq > ?1 AND seq <= ?2 AND kind IN ('reasoning_delta', 'text_delta', 'tool_call_args_delta')";
+/// The blocks that may hold events with `?1 <= seq <= ?2`: from the one holding `?1` (the
+/// last to start at or before it) to the last starting at or before `?2`.
+const SELECT_BLOCKS: &str = "SELECT first_seq, frames FROM blocks WHERE first_seq >= coalesce((SELECT first_seq FROM blocks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1), 0) AND first_seq <= ?2 ORDER BY first_seq";
+/// The chunks of one worker's events with `?2 <= chunk <= ?3`, in order.
+const SELECT_CHUNKS: &str = "SELECT chunk FROM worker_chunks WHERE worker_id = ?1 AND chunk >= ?2 AND chunk <= ?3 ORDER BY chunk";
 
 /// What `open` found (or made) in the meta table.
 pub(crate) struct Meta {
@@ -141,11 +141,19 @@ pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogErr
                         LogError::NotAnEventStore("meta has no valid chunk_bits".into())
                     })?,
             };
+            if found < 3 {
+                migrate_v2(&tx)?;
+            }
             (epoch as u64, horizon as u64, bits)
         }
         None => {
-            let stored: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-            if stored != 0 {
+            let stored: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM blocks) \
+                 OR EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'events')",
+                [],
+                |r| r.get(0),
+            )?;
+            if stored {
                 return Err(LogError::NotAnEventStore(
                     "events exist but the meta table is empty".into(),
                 ));
@@ -159,13 +167,13 @@ pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogErr
             (epoch, 0, chunk_bits)
         }
     };
-    let max: Option<i64> = tx.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
+    let max = max_seq(&tx)?;
     tx.commit()?;
     Ok(Meta {
         epoch,
         horizon,
         // Pruning only removes seqs <= horizon, so everything above it is still stored.
-        last_seq: (max.unwrap_or(0) as u64).max(horizon),
+        last_seq: max.max(horizon),
         chunk_bits,
     })
 }
@@ -192,12 +200,67 @@ fn migrate_v1(tx: &rusqlite::Transaction<'_>, chunk_bits: u8) -> Result<u8, LogE
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('chunk_bits', ?1)",
         [chunk_bits as i64],
     )?;
+    tracing::info!("event store: worker index migrated from schema 1");
+    Ok(chunk_bits)
+}
+
+/// Schemas 1 and 2 stored one `events(seq, worker_id, at_ms, kind, body)` row per event;
+/// schema 3 stores them in blocks (see [`block`]). Moves the rows into blocks of up to
+/// [`BLOCK_EVENTS`] consecutive events (the JSON bodies are copied, not re-encoded) and
+/// drops the old table. In the open's transaction: a failed migration leaves the store as
+/// it was.
+fn migrate_v2(tx: &rusqlite::Transaction<'_>) -> Result<(), LogError> {
+    let mut moved = 0u64;
+    {
+        let mut select =
+            tx.prepare("SELECT seq, worker_id, at_ms, kind, body FROM events ORDER BY seq")?;
+        let mut insert = tx.prepare(INSERT_BLOCK)?;
+        let mut rows = select.query([])?;
+        let mut frames = Vec::new();
+        let mut span: Option<(u64, u64)> = None;
+        let mut in_block = 0;
+        let mut flush = |frames: &mut Vec<u8>, span: &mut Option<(u64, u64)>| {
+            if let Some((first, last)) = span.take() {
+                insert.execute(params![first as i64, last as i64, &frames[..]])?;
+                frames.clear();
+            }
+            Ok::<_, LogError>(())
+        };
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            let worker = row
+                .get_ref(1)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?;
+            let kind = row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+            block::encode_json(
+                seq,
+                row.get::<_, i64>(2)? as u64,
+                DELTA_KINDS.contains(&kind),
+                worker,
+                row.get_ref(4)?.as_bytes().map_err(rusqlite::Error::from)?,
+                &mut frames,
+            )?;
+            span = Some((span.map_or(seq, |s| s.0), seq));
+            in_block += 1;
+            moved += 1;
+            if in_block == BLOCK_EVENTS {
+                flush(&mut frames, &mut span)?;
+                in_block = 0;
+            }
+        }
+        flush(&mut frames, &mut span)?;
+    }
+    tx.execute_batch("DROP TABLE events;")?;
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
         [SCHEMA_VERSION],
     )?;
-    tracing::info!("event store migrated from schema 1 to {SCHEMA_VERSION}");
-    Ok(chunk_bits)
+    tracing::info!(
+        events = moved,
+        "event store migrated to schema {SCHEMA_VERSION} (events in blocks)"
+    );
+    Ok(())
 }
 
 /// A random, non-zero epoch.
@@ -212,7 +275,14 @@ fn new_epoch() -> u64 {
 
 /// The highest stored sequence number (0 when empty).
 pub(crate) fn max_seq(conn: &Connection) -> Result<u64, LogError> {
-    let max: Option<i64> = conn.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
+    // Blocks do not overlap, so the last one to start holds the highest seq.
+    let max: Option<i64> = conn
+        .query_row(
+            "SELECT last_seq FROM blocks ORDER BY first_seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     Ok(max.unwrap_or(0) as u64)
 }
 
@@ -252,8 +322,9 @@ impl ChunkIndex {
     }
 }
 
-/// Writes a batch (and its worker-index rows) in one transaction. `buf` is a reusable
-/// encoding buffer. On error the caller must [`ChunkIndex::forget`].
+/// Writes a batch (and its worker-index rows) in one transaction: one row per block of up
+/// to [`BLOCK_EVENTS`] events. `buf` is a reusable encoding buffer. On error the caller
+/// must [`ChunkIndex::forget`].
 pub(crate) fn insert_batch(
     conn: &mut Connection,
     batch: &[Arc<Envelope>],
@@ -262,25 +333,20 @@ pub(crate) fn insert_batch(
 ) -> Result<(), LogError> {
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached(INSERT)?;
+        let mut insert = tx.prepare_cached(INSERT_BLOCK)?;
         let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;
-        for env in batch {
+        for events in batch.chunks(BLOCK_EVENTS) {
             buf.clear();
-            serde_json::to_writer(&mut *buf, &env.event)
-                .map_err(|e| LogError::Encode(e.to_string()))?;
-            let body = std::str::from_utf8(buf).map_err(|e| LogError::Encode(e.to_string()))?;
-            insert.execute(params![
-                env.seq as i64,
-                env.worker_id.as_deref(),
-                env.at_ms as i64,
-                env.event.kind(),
-                body
-            ])?;
-            if let Some(worker) = env.worker_id.as_deref()
-                && index.is_new(worker, env.seq)
-            {
-                insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
+            for env in events {
+                block::encode(env, buf)?;
+                if let Some(worker) = env.worker_id.as_deref()
+                    && index.is_new(worker, env.seq)
+                {
+                    insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
+                }
             }
+            let (first, last) = (events[0].seq, events[events.len() - 1].seq);
+            insert.execute(params![first as i64, last as i64, &buf[..]])?;
         }
     }
     tx.commit()?;
@@ -290,7 +356,7 @@ pub(crate) fn insert_batch(
 /// Stored events with `after < seq <= upto` (of one worker if given), in order, at most
 /// `limit` of them. A worker's events are read chunk by chunk through the worker index
 /// (`chunk_bits` is the store's), so a quiet worker's replay in a busy log touches only
-/// the chunks it appears in.
+/// the blocks of the chunks it appears in.
 pub(crate) fn read_range(
     conn: &Connection,
     after: u64,
@@ -299,68 +365,113 @@ pub(crate) fn read_range(
     limit: usize,
     chunk_bits: u8,
 ) -> Result<Vec<Envelope>, LogError> {
-    let rows = match worker {
-        None => {
-            let mut stmt = conn.prepare_cached(SELECT_ALL)?;
-            let rows = stmt.query_map(
-                params![after as i64, upto as i64, sql_limit(limit)],
-                raw_row,
-            )?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        }
-        Some(worker) => {
-            let mut stmt = conn.prepare_cached(SELECT_WORKER)?;
-            let rows = stmt.query_map(
-                params![
-                    worker,
-                    after as i64,
-                    upto as i64,
-                    sql_limit(limit),
-                    chunk_bits as i64
-                ],
-                raw_row,
-            )?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        }
+    let mut out = Vec::new();
+    if limit == 0 || after >= upto {
+        return Ok(out);
+    }
+    let from = after + 1;
+    let Some(worker) = worker else {
+        read_blocks(conn, from, upto, None, limit, &mut out)?;
+        return Ok(out);
     };
-    rows.into_iter().map(decode).collect()
+    let chunks: Vec<i64> = conn
+        .prepare_cached(SELECT_CHUNKS)?
+        .query_map(
+            params![
+                worker,
+                (from >> chunk_bits) as i64,
+                (upto >> chunk_bits) as i64
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    for chunk in chunks {
+        let chunk = chunk as u64;
+        let lo = from.max(chunk << chunk_bits);
+        let hi = upto.min(((chunk + 1) << chunk_bits) - 1);
+        read_blocks(conn, lo, hi, Some(worker), limit, &mut out)?;
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-type RawRow = (i64, Option<String>, i64, String);
-
-fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
-
-fn decode((seq, worker_id, at_ms, body): RawRow) -> Result<Envelope, LogError> {
-    let seq = seq as u64;
-    let event: Event = serde_json::from_str(&body).map_err(|e| LogError::Corrupt {
-        seq,
-        message: e.to_string(),
-    })?;
-    Ok(Envelope {
-        seq,
-        worker_id,
-        at_ms: at_ms as u64,
-        event,
-    })
+/// Appends to `out` the events with `lo <= seq <= hi` (of `worker`, if given) until it
+/// holds `limit`. Frames of other workers are skipped without parsing their JSON.
+fn read_blocks(
+    conn: &Connection,
+    lo: u64,
+    hi: u64,
+    worker: Option<&str>,
+    limit: usize,
+    out: &mut Vec<Envelope>,
+) -> Result<(), LogError> {
+    let mut stmt = conn.prepare_cached(SELECT_BLOCKS)?;
+    let mut rows = stmt.query(params![lo as i64, hi as i64])?;
+    while let Some(row) = rows.next()? {
+        let first = row.get::<_, i64>(0)? as u64;
+        let frames = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        for frame in block::frames(frames, first) {
+            let frame = frame?;
+            if frame.seq > hi {
+                return Ok(());
+            }
+            if frame.seq < lo || !frame.is_of(worker) {
+                continue;
+            }
+            out.push(frame.envelope()?);
+            if out.len() >= limit {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes delta events with `from < seq <= to` and records `to` as the horizon, in one
-/// transaction. Returns how many events were deleted. The worker index keeps its chunk
-/// rows: a chunk whose deltas are gone still holds the worker's complete events (and a
-/// chunk left empty costs a replay one empty range scan).
+/// transaction. Returns how many events were deleted. Each block holding such deltas is
+/// rewritten without them (keeping its key, so blocks still never overlap), or deleted
+/// when nothing is left. The worker index keeps its chunk rows: a chunk whose deltas are
+/// gone still holds the worker's complete events (and a chunk left empty costs a replay
+/// one empty read).
 pub(crate) fn prune(conn: &mut Connection, from: u64, to: u64) -> Result<u64, LogError> {
     let tx = conn.transaction()?;
-    let deleted = tx
-        .prepare_cached(PRUNE)?
-        .execute(params![from as i64, to as i64])?;
+    let mut deleted = 0;
+    {
+        let mut select = tx.prepare_cached(SELECT_BLOCKS)?;
+        let blocks: Vec<(i64, Vec<u8>)> = select
+            .query_map(params![(from + 1) as i64, to as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut kept = Vec::new();
+        for (first, frames) in blocks {
+            kept.clear();
+            let mut removed = 0;
+            for frame in block::frames(&frames, first as u64) {
+                let frame = frame?;
+                if frame.delta && frame.seq > from && frame.seq <= to {
+                    removed += 1;
+                } else {
+                    frame.copy_to(&mut kept)?;
+                }
+            }
+            if removed == 0 {
+                continue;
+            }
+            if kept.is_empty() {
+                tx.prepare_cached("DELETE FROM blocks WHERE first_seq = ?1")?
+                    .execute([first])?;
+            } else {
+                tx.prepare_cached("UPDATE blocks SET frames = ?2 WHERE first_seq = ?1")?
+                    .execute(params![first, &kept[..]])?;
+            }
+            deleted += removed;
+        }
+    }
     tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'horizon'")?
         .execute([to as i64])?;
     tx.commit()?;
-    Ok(deleted as u64)
+    Ok(deleted)
 }

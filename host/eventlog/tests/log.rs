@@ -97,17 +97,64 @@ fn store_uses_wal_and_the_documented_schema() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let (worker, kind, body): (String, String, String) = conn
+    // Event 2 is the only one of its append, so its block holds just its frame, laid out
+    // as the crate documentation says.
+    let (first, last, frames): (i64, i64, Vec<u8>) = conn
         .query_row(
-            "SELECT worker_id, kind, body FROM events WHERE seq = 2",
+            "SELECT first_seq, last_seq, frames FROM blocks WHERE first_seq = 2",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((worker.as_str(), kind.as_str()), ("w_1", "text_done"));
-    let event: Event = serde_json::from_str(&body).unwrap();
-    assert_eq!(event, complete(None, 1).event);
+    assert_eq!((first, last), (2, 2));
+    let record = complete(Some("w_1"), 1);
+    let json = serde_json::to_vec(&record.event).unwrap();
+    let mut want = Vec::new();
+    want.extend_from_slice(&2u64.to_le_bytes());
+    want.extend_from_slice(&record.at_ms.to_le_bytes());
+    want.push(0b10); // has a worker, not a delta
+    want.extend_from_slice(&3u32.to_le_bytes());
+    want.extend_from_slice(b"w_1");
+    want.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    want.extend_from_slice(&json);
+    assert_eq!(frames, want);
     assert_eq!(meta(&conn, "schema_version"), yoi_eventlog::SCHEMA_VERSION);
+}
+
+#[test]
+fn an_append_is_stored_in_blocks_of_256_events() {
+    let (_dir, path) = temp();
+    let mut log = EventLog::open(&path, small(0)).unwrap();
+    let all = log
+        .append((1..=600).map(|n| delta(Some("w_1"), n)).collect())
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let blocks: Vec<(i64, i64)> = conn
+        .prepare("SELECT first_seq, last_seq FROM blocks ORDER BY first_seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(blocks, vec![(1, 256), (257, 512), (513, 600)]);
+    // Every page boundary, inside blocks and across them.
+    for after in [0, 1, 255, 256, 257, 300, 511, 512, 599, 600] {
+        for limit in [1, 7, 256, 1000] {
+            let (got, _) = replay_all(
+                &log.reader(),
+                Cursor::new(log.epoch(), after),
+                None,
+                limit,
+                true,
+            )
+            .unwrap();
+            assert_eq!(
+                got,
+                expected(&all, after, None),
+                "after {after} limit {limit}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -451,7 +498,8 @@ fn a_subscriber_sees_only_committed_events_in_order() {
     let other = rusqlite::Connection::open(&path).unwrap();
     other
         .execute_batch(
-            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.body LIKE '%poison%'
+            "CREATE TRIGGER poison BEFORE INSERT ON blocks
+             WHEN instr(NEW.frames, CAST('poison' AS BLOB)) > 0
              BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
         )
         .unwrap();
@@ -810,51 +858,121 @@ fn the_worker_index_has_a_row_per_worker_and_chunk() {
     check_worker_replays(&log, &all, n - 20, n - 20);
 }
 
-#[test]
-fn a_schema_1_store_is_migrated_on_open() {
-    let (_dir, path) = temp();
-    let mut all = Vec::new();
-    let epoch = {
-        let mut log = EventLog::open(&path, small(0)).unwrap();
-        for n in 1..=40u64 {
-            let worker = [Some("w_1"), Some("w_2"), None][(n % 3) as usize];
-            all.extend(log.append(vec![record(worker, n, (n % 8) as u8)]).unwrap());
-        }
-        log.epoch()
-    };
-    // Turn it into what schema 1 wrote: a per-event index, partly built.
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "DROP TABLE worker_chunks;
-             CREATE TABLE worker_seq (worker_id TEXT NOT NULL, seq INTEGER NOT NULL,
-                 PRIMARY KEY (worker_id, seq)) WITHOUT ROWID;
-             INSERT INTO worker_seq SELECT worker_id, seq FROM events
-                 WHERE worker_id IS NOT NULL AND seq <= 30;
-             DELETE FROM meta WHERE key = 'chunk_bits';
-             INSERT INTO meta (key, value) VALUES ('indexed_upto', 30);
-             UPDATE meta SET value = 1 WHERE key = 'schema_version';",
+/// Writes `all` the way schema 1 or 2 stored events (one row each in `events`), with
+/// that schema's index: schema 1's per-event `worker_seq`, built up to seq 30 only (it
+/// was extended lazily), or schema 2's `worker_chunks` with chunks of 4.
+fn write_old_store(path: &std::path::Path, version: i64, epoch: i64, all: &[Arc<Envelope>]) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE events (seq INTEGER PRIMARY KEY, worker_id TEXT,
+             at_ms INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL);",
+    )
+    .unwrap();
+    for e in all {
+        conn.execute(
+            "INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![
+                e.seq as i64,
+                e.worker_id,
+                e.at_ms as i64,
+                e.event.kind(),
+                serde_json::to_string(&e.event).unwrap()
+            ],
         )
         .unwrap();
     }
-    let log = EventLog::open(&path, small(0)).unwrap();
-    assert_eq!(
-        log.epoch(),
-        epoch,
-        "the epoch survives: old cursors stay valid"
-    );
-    assert_eq!(log.last_cursor().seq, 40);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'worker_seq'",
-            [],
-            |r| r.get(0),
+    conn.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?1), ('epoch', ?2), ('horizon', 0)",
+        [version, epoch],
+    )
+    .unwrap();
+    if version == 1 {
+        conn.execute_batch(
+            "CREATE TABLE worker_seq (worker_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 PRIMARY KEY (worker_id, seq)) WITHOUT ROWID;
+             INSERT INTO worker_seq SELECT worker_id, seq FROM events
+                 WHERE worker_id IS NOT NULL AND seq <= 30;
+             INSERT INTO meta (key, value) VALUES ('indexed_upto', 30);",
         )
         .unwrap();
-    assert_eq!(tables, 0, "the old index is dropped");
-    assert_eq!(meta(&conn, "schema_version"), yoi_eventlog::SCHEMA_VERSION);
-    check_worker_replays(&log, &all, 0, 0);
+    } else {
+        conn.execute_batch(
+            "CREATE TABLE worker_chunks (worker_id TEXT NOT NULL, chunk INTEGER NOT NULL,
+                 PRIMARY KEY (worker_id, chunk)) WITHOUT ROWID;
+             INSERT INTO worker_chunks SELECT DISTINCT worker_id, seq >> 2 FROM events
+                 WHERE worker_id IS NOT NULL;
+             INSERT INTO meta (key, value) VALUES ('chunk_bits', 2);",
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn schema_1_and_2_stores_are_migrated_on_open() {
+    // More than a block's worth, so the migration writes several blocks.
+    let all: Vec<Arc<Envelope>> = (1..=600u64)
+        .map(|n| {
+            let r = record(
+                [Some("w_1"), Some("w_2"), None][(n % 3) as usize],
+                n,
+                (n % 8) as u8,
+            );
+            Arc::new(Envelope {
+                seq: n,
+                worker_id: r.worker_id,
+                at_ms: r.at_ms,
+                event: r.event,
+            })
+        })
+        .collect();
+    for version in [1, 2] {
+        let (_dir, path) = temp();
+        write_old_store(&path, version, 77, &all);
+        let config = LogConfig {
+            retain_events: Some(100),
+            ..small(0)
+        };
+        let mut log = EventLog::open(&path, config.clone()).unwrap();
+        assert_eq!(
+            log.epoch(),
+            77,
+            "the epoch survives: old cursors stay valid"
+        );
+        assert_eq!(log.last_cursor().seq, 600);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let old_tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('events', 'worker_seq')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            old_tables, 0,
+            "schema {version}: the old tables are dropped"
+        );
+        assert_eq!(meta(&conn, "schema_version"), yoi_eventlog::SCHEMA_VERSION);
+        let (got, _) = replay_all(&log.reader(), Cursor::new(77, 0), None, 100, true).unwrap();
+        assert_eq!(got, expected(&all, 0, None), "schema {version}");
+        check_worker_replays(&log, &all, 590, 0);
+
+        // It goes on as a new store would: appends, retention, reopening.
+        let mut all = all.clone();
+        all.extend(log.append(vec![complete(Some("w_2"), 601)]).unwrap());
+        while log.prune().unwrap().remaining {}
+        assert_eq!(log.horizon(), 501);
+        drop(log);
+        let log = EventLog::open(&path, config).unwrap();
+        assert_eq!(log.last_cursor().seq, 601);
+        check_worker_replays(&log, &all, 595, 501);
+        let restored = log.read_for_restore(0, 10_000).unwrap();
+        let want: Vec<Envelope> = expected(&all, 0, None)
+            .into_iter()
+            .filter(|e| !(e.seq <= 501 && e.event.is_delta()))
+            .collect();
+        assert_eq!(restored, want);
+    }
 }
 
 #[test]
