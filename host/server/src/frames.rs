@@ -4,9 +4,10 @@
 //! and so is the whole frame for streams whose cursor is determined by the event alone:
 //! one worker's stream (the runtime cursor) and the multiplexed stream of a host with one
 //! runtime (`h1~<id>.<runtime cursor>`). The cache keeps those per sequence number in a
-//! small ring, so N observers cost one serialization plus N reference-count increments.
-//! Streams whose frames differ (redacted events, multiplexed cursors over several
-//! runtimes) build their own.
+//! ring of recent events, so N observers cost one serialization plus N reference-count
+//! increments. A stream further behind than the ring builds its own frames and leaves the
+//! newer entries to the streams that share them. Streams whose frames differ (redacted
+//! events, multiplexed cursors over several runtimes) build their own.
 
 use std::sync::{Arc, Mutex};
 
@@ -56,7 +57,11 @@ pub(crate) enum Shape {
     All,
 }
 
-const SLOTS: usize = 4096;
+/// Events kept: as many as the default live buffer (`runtimes.log.broadcast_capacity`),
+/// so streams up to a live buffer apart still share frames. (With 4,096, observers that
+/// drifted further apart evicted each other's entries: in the host bench each event's
+/// frame was built 2.5 times instead of once.)
+const SLOTS: usize = 16_384;
 
 #[derive(Default)]
 struct Slot {
@@ -90,23 +95,29 @@ fn encode_event(env: &Envelope) -> Arc<str> {
 }
 
 impl FrameCache {
-    fn slot(&self, seq: u64) -> std::sync::MutexGuard<'_, Slot> {
-        let mut slot = self.slots[seq as usize % SLOTS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if slot.seq != seq {
+    /// The slot of `seq`, taken over from an older event; `None` when it already holds a
+    /// newer one (a stream far behind the others must not evict what the leaders share).
+    fn slot(&self, seq: u64) -> Option<std::sync::MutexGuard<'_, Slot>> {
+        let m = &self.slots[seq as usize % SLOTS];
+        let mut slot = m.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.seq > seq {
+            return None;
+        }
+        if slot.seq < seq {
             *slot = Slot {
                 seq,
                 ..Slot::default()
             };
         }
-        slot
+        Some(slot)
     }
 
     /// The event's JSON (`{"type":"text_delta",…}`).
     pub fn json(&self, env: &Envelope) -> Arc<str> {
-        let mut slot = self.slot(env.seq);
-        slot.json.get_or_insert_with(|| encode_event(env)).clone()
+        match self.slot(env.seq) {
+            Some(mut slot) => slot.json.get_or_insert_with(|| encode_event(env)).clone(),
+            None => encode_event(env),
+        }
     }
 
     /// The whole event frame of `shape` (`epoch` is the runtime's).
@@ -118,14 +129,15 @@ impl FrameCache {
         shape: Shape,
     ) -> Utf8Bytes {
         let mut slot = self.slot(env.seq);
-        let cached = match shape {
-            Shape::Worker => &slot.worker,
-            Shape::All => &slot.all,
+        let json = match &mut slot {
+            Some(slot) => {
+                if let Some(frame) = slot.frame(shape) {
+                    return frame.clone();
+                }
+                slot.json.get_or_insert_with(|| encode_event(env)).clone()
+            }
+            None => encode_event(env),
         };
-        if let Some(frame) = cached {
-            return frame.clone();
-        }
-        let json = slot.json.get_or_insert_with(|| encode_event(env)).clone();
         let runtime_cursor = Cursor::new(epoch, env.seq);
         let mut cursor = String::with_capacity(64);
         match shape {
@@ -136,11 +148,22 @@ impl FrameCache {
             }
         }
         let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
-        match shape {
-            Shape::Worker => slot.worker = Some(frame.clone()),
-            Shape::All => slot.all = Some(frame.clone()),
+        if let Some(slot) = &mut slot {
+            match shape {
+                Shape::Worker => slot.worker = Some(frame.clone()),
+                Shape::All => slot.all = Some(frame.clone()),
+            }
         }
         frame
+    }
+}
+
+impl Slot {
+    fn frame(&self, shape: Shape) -> Option<&Utf8Bytes> {
+        match shape {
+            Shape::Worker => self.worker.as_ref(),
+            Shape::All => self.all.as_ref(),
+        }
     }
 }
 
@@ -175,8 +198,19 @@ mod tests {
             seq: 9 + SLOTS as u64,
             ..env.clone()
         };
-        let v: serde_json::Value =
-            serde_json::from_str(cache.frame("local", 77, &later, Shape::Worker).as_str()).unwrap();
+        let newer = cache.frame("local", 77, &later, Shape::Worker);
+        let v: serde_json::Value = serde_json::from_str(newer.as_str()).unwrap();
         assert_eq!(v["seq"], later.seq);
+
+        // A stream far behind gets its own (right) frame and does not evict the newer one.
+        let behind = cache.frame("local", 77, &env, Shape::Worker);
+        let v: serde_json::Value = serde_json::from_str(behind.as_str()).unwrap();
+        assert_eq!(v["seq"], env.seq);
+        let shared = cache.frame("local", 77, &later, Shape::Worker);
+        assert_eq!(
+            newer.as_str().as_ptr(),
+            shared.as_str().as_ptr(),
+            "the newer event's frame is still shared"
+        );
     }
 }
