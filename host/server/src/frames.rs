@@ -60,7 +60,7 @@ pub(crate) enum Shape {
 /// Events kept: as many as the default live buffer (`runtimes.log.broadcast_capacity`),
 /// so streams up to a live buffer apart still share frames. (With 4,096, observers that
 /// drifted further apart evicted each other's entries: in the host bench each event's
-/// frame was built 2.5 times instead of once.)
+/// frame was built about 3 times instead of once.)
 const SLOTS: usize = 16_384;
 
 #[derive(Default)]
