@@ -22,6 +22,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => prop::collection::vec((0..4usize, any::<u8>()), 0..40).prop_map(Op::Append),
+        // Over a store block (256 events): appends split across blocks.
+        1 => prop::collection::vec((0..4usize, any::<u8>()), 200..700).prop_map(Op::Append),
         1 => Just(Op::Prune),
         1 => Just(Op::Reopen),
         4 => (0.0..1.0f64, prop::option::of(0..4usize), 0..30usize)
