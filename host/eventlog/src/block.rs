@@ -1,5 +1,5 @@
-//! The encoding of a *block*: up to [`BLOCK_EVENTS`] events of one append, stored as one
-//! row. One row per event cost SQLite a B-tree insert and five bound parameters per
+//! The encoding of a *block*: up to [`BLOCK_EVENTS`] events (and about [`BLOCK_BYTES`])
+//! of one append, stored as one row. One row per event cost SQLite a B-tree insert and five bound parameters per
 //! event, most of an append's time; a block costs one insert per few hundred events.
 //!
 //! A block is a sequence of frames, one per event, in `seq` order:
@@ -20,6 +20,16 @@ use yoi_protocol::{Envelope, Event};
 /// Most events in one block (one row). A replay page reads whole rows, so this also
 /// bounds what a page reads past what it returns.
 pub(crate) const BLOCK_EVENTS: usize = 256;
+
+/// A block is also closed once it holds this many bytes, so big events (whole texts,
+/// tool outputs) never add up past SQLite's limit for one value (1 GB) or make rows huge.
+pub(crate) const BLOCK_BYTES: usize = 1 << 20;
+
+/// Whether a block of `events` frames in `bytes` is complete. A block always takes at
+/// least one event, however big.
+pub(crate) fn is_full(events: usize, bytes: usize) -> bool {
+    events >= BLOCK_EVENTS || bytes >= BLOCK_BYTES
+}
 
 const DELTA: u8 = 1;
 const HAS_WORKER: u8 = 2;

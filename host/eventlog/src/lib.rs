@@ -30,9 +30,9 @@
 //!   non-zero `u64` made when the store is created and kept for its life), `horizon`
 //!   (see retention) and `chunk_bits` (see below).
 //! - `blocks(first_seq INTEGER PRIMARY KEY, last_seq INTEGER, frames BLOB)`: the events,
-//!   one row per block of up to 256 consecutive events of one append, each event a small
-//!   binary frame (`seq`, `at_ms`, a delta flag, the worker id) around the JSON of its
-//!   [`Event`](yoi_protocol::Event); the layout is in `block.rs`. Blocks never overlap,
+//!   one row per block of up to 256 consecutive events (or about 1 MiB) of one append,
+//!   each event a small binary frame (`seq`, `at_ms`, a delta flag, the worker id)
+//!   around the JSON of its [`Event`](yoi_protocol::Event); the layout is in `block.rs`. Blocks never overlap,
 //!   and every event of a block has `first_seq <= seq <= last_seq`. (Schemas 1 and 2
 //!   stored one row per event, which cost SQLite a B-tree insert per event; opening such
 //!   a store moves its events into blocks.)

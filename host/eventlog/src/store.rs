@@ -3,7 +3,7 @@
 //! Integers that SQLite holds as `i64` (sequence numbers, timestamps, the epoch) are
 //! stored bit-for-bit (`u64 as i64`), so every `u64` round-trips exactly.
 
-use crate::block::{self, BLOCK_EVENTS};
+use crate::block::{self, BLOCK_BYTES};
 use crate::config::Durability;
 use crate::error::LogError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -205,9 +205,10 @@ fn migrate_v1(tx: &rusqlite::Transaction<'_>, chunk_bits: u8) -> Result<u8, LogE
 }
 
 /// Schemas 1 and 2 stored one `events(seq, worker_id, at_ms, kind, body)` row per event;
-/// schema 3 stores them in blocks (see [`block`]). Moves the rows into blocks of up to
-/// [`BLOCK_EVENTS`] consecutive events (the JSON bodies are copied, not re-encoded) and
-/// drops the old table. In the open's transaction: a failed migration leaves the store as
+/// schema 3 stores them in blocks (see [`block`]). Moves the rows into blocks of
+/// consecutive events (the JSON bodies are copied, not re-encoded) and drops the old
+/// table. The store needs about twice its size in free disk while this runs (the blocks
+/// are written through the WAL before the old table is dropped). In the open's transaction: a failed migration leaves the store as
 /// it was.
 fn migrate_v2(tx: &rusqlite::Transaction<'_>) -> Result<(), LogError> {
     let mut moved = 0u64;
@@ -244,7 +245,7 @@ fn migrate_v2(tx: &rusqlite::Transaction<'_>) -> Result<(), LogError> {
             span = Some((span.map_or(seq, |s| s.0), seq));
             in_block += 1;
             moved += 1;
-            if in_block == BLOCK_EVENTS {
+            if block::is_full(in_block, frames.len()) {
                 flush(&mut frames, &mut span)?;
                 in_block = 0;
             }
@@ -322,9 +323,9 @@ impl ChunkIndex {
     }
 }
 
-/// Writes a batch (and its worker-index rows) in one transaction: one row per block of up
-/// to [`BLOCK_EVENTS`] events. `buf` is a reusable encoding buffer. On error the caller
-/// must [`ChunkIndex::forget`].
+/// Writes a batch (and its worker-index rows) in one transaction: one row per block
+/// ([`block::is_full`]). `buf` is a reusable encoding buffer. On error the caller must
+/// [`ChunkIndex::forget`].
 pub(crate) fn insert_batch(
     conn: &mut Connection,
     batch: &[Arc<Envelope>],
@@ -335,21 +336,31 @@ pub(crate) fn insert_batch(
     {
         let mut insert = tx.prepare_cached(INSERT_BLOCK)?;
         let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;
-        for events in batch.chunks(BLOCK_EVENTS) {
-            buf.clear();
-            for env in events {
-                block::encode(env, buf)?;
-                if let Some(worker) = env.worker_id.as_deref()
-                    && index.is_new(worker, env.seq)
-                {
-                    insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
-                }
+        buf.clear();
+        let mut first = None;
+        let mut in_block = 0;
+        for (i, env) in batch.iter().enumerate() {
+            block::encode(env, buf)?;
+            if let Some(worker) = env.worker_id.as_deref()
+                && index.is_new(worker, env.seq)
+            {
+                insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
             }
-            let (first, last) = (events[0].seq, events[events.len() - 1].seq);
-            insert.execute(params![first as i64, last as i64, &buf[..]])?;
+            let first_seq = *first.get_or_insert(env.seq);
+            in_block += 1;
+            if i + 1 == batch.len() || block::is_full(in_block, buf.len()) {
+                insert.execute(params![first_seq as i64, env.seq as i64, &buf[..]])?;
+                buf.clear();
+                first = None;
+                in_block = 0;
+            }
         }
     }
     tx.commit()?;
+    // One huge event must not keep its buffer's size for the life of the log.
+    if buf.capacity() > 2 * BLOCK_BYTES {
+        *buf = Vec::with_capacity(BLOCK_BYTES);
+    }
     Ok(())
 }
 
@@ -374,19 +385,16 @@ pub(crate) fn read_range(
         read_blocks(conn, from, upto, None, limit, &mut out)?;
         return Ok(out);
     };
-    let chunks: Vec<i64> = conn
-        .prepare_cached(SELECT_CHUNKS)?
-        .query_map(
-            params![
-                worker,
-                (from >> chunk_bits) as i64,
-                (upto >> chunk_bits) as i64
-            ],
-            |r| r.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
-    for chunk in chunks {
-        let chunk = chunk as u64;
+    // The chunks are read as the page fills, not all up front: a page near the start of
+    // a long history stops after the chunks it needs.
+    let mut chunks = conn.prepare_cached(SELECT_CHUNKS)?;
+    let mut chunks = chunks.query(params![
+        worker,
+        (from >> chunk_bits) as i64,
+        (upto >> chunk_bits) as i64
+    ])?;
+    while let Some(row) = chunks.next()? {
+        let chunk = row.get::<_, i64>(0)? as u64;
         let lo = from.max(chunk << chunk_bits);
         let hi = upto.min(((chunk + 1) << chunk_bits) - 1);
         read_blocks(conn, lo, hi, Some(worker), limit, &mut out)?;
@@ -449,13 +457,22 @@ pub(crate) fn prune(conn: &mut Connection, from: u64, to: u64) -> Result<u64, Lo
         for (first, frames) in blocks {
             kept.clear();
             let mut removed = 0;
+            let mut corrupt = None;
             for frame in block::frames(&frames, first as u64) {
-                let frame = frame?;
-                if frame.delta && frame.seq > from && frame.seq <= to {
-                    removed += 1;
-                } else {
-                    frame.copy_to(&mut kept)?;
+                match frame {
+                    Ok(frame) if frame.delta && frame.seq > from && frame.seq <= to => removed += 1,
+                    Ok(frame) => frame.copy_to(&mut kept)?,
+                    Err(e) => {
+                        corrupt = Some(e);
+                        break;
+                    }
                 }
+            }
+            // A block that cannot be decoded is left as it is (replays through it report
+            // it); failing here would stop retention for good.
+            if let Some(e) = corrupt {
+                tracing::error!(block = first, error = %e, "event log: retention skips an undecodable block");
+                continue;
             }
             if removed == 0 {
                 continue;

@@ -25,6 +25,18 @@ fn meta(conn: &rusqlite::Connection, key: &str) -> i64 {
         .unwrap()
 }
 
+/// `(first_seq, last_seq)` of every stored block, in order.
+fn block_spans(path: &std::path::Path) -> Vec<(i64, i64)> {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .prepare("SELECT first_seq, last_seq FROM blocks ORDER BY first_seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
@@ -128,14 +140,7 @@ fn an_append_is_stored_in_blocks_of_256_events() {
     let all = log
         .append((1..=600).map(|n| delta(Some("w_1"), n)).collect())
         .unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let blocks: Vec<(i64, i64)> = conn
-        .prepare("SELECT first_seq, last_seq FROM blocks ORDER BY first_seq")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let blocks = block_spans(&path);
     assert_eq!(blocks, vec![(1, 256), (257, 512), (513, 600)]);
     // Every page boundary, inside blocks and across them.
     for after in [0, 1, 255, 256, 257, 300, 511, 512, 599, 600] {
@@ -1002,4 +1007,55 @@ fn opening_something_else_is_a_typed_error() {
         Err(yoi_eventlog::LogError::UnsupportedSchema { found: 99, .. }) => {}
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn big_events_close_a_block_early() {
+    let (_dir, path) = temp();
+    let mut log = EventLog::open(&path, small(0)).unwrap();
+    let big = |n: u64| yoi_protocol::EventRecord {
+        worker_id: Some("w_1".into()),
+        at_ms: n,
+        event: Event::TextDone {
+            run_id: "r_1".into(),
+            text: "x".repeat(600 << 10),
+        },
+    };
+    // 600 KiB each: a block closes once it passes 1 MiB, so no value SQLite stores can
+    // grow with the number of big events in one append.
+    let all = log
+        .append(vec![big(1), big(2), big(3), delta(Some("w_1"), 4)])
+        .unwrap();
+    let blocks = block_spans(&path);
+    assert_eq!(blocks, vec![(1, 2), (3, 4)]);
+    let (got, _) = replay_all(&log.reader(), Cursor::new(log.epoch(), 0), None, 3, true).unwrap();
+    assert_eq!(got, expected(&all, 0, None));
+}
+
+#[test]
+fn retention_skips_a_block_it_cannot_decode() {
+    let (_dir, path) = temp();
+    let config = LogConfig {
+        retain_events: Some(0),
+        ..small(0)
+    };
+    let mut log = EventLog::open(&path, config).unwrap();
+    log.append((1..=3).map(|n| delta(Some("w_1"), n)).collect())
+        .unwrap();
+    log.append((4..=6).map(|n| delta(Some("w_1"), n)).collect())
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE blocks SET frames = X'0102' WHERE first_seq = 1", [])
+        .unwrap();
+    // The garbled block stays (and replays through it say so); the next one is pruned.
+    while log.prune().unwrap().remaining {}
+    assert_eq!(log.horizon(), 6);
+    let blocks: i64 = conn
+        .query_row("SELECT count(*) FROM blocks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(blocks, 1, "the decodable block's deltas are all gone");
+    assert!(matches!(
+        log.read_for_restore(0, 10),
+        Err(yoi_eventlog::LogError::Corrupt { seq: 1, .. })
+    ));
 }
