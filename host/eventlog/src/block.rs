@@ -27,12 +27,42 @@ pub(crate) const BLOCK_BYTES: usize = 1 << 20;
 
 /// Whether a block of `events` frames in `bytes` is complete. A block always takes at
 /// least one event, however big.
-pub(crate) fn is_full(events: usize, bytes: usize) -> bool {
+fn is_full(events: usize, bytes: usize) -> bool {
     events >= BLOCK_EVENTS || bytes >= BLOCK_BYTES
 }
 
 const DELTA: u8 = 1;
 const HAS_WORKER: u8 = 2;
+
+/// Cuts a run of frames into blocks ([`is_full`]), the one place that decides where a
+/// block ends. `next` appends the next frame to the buffer and returns its `seq` (`None`
+/// when there are no more); `store` gets each finished block as
+/// `(first_seq, last_seq, frames)`.
+pub(crate) fn cut_blocks(
+    buf: &mut Vec<u8>,
+    mut next: impl FnMut(&mut Vec<u8>) -> Result<Option<u64>, LogError>,
+    mut store: impl FnMut(u64, u64, &[u8]) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    buf.clear();
+    let mut span: Option<(u64, u64)> = None;
+    let mut events = 0;
+    while let Some(seq) = next(buf)? {
+        let first = span.map_or(seq, |s| s.0);
+        span = Some((first, seq));
+        events += 1;
+        if is_full(events, buf.len()) {
+            store(first, seq, buf)?;
+            buf.clear();
+            span = None;
+            events = 0;
+        }
+    }
+    if let Some((first, last)) = span {
+        store(first, last, buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
 
 /// Appends the frame of `env` to `out`.
 pub(crate) fn encode(env: &Envelope, out: &mut Vec<u8>) -> Result<(), LogError> {

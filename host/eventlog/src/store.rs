@@ -208,8 +208,8 @@ fn migrate_v1(tx: &rusqlite::Transaction<'_>, chunk_bits: u8) -> Result<u8, LogE
 /// schema 3 stores them in blocks (see [`block`]). Moves the rows into blocks of
 /// consecutive events (the JSON bodies are copied, not re-encoded) and drops the old
 /// table. The store needs about twice its size in free disk while this runs (the blocks
-/// are written through the WAL before the old table is dropped). In the open's transaction: a failed migration leaves the store as
-/// it was.
+/// are written through the WAL before the old table is dropped). In the open's
+/// transaction: a failed migration leaves the store as it was.
 fn migrate_v2(tx: &rusqlite::Transaction<'_>) -> Result<(), LogError> {
     let mut moved = 0u64;
     {
@@ -217,40 +217,34 @@ fn migrate_v2(tx: &rusqlite::Transaction<'_>) -> Result<(), LogError> {
             tx.prepare("SELECT seq, worker_id, at_ms, kind, body FROM events ORDER BY seq")?;
         let mut insert = tx.prepare(INSERT_BLOCK)?;
         let mut rows = select.query([])?;
-        let mut frames = Vec::new();
-        let mut span: Option<(u64, u64)> = None;
-        let mut in_block = 0;
-        let mut flush = |frames: &mut Vec<u8>, span: &mut Option<(u64, u64)>| {
-            if let Some((first, last)) = span.take() {
-                insert.execute(params![first as i64, last as i64, &frames[..]])?;
-                frames.clear();
-            }
-            Ok::<_, LogError>(())
-        };
-        while let Some(row) = rows.next()? {
-            let seq = row.get::<_, i64>(0)? as u64;
-            let worker = row
-                .get_ref(1)?
-                .as_str_or_null()
-                .map_err(rusqlite::Error::from)?;
-            let kind = row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
-            block::encode_json(
-                seq,
-                row.get::<_, i64>(2)? as u64,
-                DELTA_KINDS.contains(&kind),
-                worker,
-                row.get_ref(4)?.as_bytes().map_err(rusqlite::Error::from)?,
-                &mut frames,
-            )?;
-            span = Some((span.map_or(seq, |s| s.0), seq));
-            in_block += 1;
-            moved += 1;
-            if block::is_full(in_block, frames.len()) {
-                flush(&mut frames, &mut span)?;
-                in_block = 0;
-            }
-        }
-        flush(&mut frames, &mut span)?;
+        block::cut_blocks(
+            &mut Vec::new(),
+            |frames| {
+                let Some(row) = rows.next()? else {
+                    return Ok(None);
+                };
+                let seq = row.get::<_, i64>(0)? as u64;
+                let worker = row
+                    .get_ref(1)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?;
+                let kind = row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+                block::encode_json(
+                    seq,
+                    row.get::<_, i64>(2)? as u64,
+                    DELTA_KINDS.contains(&kind),
+                    worker,
+                    row.get_ref(4)?.as_bytes().map_err(rusqlite::Error::from)?,
+                    frames,
+                )?;
+                moved += 1;
+                Ok(Some(seq))
+            },
+            |first, last, frames| {
+                insert.execute(params![first as i64, last as i64, frames])?;
+                Ok(())
+            },
+        )?;
     }
     tx.execute_batch("DROP TABLE events;")?;
     tx.execute(
@@ -324,7 +318,7 @@ impl ChunkIndex {
 }
 
 /// Writes a batch (and its worker-index rows) in one transaction: one row per block
-/// ([`block::is_full`]). `buf` is a reusable encoding buffer. On error the caller must
+/// ([`block::cut_blocks`]). `buf` is a reusable encoding buffer. On error the caller must
 /// [`ChunkIndex::forget`].
 pub(crate) fn insert_batch(
     conn: &mut Connection,
@@ -336,25 +330,26 @@ pub(crate) fn insert_batch(
     {
         let mut insert = tx.prepare_cached(INSERT_BLOCK)?;
         let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;
-        buf.clear();
-        let mut first = None;
-        let mut in_block = 0;
-        for (i, env) in batch.iter().enumerate() {
-            block::encode(env, buf)?;
-            if let Some(worker) = env.worker_id.as_deref()
-                && index.is_new(worker, env.seq)
-            {
-                insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
-            }
-            let first_seq = *first.get_or_insert(env.seq);
-            in_block += 1;
-            if i + 1 == batch.len() || block::is_full(in_block, buf.len()) {
-                insert.execute(params![first_seq as i64, env.seq as i64, &buf[..]])?;
-                buf.clear();
-                first = None;
-                in_block = 0;
-            }
-        }
+        let mut events = batch.iter();
+        block::cut_blocks(
+            buf,
+            |buf| {
+                let Some(env) = events.next() else {
+                    return Ok(None);
+                };
+                block::encode(env, buf)?;
+                if let Some(worker) = env.worker_id.as_deref()
+                    && index.is_new(worker, env.seq)
+                {
+                    insert_chunk.execute(params![worker, (env.seq >> index.bits) as i64])?;
+                }
+                Ok(Some(env.seq))
+            },
+            |first, last, frames| {
+                insert.execute(params![first as i64, last as i64, frames])?;
+                Ok(())
+            },
+        )?;
     }
     tx.commit()?;
     // One huge event must not keep its buffer's size for the life of the log.
