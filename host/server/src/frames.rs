@@ -114,10 +114,7 @@ impl FrameCache {
 
     /// The event's JSON (`{"type":"text_delta",…}`).
     pub fn json(&self, env: &Envelope) -> Arc<str> {
-        match self.slot(env.seq) {
-            Some(mut slot) => slot.json.get_or_insert_with(|| encode_event(env)).clone(),
-            None => encode_event(env),
-        }
+        json_in(self.slot(env.seq).as_deref_mut(), env)
     }
 
     /// The whole event frame of `shape` (`epoch` is the runtime's).
@@ -129,15 +126,10 @@ impl FrameCache {
         shape: Shape,
     ) -> Utf8Bytes {
         let mut slot = self.slot(env.seq);
-        let json = match &mut slot {
-            Some(slot) => {
-                if let Some(frame) = slot.frame(shape) {
-                    return frame.clone();
-                }
-                slot.json.get_or_insert_with(|| encode_event(env)).clone()
-            }
-            None => encode_event(env),
-        };
+        if let Some(frame) = slot.as_deref_mut().and_then(|s| s.frame_mut(shape).clone()) {
+            return frame;
+        }
+        let json = json_in(slot.as_deref_mut(), env);
         let runtime_cursor = Cursor::new(epoch, env.seq);
         let mut cursor = String::with_capacity(64);
         match shape {
@@ -148,22 +140,28 @@ impl FrameCache {
             }
         }
         let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
-        if let Some(slot) = &mut slot {
-            match shape {
-                Shape::Worker => slot.worker = Some(frame.clone()),
-                Shape::All => slot.all = Some(frame.clone()),
-            }
+        if let Some(slot) = slot.as_deref_mut() {
+            *slot.frame_mut(shape) = Some(frame.clone());
         }
         frame
     }
 }
 
 impl Slot {
-    fn frame(&self, shape: Shape) -> Option<&Utf8Bytes> {
+    fn frame_mut(&mut self, shape: Shape) -> &mut Option<Utf8Bytes> {
         match shape {
-            Shape::Worker => self.worker.as_ref(),
-            Shape::All => self.all.as_ref(),
+            Shape::Worker => &mut self.worker,
+            Shape::All => &mut self.all,
         }
+    }
+}
+
+/// The event's JSON from its slot (encoded into it once), or encoded for this caller
+/// alone when the slot belongs to a newer event.
+fn json_in(slot: Option<&mut Slot>, env: &Envelope) -> Arc<str> {
+    match slot {
+        Some(slot) => slot.json.get_or_insert_with(|| encode_event(env)).clone(),
+        None => encode_event(env),
     }
 }
 
