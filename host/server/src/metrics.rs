@@ -106,7 +106,7 @@ impl Metrics {
         counter(
             o,
             "yoi_stream_frames_sent_total",
-            "Frames written to stream clients.",
+            "Frames handed to stream clients' sockets.",
             self.frames_sent.load(Relaxed),
         );
         let _ = writeln!(

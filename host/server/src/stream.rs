@@ -557,12 +557,12 @@ impl Session {
     }
 
     /// Writes the pending frames in one flush, waiting for the client (within the write
-    /// timeout) unless the host shuts down first.
+    /// timeout) unless the host shuts down first. The frames are counted as they are
+    /// handed to the socket: counted after the flush, a client could read them and then
+    /// scrape `/metrics` before the count moved.
     async fn write_pending(&mut self) -> Result<(), End> {
-        let n = self.pending.len() as u64;
-        or_shutdown(&mut self.shutdown, self.socket.write(&mut self.pending)).await?;
-        self.state.metrics().frames_sent(n);
-        Ok(())
+        self.state.metrics().frames_sent(self.pending.len() as u64);
+        or_shutdown(&mut self.shutdown, self.socket.write(&mut self.pending)).await
     }
 
     /// Handles what the client sent while the stream was not reading the socket (during
