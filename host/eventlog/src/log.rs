@@ -128,6 +128,15 @@ impl EventLog {
             return Err(e);
         }
         let written = Instant::now();
+        // Counted before publication: whoever has seen an event sees it counted.
+        let c = &self.shared.counters;
+        c.events_appended
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        c.store_write_nanos.fetch_add(
+            written.duration_since(started).as_nanos() as u64,
+            Ordering::Relaxed,
+        );
         let last = self.last_seq + batch.len() as u64;
         self.last_seq = last;
         {
@@ -141,14 +150,6 @@ impl EventLog {
             // An error only means nobody is subscribed.
             let _ = self.live.send(env.clone());
         }
-        let c = &self.shared.counters;
-        c.events_appended
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        c.commits.fetch_add(1, Ordering::Relaxed);
-        c.store_write_nanos.fetch_add(
-            written.duration_since(started).as_nanos() as u64,
-            Ordering::Relaxed,
-        );
         c.publish_nanos
             .fetch_add(written.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(batch)

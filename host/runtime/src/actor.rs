@@ -408,12 +408,8 @@ impl<C: Core> Actor<C> {
         if self.events.is_empty() {
             return Ok(());
         }
-        let events = mem::take(&mut self.events);
-        let count = events.len();
-        let started = Instant::now();
-        let result = self.log.append(events);
-        self.stats.appended(count, started.elapsed());
-        result
+        self.log
+            .append(mem::take(&mut self.events))
             .map(|_| ())
             .map_err(|e| RuntimeError::Log(e.to_string()))
     }

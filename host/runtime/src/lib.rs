@@ -252,7 +252,7 @@ impl LocalRuntime {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        self.inner.stats.snapshot(self.inner.reader.stats())
     }
 
     /// Model names this runtime serves.

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use yoi_eventlog::LogStats;
+
 /// Upper bounds (seconds) of the buckets of the core-call latency histogram; a last,
 /// unbounded bucket follows. Calls are meant to take microseconds; the tail shows a
 /// loaded machine or a guest near its deadline.
@@ -13,9 +15,6 @@ pub const CORE_CALL_BUCKETS: [f64; 12] = [
 /// Monotonic counters; cheap to update from the actor thread, read from anywhere.
 #[derive(Debug, Default)]
 pub struct RuntimeStats {
-    events_appended: AtomicU64,
-    append_nanos: AtomicU64,
-    commits: AtomicU64,
     core_call_nanos: AtomicU64,
     /// Core calls per latency bucket (not cumulative), the last one unbounded; their sum
     /// is the number of calls.
@@ -28,11 +27,12 @@ pub struct RuntimeStats {
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
-    /// Events written to the log.
+    /// Events committed to the log. Taken from the log, which counts them before it
+    /// publishes them: an observer that has seen an event sees it counted.
     pub events_appended: u64,
-    /// Time spent appending (store write and commit included).
+    /// Time spent appending: the store write and commit, then publication.
     pub append_nanos: u64,
-    /// Append transactions.
+    /// Append transactions committed.
     pub commits: u64,
     /// Calls into the core (commands, pulls, deliveries).
     pub core_calls: u64,
@@ -50,12 +50,6 @@ pub struct StatsSnapshot {
 }
 
 impl RuntimeStats {
-    pub(crate) fn appended(&self, events: usize, took: Duration) {
-        self.events_appended.fetch_add(events as u64, Relaxed);
-        self.append_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
-        self.commits.fetch_add(1, Relaxed);
-    }
-
     pub(crate) fn core_call(&self, took: Duration) {
         self.core_call_nanos
             .fetch_add(took.as_nanos() as u64, Relaxed);
@@ -76,13 +70,14 @@ impl RuntimeStats {
         self.faults.fetch_add(1, Relaxed);
     }
 
-    pub fn snapshot(&self) -> StatsSnapshot {
+    /// The runtime's counters with the write-side counters of its event log.
+    pub fn snapshot(&self, log: LogStats) -> StatsSnapshot {
         let core_call_buckets: [u64; CORE_CALL_BUCKETS.len() + 1] =
             std::array::from_fn(|i| self.core_call_buckets[i].load(Relaxed));
         StatsSnapshot {
-            events_appended: self.events_appended.load(Relaxed),
-            append_nanos: self.append_nanos.load(Relaxed),
-            commits: self.commits.load(Relaxed),
+            events_appended: log.events_appended,
+            append_nanos: log.store_write_nanos + log.publish_nanos,
+            commits: log.commits,
             core_calls: core_call_buckets.iter().sum(),
             core_call_nanos: self.core_call_nanos.load(Relaxed),
             core_call_buckets,
@@ -103,7 +98,7 @@ mod tests {
         for micros in [1, 5, 6, 700, 2_000_000] {
             stats.core_call(Duration::from_micros(micros));
         }
-        let s = stats.snapshot();
+        let s = stats.snapshot(LogStats::default());
         assert_eq!(s.core_calls, 5);
         // <= 5 µs: two calls; <= 10 µs: one; <= 1 ms: one; beyond 1 s: one.
         assert_eq!(s.core_call_buckets[0], 2);
