@@ -320,7 +320,7 @@ impl Runtime {
             worker_id: Some(info.id.clone()),
             at_ms: now_ms,
             event: Event::WorkerCreated {
-                worker: info.clone(),
+                worker: Box::new(info.clone()),
             },
         });
         Ok(info)

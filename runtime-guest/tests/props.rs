@@ -264,7 +264,9 @@ fn event_strategy() -> impl Strategy<Value = Event> {
             usage: Usage::default(),
         });
     prop_oneof![
-        worker.prop_map(|worker| Event::WorkerCreated { worker }),
+        worker.prop_map(|worker| Event::WorkerCreated {
+            worker: Box::new(worker),
+        }),
         (status_strategy(), status_strategy())
             .prop_map(|(from, to)| Event::StatusChanged { from, to }),
         (

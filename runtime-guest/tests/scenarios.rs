@@ -42,7 +42,7 @@ fn create_worker_emits_worker_created() {
     assert_eq!(
         records[0].event,
         Event::WorkerCreated {
-            worker: info.clone()
+            worker: Box::new(info.clone())
         }
     );
     assert!(h.effects().is_empty());

@@ -250,7 +250,7 @@ macro_rules! wit_mirror {
     };
 
     // Each WIT case carries a record whose fields the mirror case has inline; `as f` means
-    // the mirror case instead has one field `f` holding the whole payload.
+    // the mirror case instead has one field `f` holding the whole payload, boxed.
     (@variant $t:ident {
         $($case:ident($payload:ident) {
             plain: [$($plain:ident),* $(,)?], conv: [$($conv:ident),* $(,)?]
@@ -282,7 +282,7 @@ macro_rules! wit_mirror {
         p::$t::$case { $($plain,)* $($conv: $conv.into(),)* }
     }};
     (@to_p $t:ident, $case:ident, $payload:ident, $x:ident, [], [$conv:ident], $whole:ident) => {
-        p::$t::$case { $whole: $x.into() }
+        p::$t::$case { $whole: Box::new($x.into()) }
     };
     // Pattern binding the fields of a mirror case.
     (@p_pat $t:ident, $case:ident, [$($plain:ident),*], [$($conv:ident),*]) => {
@@ -296,6 +296,6 @@ macro_rules! wit_mirror {
         w::$payload { $($plain,)* $($conv: $conv.into(),)* }
     };
     (@to_w $payload:ident, [], [$conv:ident], $whole:ident) => {
-        $conv.into()
+        (*$conv).into()
     };
 }

@@ -151,10 +151,10 @@ fn events() -> Vec<Event> {
     let run = || s("r_1");
     let mut v = vec![
         Event::WorkerCreated {
-            worker: worker(WorkerStatus::Idle, true),
+            worker: Box::new(worker(WorkerStatus::Idle, true)),
         },
         Event::WorkerCreated {
-            worker: worker(WorkerStatus::Stopped, false),
+            worker: Box::new(worker(WorkerStatus::Stopped, false)),
         },
         Event::InputAccepted {
             run_id: run(),

@@ -665,7 +665,9 @@ fn delta_kinds_match_the_protocol() {
     };
     let r = || "r".to_string();
     let events = vec![
-        Event::WorkerCreated { worker: info },
+        Event::WorkerCreated {
+            worker: Box::new(info),
+        },
         Event::StatusChanged {
             from: WorkerStatus::Idle,
             to: WorkerStatus::Running,
