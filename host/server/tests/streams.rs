@@ -689,15 +689,20 @@ async fn pings_keep_idle_streams_alive() {
 async fn streams_are_observation_only() {
     let h = start().await;
     let w = h.create_worker("w").await;
-    let mut ws = h.ws(&h.worker_stream(&w, None)).await;
-    assert_eq!(ws.frame().await["type"], "snapshot");
-    ws.send_text(r#"{"text":"hello"}"#).await;
-    let f = ws.frame().await;
-    assert_eq!(
-        (f["type"].as_str(), f["code"].as_str()),
-        (Some("error"), Some("invalid_request"))
-    );
-    ws.expect_close().await;
+    // A short message, and one larger than the stream's 4 KiB read buffer (read in
+    // several reads): both get the typed answer.
+    let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(20_000));
+    for message in [r#"{"text":"hello"}"#, long.as_str()] {
+        let mut ws = h.ws(&h.worker_stream(&w, None)).await;
+        assert_eq!(ws.frame().await["type"], "snapshot");
+        ws.send_text(message).await;
+        let f = ws.frame().await;
+        assert_eq!(
+            (f["type"].as_str(), f["code"].as_str()),
+            (Some("error"), Some("invalid_request"))
+        );
+        ws.expect_close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
