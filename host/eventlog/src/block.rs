@@ -66,52 +66,49 @@ pub(crate) fn cut_blocks(
 
 /// Appends the frame of `env` to `out`.
 pub(crate) fn encode(env: &Envelope, out: &mut Vec<u8>) -> Result<(), LogError> {
-    let flags = if env.event.is_delta() { DELTA } else { 0 }
-        | if env.worker_id.is_some() {
-            HAS_WORKER
-        } else {
-            0
-        };
+    let worker = env.worker_id.as_deref().map(str::as_bytes);
     encode_raw(
         env.seq,
         env.at_ms,
-        flags,
-        env.worker_id.as_deref(),
+        env.event.is_delta(),
+        worker,
         out,
         |out| serde_json::to_writer(out, &env.event).map_err(|e| LogError::Encode(e.to_string())),
     )
 }
 
-/// Appends a frame whose event JSON is already encoded (migrating older stores).
+/// Appends a frame whose event JSON is already encoded (migrating older stores, copying
+/// a frame).
 pub(crate) fn encode_json(
     seq: u64,
     at_ms: u64,
     delta: bool,
-    worker: Option<&str>,
+    worker: Option<&[u8]>,
     json: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), LogError> {
-    let flags = if delta { DELTA } else { 0 } | if worker.is_some() { HAS_WORKER } else { 0 };
-    encode_raw(seq, at_ms, flags, worker, out, |out| {
+    encode_raw(seq, at_ms, delta, worker, out, |out| {
         out.extend_from_slice(json);
         Ok(())
     })
 }
 
+/// The one writer of the frame layout; `body` appends the event's JSON.
 fn encode_raw(
     seq: u64,
     at_ms: u64,
-    flags: u8,
-    worker: Option<&str>,
+    delta: bool,
+    worker: Option<&[u8]>,
     out: &mut Vec<u8>,
     body: impl FnOnce(&mut Vec<u8>) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
+    let flags = if delta { DELTA } else { 0 } | if worker.is_some() { HAS_WORKER } else { 0 };
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&at_ms.to_le_bytes());
     out.push(flags);
     if let Some(worker) = worker {
         out.extend_from_slice(&length(worker.len(), seq)?.to_le_bytes());
-        out.extend_from_slice(worker.as_bytes());
+        out.extend_from_slice(worker);
     }
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
@@ -166,14 +163,14 @@ impl Frame<'_> {
 
     /// Appends this frame unchanged to `out` (rewriting a block without some frames).
     pub fn copy_to(&self, out: &mut Vec<u8>) -> Result<(), LogError> {
-        let worker = match self.worker {
-            Some(w) => Some(std::str::from_utf8(w).map_err(|e| LogError::Corrupt {
-                seq: self.seq,
-                message: format!("worker id: {e}"),
-            })?),
-            None => None,
-        };
-        encode_json(self.seq, self.at_ms, self.delta, worker, self.json, out)
+        encode_json(
+            self.seq,
+            self.at_ms,
+            self.delta,
+            self.worker,
+            self.json,
+            out,
+        )
     }
 }
 

@@ -233,7 +233,7 @@ fn migrate_v2(tx: &rusqlite::Transaction<'_>) -> Result<(), LogError> {
                     seq,
                     row.get::<_, i64>(2)? as u64,
                     DELTA_KINDS.contains(&kind),
-                    worker,
+                    worker.map(str::as_bytes),
                     row.get_ref(4)?.as_bytes().map_err(rusqlite::Error::from)?,
                     frames,
                 )?;
