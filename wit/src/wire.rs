@@ -2,7 +2,7 @@
 
 use crate::cursor::Cursor;
 use crate::error::ErrorCode;
-use crate::types::{Event, InFlight, Message, WorkerInfo, WorkerSnapshot};
+use crate::types::{Event, InFlight, Limits, Message, WorkerInfo, WorkerSnapshot};
 use serde::{Deserialize, Serialize};
 
 /// A stored event: the event log's sequence number plus what the core emitted.
@@ -48,6 +48,43 @@ pub struct EventsPage {
     pub cursor: Cursor,
     /// More events exist after this page.
     pub more: bool,
+}
+
+/// What a client may know of a runtime: never a path, URL, socket or token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub id: String,
+    /// `embedded` or `remote`.
+    pub kind: String,
+    /// `ready` or `unavailable`.
+    pub state: String,
+    /// Workers the asking client may see.
+    pub workers: usize,
+    pub capabilities: Capabilities,
+}
+
+/// What a runtime offers its clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Model names a worker may be created with.
+    pub models: Vec<String>,
+    /// Tool names a worker may enable.
+    pub tools: Vec<String>,
+    pub limits: Limits,
+    /// Stream kinds this runtime's events can be watched on (`worker`, `all`).
+    pub streams: Vec<String>,
+}
+
+/// `GET /api/v1/runtimes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimesResponse {
+    pub runtimes: Vec<RuntimeInfo>,
+}
+
+/// `GET /api/v1/runtimes/{id}` and the runtime API's `GET /v1/runtime`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeResponse {
+    pub runtime: RuntimeInfo,
 }
 
 /// A WebSocket frame (JSON text). Streams are observation-only.

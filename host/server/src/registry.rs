@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 use yoi_core::{GuestLimits, WasmCore, WasmEngine};
 use yoi_driver::{ScriptedConfig, ScriptedModel};
 use yoi_eventlog::{ReplayError, ReplayPage};
 use yoi_protocol::{
-    Cursor, Envelope, ErrorCode, Input, Limits, Message, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Capabilities, Cursor, Envelope, ErrorCode, Input, Limits, Message, RuntimeInfo, WorkerInfo,
+    WorkerSnapshot, WorkerSpec,
 };
 use yoi_runtime::{LocalRuntime, LocalRuntimeConfig, StatsSnapshot};
 
@@ -119,27 +119,6 @@ impl EmbeddedRuntime {
     }
 }
 
-/// `GET /api/v1/runtimes/{id}`: what a client may know of a runtime (never a path, URL,
-/// socket or token).
-#[derive(Debug, Clone, Serialize)]
-pub struct RuntimeInfo {
-    pub id: String,
-    pub kind: &'static str,
-    /// `ready` or `unavailable`.
-    pub state: &'static str,
-    pub workers: usize,
-    pub capabilities: Capabilities,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Capabilities {
-    pub models: Vec<String>,
-    pub tools: Vec<String>,
-    pub limits: Limits,
-    /// Stream kinds this runtime's events can be watched on.
-    pub streams: Vec<&'static str>,
-}
-
 /// Why a replay could not be served (the source-independent form of [`ReplayError`]).
 #[derive(Debug)]
 pub enum ReplayOutcome {
@@ -189,8 +168,8 @@ impl RuntimeHandle {
         let RuntimeSource::Embedded(e) = &self.source;
         RuntimeInfo {
             id: self.id.clone(),
-            kind: self.kind().as_str(),
-            state: "ready",
+            kind: self.kind().as_str().to_string(),
+            state: "ready".to_string(),
             workers,
             capabilities: Capabilities {
                 models: e.runtime.models().to_vec(),
@@ -199,7 +178,7 @@ impl RuntimeHandle {
                     .map(|t| t.to_string())
                     .collect(),
                 limits: e.limits,
-                streams: vec!["worker", "all"],
+                streams: vec!["worker".to_string(), "all".to_string()],
             },
         }
     }

@@ -2,23 +2,13 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use serde::Serialize;
+use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
 
 use crate::api::ApiPath;
 use crate::error::HostError;
 use crate::projection::{Command, Principal};
-use crate::registry::{RuntimeHandle, RuntimeInfo};
+use crate::registry::RuntimeHandle;
 use crate::server::AppState;
-
-#[derive(Debug, Serialize)]
-pub struct RuntimesResponse {
-    pub runtimes: Vec<RuntimeInfo>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RuntimeResponse {
-    pub runtime: RuntimeInfo,
-}
 
 /// A runtime's description, counting the workers `principal` may see.
 async fn describe(
