@@ -14,6 +14,12 @@
 //! ping_interval_ms = 20000          # WebSocket ping on every stream
 //! write_timeout_ms = 30000          # a client that accepts nothing for this long is dropped
 //!
+//! [providers.local]                 # an OpenAI-compatible server (see yoi_driver::openai)
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:8080/v1"
+//! models = ["smollm2"]              # workers use model "local/smollm2"
+//! context_tokens = 4096
+//!
 //! [[runtimes]]                      # default: one embedded runtime "local"
 //! id = "local"
 //! kind = "embedded"
@@ -21,6 +27,7 @@
 //! [runtimes.scripted]
 //! token_delay_ms = 30
 //! reasoning = true
+//! context_tokens = 2048             # default: unlimited
 //! [runtimes.limits]
 //! max_workers = 10000
 //! max_input_bytes = 65536
@@ -36,14 +43,15 @@
 //! `deny_unknown_fields` and validating newtypes, reported by the `toml` crate with the
 //! span of the offending value).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+use yoi_driver::{ModelCatalog, OpenAiProvider, ProviderConfig};
 use yoi_protocol::is_runtime_id;
 
 /// The default listen address: loopback only.
@@ -66,6 +74,9 @@ pub struct Config {
     pub streams: StreamConfig,
     #[serde(deserialize_with = "unique_runtimes")]
     pub runtimes: Vec<RuntimeConfig>,
+    /// Model providers every embedded runtime serves, by name (`[providers.NAME]`).
+    #[serde(deserialize_with = "valid_providers")]
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 impl Default for Config {
@@ -80,6 +91,7 @@ impl Default for Config {
             shutdown_grace_ms: 5_000,
             streams: StreamConfig::default(),
             runtimes: Vec::new(),
+            providers: BTreeMap::new(),
         }
     }
 }
@@ -167,6 +179,20 @@ pub struct ScriptedSettings {
     /// Pause between two streamed tokens (0: as fast as possible).
     pub token_delay_ms: u64,
     pub reasoning: bool,
+    /// Its context window in words (unset: unlimited); requests are trimmed to fit it
+    /// and a longer prompt fails with `context_length`, as with a real model.
+    pub context_tokens: Option<NonZeroU32>,
+}
+
+impl ScriptedSettings {
+    pub fn to_scripted_config(&self) -> yoi_driver::ScriptedConfig {
+        yoi_driver::ScriptedConfig {
+            token_delay: Duration::from_millis(self.token_delay_ms),
+            reasoning: self.reasoning,
+            context_tokens: self.context_tokens.map(|n| u64::from(n.get())),
+            ..yoi_driver::ScriptedConfig::default()
+        }
+    }
 }
 
 impl Default for ScriptedSettings {
@@ -175,6 +201,7 @@ impl Default for ScriptedSettings {
         ScriptedSettings {
             token_delay_ms: demo.token_delay.as_millis() as u64,
             reasoning: demo.reasoning,
+            context_tokens: None,
         }
     }
 }
@@ -376,6 +403,25 @@ impl<'de> Deserialize<'de> for Origin {
     }
 }
 
+/// Provider names are used in model names (`NAME/model-id`): the runtime-id alphabet,
+/// and not `scripted`. Each table is checked as a whole (key sources, models, values).
+fn valid_providers<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, ProviderConfig>, D::Error> {
+    let providers = BTreeMap::<String, ProviderConfig>::deserialize(d)?;
+    for (name, provider) in &providers {
+        if !is_runtime_id(name) || name == yoi_driver::scripted::MODEL_NAME {
+            return Err(serde::de::Error::custom(format!(
+                "providers.{name}: a provider name is 1 to 64 of a-z, 0-9, `_` and `-`, and not `scripted`"
+            )));
+        }
+        provider
+            .validate()
+            .map_err(|e| serde::de::Error::custom(format!("providers.{name}.{e}")))?;
+    }
+    Ok(providers)
+}
+
 fn unique_runtimes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RuntimeConfig>, D::Error> {
     let runtimes = Vec::<RuntimeConfig>::deserialize(d)?;
     let mut seen = BTreeSet::new();
@@ -401,6 +447,8 @@ pub enum ConfigError {
     /// The TOML parser's message names the key and shows its line.
     #[error("invalid config file {path}:\n{message}")]
     Invalid { path: String, message: String },
+    #[error("providers.{name}.{message}")]
+    Provider { name: String, message: String },
     #[error(
         "no data directory: set --data-dir (or `data_dir` in the config), or XDG_DATA_HOME or HOME"
     )]
@@ -422,6 +470,21 @@ impl Config {
             source,
         })?;
         Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Every configured provider, built (API keys read) into a catalog of their models.
+    /// Errors name the provider and the key at fault.
+    pub fn provider_models(&self) -> Result<ModelCatalog, ConfigError> {
+        let mut catalog = ModelCatalog::new();
+        for (name, provider) in &self.providers {
+            OpenAiProvider::register(name, provider, &mut catalog).map_err(|message| {
+                ConfigError::Provider {
+                    name: name.clone(),
+                    message,
+                }
+            })?;
+        }
+        Ok(catalog)
     }
 
     /// The runtimes to serve: the configured ones, or the default embedded `local`.

@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 use yoi_core::{GuestLimits, WasmCore, WasmEngine};
-use yoi_driver::{ScriptedConfig, ScriptedModel};
+use yoi_driver::{ModelCatalog, ScriptedModel};
 use yoi_eventlog::{ReplayError, ReplayPage};
 use yoi_protocol::{
     Capabilities, Cursor, Envelope, ErrorCode, Input, Limits, Message, RuntimeInfo, WorkerInfo,
@@ -41,8 +41,13 @@ impl RuntimeRegistry {
         }
     }
 
-    /// Opens every runtime of `config` (compiling each component once).
-    pub async fn load(config: &Config, data_dir: &Path) -> anyhow::Result<Self> {
+    /// Opens every runtime of `config` (compiling each component once); each serves the
+    /// scripted model and `models` (the configured providers').
+    pub async fn load(
+        config: &Config,
+        data_dir: &Path,
+        models: &ModelCatalog,
+    ) -> anyhow::Result<Self> {
         let mut handles = Vec::new();
         for rc in config.effective_runtimes() {
             let component = component_path(rc.component.as_ref().or(config.component.as_ref()))
@@ -51,9 +56,11 @@ impl RuntimeRegistry {
             let cache = data_dir.join("cache");
             let started = std::time::Instant::now();
             let rc2 = rc.clone();
-            let runtime =
-                tokio::task::spawn_blocking(move || open_embedded(&rc2, &dir, &cache, &component))
-                    .await??;
+            let models = models.clone();
+            let runtime = tokio::task::spawn_blocking(move || {
+                open_embedded(&rc2, &dir, &cache, &component, &models)
+            })
+            .await??;
             let restored = runtime.restored();
             tracing::info!(
                 runtime = %rc.id,
@@ -172,7 +179,7 @@ impl RuntimeHandle {
             state: "ready".to_string(),
             workers,
             capabilities: Capabilities {
-                models: e.runtime.models().to_vec(),
+                models: e.runtime.models(),
                 tools: yoi_driver::tools::names()
                     .iter()
                     .map(|t| t.to_string())
@@ -331,22 +338,25 @@ fn open_embedded(
     dir: &Path,
     cache_dir: &Path,
     component: &Path,
+    models: &ModelCatalog,
 ) -> anyhow::Result<LocalRuntime> {
     let (engine, component) = compiled(component, cache_dir)?;
     let mut config = LocalRuntimeConfig::new(dir);
     config.limits = (&rc.limits).into();
     config.log = rc.log.to_log_config();
     config.driver = rc.driver.to_driver_config();
-    let scripted = ScriptedConfig {
-        token_delay: Duration::from_millis(rc.scripted.token_delay_ms),
-        reasoning: rc.scripted.reasoning,
-        ..ScriptedConfig::default()
-    };
+    let scripted = rc.scripted.to_scripted_config();
+    let budget = scripted
+        .context_tokens
+        .map(|n| n.min(u64::from(u32::MAX)) as u32);
+    let mut catalog = models.clone();
+    catalog.add(
+        yoi_driver::scripted::MODEL_NAME,
+        Arc::new(ScriptedModel::new(scripted)),
+        budget,
+    );
     let runtime = LocalRuntime::builder(config)
-        .provider(
-            yoi_driver::scripted::MODEL_NAME,
-            Arc::new(ScriptedModel::new(scripted)),
-        )
+        .models(&catalog)
         .open(move || WasmCore::instantiate(&engine, &component, GuestLimits::default()))
         .map_err(|e| anyhow::anyhow!("runtime {}: {e}", rc.id))?;
     Ok(runtime)

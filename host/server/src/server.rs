@@ -280,7 +280,9 @@ impl Host {
                  runtime's live buffer (runtimes.log.broadcast_capacity); remove the key"
             );
         }
-        // Fail before binding when a component is missing: the message says how to build it.
+        // Fail before binding when a provider cannot be set up (a missing API key, say)
+        // or a component is missing: the message says what to fix.
+        let models = config.provider_models()?;
         for rc in config.effective_runtimes() {
             component_path(rc.component.as_ref().or(config.component.as_ref()))
                 .map_err(anyhow::Error::msg)?;
@@ -313,7 +315,7 @@ impl Host {
         let loader = {
             let state = state.clone();
             tokio::spawn(async move {
-                match RuntimeRegistry::load(state.config(), &data_dir).await {
+                match RuntimeRegistry::load(state.config(), &data_dir, &models).await {
                     Ok(registry) => {
                         let _ = state.inner.registry.set(Arc::new(registry));
                         load_tx.send_replace(Load::Ready);
