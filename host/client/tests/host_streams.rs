@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use yoi_client::{ClientError, ConnState, Disconnect};
+use yoi_client::{ClientError, ConnState, Disconnect, StreamCursor};
 use yoi_protocol::{Cursor, ErrorCode, Event, Frame, HostCursor};
 
 fn interrupted<C>(frame: &Frame<C>) -> bool {
@@ -13,6 +13,42 @@ fn interrupted<C>(frame: &Frame<C>) -> bool {
         frame,
         Frame::Event { event: Event::RunFailed { error, .. }, .. } if error.code == "interrupted"
     )
+}
+
+/// Reads a few frames, then restarts the host (the stream is not read meanwhile).
+async fn read_then_restart<C: StreamCursor>(
+    watch: &mut Watch<C>,
+    h: &mut TestHost,
+) -> Vec<Frame<C>> {
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(watch.frame().await);
+    }
+    h.restart().await;
+    got
+}
+
+/// Asserts that `got` are the log's events after `start` (of `worker`, if given) up to
+/// the last one received: none missing, none twice, in order. Returns their seqs.
+async fn assert_exactly_the_log<C: StreamCursor>(
+    h: &TestHost,
+    start: Cursor,
+    worker: Option<&str>,
+    got: &[Frame<C>],
+) -> Vec<u64> {
+    let received = seqs(got);
+    let last = *received.last().expect("events were received");
+    let logged: Vec<u64> = h
+        .log_seqs(start, worker)
+        .await
+        .into_iter()
+        .take_while(|s| *s <= last)
+        .collect();
+    assert_eq!(
+        received, logged,
+        "every event of the log exactly once, in order"
+    );
+    received
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,11 +68,7 @@ async fn a_worker_stream_survives_a_host_restart_without_gap_or_duplicate() {
         .send_input(&w.id, &input("stream 4000"))
         .await
         .unwrap();
-    let mut got = Vec::new();
-    for _ in 0..10 {
-        got.push(watch.frame().await);
-    }
-    h.restart().await;
+    let mut got = read_then_restart(&mut watch, &mut h).await;
     // The rest of the interrupted run (closed as `interrupted` by the restart), then a
     // whole run on the restarted host.
     got.extend(watch.events_until(|f| run_ended(f, &first)).await);
@@ -47,17 +79,7 @@ async fn a_worker_stream_survives_a_host_restart_without_gap_or_duplicate() {
         .unwrap();
     got.extend(watch.events_until(|f| run_ended(f, &second)).await);
 
-    let received = seqs(&got);
-    let logged = h.log_seqs(start, Some(&w.id)).await;
-    let logged = &logged[..logged
-        .iter()
-        .position(|s| s == received.last().unwrap())
-        .unwrap()
-        + 1];
-    assert_eq!(
-        received, logged,
-        "every event of the log exactly once, in order"
-    );
+    let received = assert_exactly_the_log(&h, start, Some(&w.id), &got).await;
     assert!(
         watch.connections() >= 2,
         "the stream reconnected: {:?}",
@@ -99,11 +121,7 @@ async fn the_multiplexed_stream_survives_a_host_restart_without_gap_or_duplicate
         .send_input(&b.id, &input("stream 4000"))
         .await
         .unwrap();
-    let mut got = Vec::new();
-    for _ in 0..10 {
-        got.push(watch.frame().await);
-    }
-    h.restart().await;
+    let mut got = read_then_restart(&mut watch, &mut h).await;
     let mut ended = 0;
     got.extend(
         watch
@@ -120,17 +138,7 @@ async fn the_multiplexed_stream_survives_a_host_restart_without_gap_or_duplicate
         .unwrap();
     got.extend(watch.events_until(|f| run_ended(f, &last_run)).await);
 
-    let received = seqs(&got);
-    let logged = h.log_seqs(start, None).await;
-    let logged = &logged[..logged
-        .iter()
-        .position(|s| s == received.last().unwrap())
-        .unwrap()
-        + 1];
-    assert_eq!(
-        received, logged,
-        "every event of the log exactly once, in order"
-    );
+    let received = assert_exactly_the_log(&h, start, None, &got).await;
     assert!(watch.connections() >= 2, "{:?}", watch.statuses);
     let resume: &HostCursor = watch.stream.cursor().unwrap();
     assert_eq!(resume.get("local").unwrap().seq, *received.last().unwrap());
@@ -221,7 +229,7 @@ async fn cursor_outcomes_pass_through_and_permanent_errors_end_the_stream() {
 }
 
 /// Drives a stream that must give up before any frame; returns why.
-async fn gives_up<C: yoi_client::StreamCursor>(stream: yoi_client::EventStream<C>) -> ClientError {
+async fn gives_up<C: StreamCursor>(stream: yoi_client::EventStream<C>) -> ClientError {
     let mut watch = Watch::new(stream);
     assert_eq!(watch.status().await, Some(ConnState::Connecting));
     assert_eq!(watch.status().await, Some(ConnState::Connected));
