@@ -115,8 +115,11 @@ pub type DescribeFn = unsafe extern "C" fn(out: *mut OutBytes) -> Status;
 /// Creates an instance from `settings` (JSON). On [`Status::OK`] `*instance` is set and
 /// `out` holds the instance's [`Interest`](crate::Interest) JSON; otherwise `out` holds
 /// why the settings were refused.
-pub type InitFn =
-    unsafe extern "C" fn(settings: InBytes, instance: *mut *mut c_void, out: *mut OutBytes) -> Status;
+pub type InitFn = unsafe extern "C" fn(
+    settings: InBytes,
+    instance: *mut *mut c_void,
+    out: *mut OutBytes,
+) -> Status;
 /// Decides one observed item: `request` is an
 /// [`ObserveRequest`](crate::wire::ObserveRequest), the answer a
 /// [`Verdict`](crate::Verdict).

@@ -98,7 +98,9 @@ impl Command {
 pub enum CommandVerdict {
     Allow,
     /// Refused; the host answers `403 forbidden` with `reason`.
-    Deny { reason: String },
+    Deny {
+        reason: String,
+    },
 }
 
 impl CommandVerdict {

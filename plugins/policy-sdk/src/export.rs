@@ -351,7 +351,10 @@ mod tests {
     #[test]
     fn refused_and_unreadable_settings_have_their_own_statuses() {
         let (status, text, instance) = make(r#"{"refuse":true}"#);
-        assert_eq!((status, text.as_str()), (Status::PLUGIN_ERROR, "refused as asked"));
+        assert_eq!(
+            (status, text.as_str()),
+            (Status::PLUGIN_ERROR, "refused as asked")
+        );
         assert!(instance.is_null());
         let (status, text, instance) = make("{not json");
         assert_eq!(status, Status::BAD_INPUT);
@@ -366,7 +369,10 @@ mod tests {
         assert_eq!((status, text.as_str()), (Status::PANIC, "boom at 5"));
         // The instance still answers afterwards.
         let (status, text) = observe(instance, &event_request("fine"));
-        assert_eq!((status, text.as_str()), (Status::OK, r#"{"decision":"deny"}"#));
+        assert_eq!(
+            (status, text.as_str()),
+            (Status::OK, r#"{"decision":"deny"}"#)
+        );
 
         let command = |command: Command| {
             let request = serde_json::to_vec(&crate::wire::CommandRequestRef {

@@ -105,7 +105,9 @@ impl Interest {
 
     /// Whether the policy applies to principals of `role`.
     pub fn applies_to(&self, role: Role) -> bool {
-        self.roles.as_ref().is_none_or(|roles| roles.contains(&role))
+        self.roles
+            .as_ref()
+            .is_none_or(|roles| roles.contains(&role))
     }
 
     /// Whether the policy decides events of `kind`.

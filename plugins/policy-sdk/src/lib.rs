@@ -106,11 +106,11 @@
 //! status codes, [`wire`] the JSON each call takes and answers. Every entry point must
 //! catch its own failures; the bytes a plugin answers are freed through its own `free`.
 
-pub mod abi;
-mod command;
 #[doc(hidden)]
 #[path = "export.rs"]
 pub mod __export;
+pub mod abi;
+mod command;
 mod interest;
 mod item;
 mod policy;
@@ -119,14 +119,12 @@ pub mod wire;
 
 pub use command::{Command, CommandVerdict};
 pub use interest::Interest;
-pub use item::{
-    EventItem, Item, RuntimesItem, SnapshotItem, TranscriptItem, Verdict, WorkersItem,
-};
+pub use item::{EventItem, Item, RuntimesItem, SnapshotItem, TranscriptItem, Verdict, WorkersItem};
 pub use policy::Policy;
 pub use principal::{Principal, Role};
 
+/// For settings: [`Policy::new`] receives a [`serde_json::Value`].
+pub use serde_json;
 /// The wire types items carry (events, messages, workers, runtimes).
 pub use yoi_protocol as protocol;
 pub use yoi_protocol::{Event, Message, RuntimeInfo, WorkerInfo, WorkerSnapshot};
-/// For settings: [`Policy::new`] receives a [`serde_json::Value`].
-pub use serde_json;

@@ -65,7 +65,11 @@ pub trait Policy: Sized + Send + Sync + 'static {
     }
 
     /// Workers as an answer lists them.
-    fn observe_workers(&self, principal: &Principal, item: WorkersItem) -> Verdict<Vec<WorkerInfo>> {
+    fn observe_workers(
+        &self,
+        principal: &Principal,
+        item: WorkersItem,
+    ) -> Verdict<Vec<WorkerInfo>> {
         let _ = (principal, item);
         Verdict::Allow
     }

@@ -69,7 +69,10 @@ mod tests {
         let CommandVerdict::Deny { reason } = p.command(&observer, &stop) else {
             panic!("stop is refused");
         };
-        assert!(reason.contains("observer clients may only observe"), "{reason}");
+        assert!(
+            reason.contains("observer clients may only observe"),
+            "{reason}"
+        );
         assert!(reason.contains("`stop`"), "{reason}");
         let input = Command::Input {
             runtime: "local".into(),
@@ -79,7 +82,10 @@ mod tests {
                 request_id: None,
             },
         };
-        assert!(matches!(p.command(&observer, &input), CommandVerdict::Deny { .. }));
+        assert!(matches!(
+            p.command(&observer, &input),
+            CommandVerdict::Deny { .. }
+        ));
         assert!(matches!(
             p.command(&observer, &Command::Unknown),
             CommandVerdict::Deny { .. }

@@ -169,7 +169,10 @@ mod tests {
         });
         assert_eq!(p.observe_event(&observer(), delta()), Verdict::Deny);
         assert_eq!(p.observe_event(&observer(), done), Verdict::Deny);
-        assert_eq!(p.observe_event(&Principal::owner(), delta()), Verdict::Allow);
+        assert_eq!(
+            p.observe_event(&Principal::owner(), delta()),
+            Verdict::Allow
+        );
         let text = event(Event::TextDelta {
             run_id: "r_1".into(),
             text: "hi".into(),
@@ -214,8 +217,14 @@ mod tests {
         };
         assert!(seen.transcript.iter().all(|m| m.reasoning.is_none()));
         let in_flight = seen.in_flight.unwrap();
-        assert_eq!((in_flight.reasoning.as_str(), in_flight.text.as_str()), ("", "partial"));
-        assert_eq!(p.observe_snapshot(&Principal::owner(), item()), Verdict::Allow);
+        assert_eq!(
+            (in_flight.reasoning.as_str(), in_flight.text.as_str()),
+            ("", "partial")
+        );
+        assert_eq!(
+            p.observe_snapshot(&Principal::owner(), item()),
+            Verdict::Allow
+        );
 
         let transcript = |messages| TranscriptItem {
             runtime_id: "local".into(),
@@ -223,7 +232,10 @@ mod tests {
             messages,
         };
         assert_eq!(
-            p.observe_transcript(&observer(), transcript(vec![message(Some("x")), message(None)])),
+            p.observe_transcript(
+                &observer(),
+                transcript(vec![message(Some("x")), message(None)])
+            ),
             Verdict::Redact(vec![message(None), message(None)])
         );
         // Nothing to strip: allowed as it is.

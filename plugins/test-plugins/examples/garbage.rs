@@ -84,7 +84,10 @@ unsafe extern "C" fn call(instance: *const c_void, _: InBytes, out: *mut OutByte
         "not_json" => (Status::OK, b"this is not json"),
         "not_utf8" => (Status::OK, b"\xff\xfe\xfd"),
         "wrong_shape" => (Status::OK, br#"{"decision":"maybe"}"#),
-        "redact_wrong_type" => (Status::OK, br#"{"decision":"redact","item":{"no":"event"}}"#),
+        "redact_wrong_type" => (
+            Status::OK,
+            br#"{"decision":"redact","item":{"no":"event"}}"#,
+        ),
         "bad_status" => (Status(77), b"??"),
         _ => {
             // SAFETY: the ABI's contract on `out`.

@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(short, "abc");
         let mut all = "abc".to_string();
         assert!(truncate(&mut all, 0));
-        assert!(all.starts_with("\n[tool output truncated: 3 of 3 bytes"), "{all}");
+        assert!(
+            all.starts_with("\n[tool output truncated: 3 of 3 bytes"),
+            "{all}"
+        );
     }
 
     #[test]
@@ -178,7 +181,10 @@ mod tests {
         else {
             panic!("the tool result is cut");
         };
-        assert!(output.starts_with("he\n[tool output truncated: 3 of 5"), "{output}");
+        assert!(
+            output.starts_with("he\n[tool output truncated: 3 of 5"),
+            "{output}"
+        );
         assert_eq!(p.observe_event(&Principal::owner(), item()), Verdict::Allow);
 
         // Transcripts: only tool messages are cut.
@@ -193,7 +199,11 @@ mod tests {
             panic!("the transcript is cut");
         };
         assert_eq!(messages[0], assistant);
-        assert!(messages[1].content.starts_with("ab\n[tool output truncated: 4 of 6"));
+        assert!(
+            messages[1]
+                .content
+                .starts_with("ab\n[tool output truncated: 4 of 6")
+        );
         assert!(TruncateToolOutput::new(serde_json::json!({"roles": []})).is_err());
     }
 }
