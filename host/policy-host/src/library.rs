@@ -111,10 +111,12 @@ impl PluginLoader {
         let staged = self.staging.stage(file).map_err(LoadError::Read)?;
         // The loader's messages name the private copy; the operator knows the file.
         let library = open(&staged).map_err(|e| {
-            LoadError::Open(
-                e.to_string()
-                    .replace(&*staged.to_string_lossy(), &file_name),
-            )
+            // libloading's message is the operation; the loader's own is its source.
+            let message = match std::error::Error::source(&e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            };
+            LoadError::Open(message.replace(&*staged.to_string_lossy(), &file_name))
         })?;
         // Never unloaded, refused or not: its initialisers have run, and unloading Rust
         // code with thread-locals is unsound. A refused build is loaded once however

@@ -5,6 +5,7 @@
 //! [`export_policy!`]: crate::export_policy
 
 use std::any::Any;
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -108,7 +109,11 @@ unsafe fn answer(out: *mut OutBytes, call: impl FnOnce() -> Result<Vec<u8>, Fail
     if out.is_null() {
         return Status::BAD_INPUT;
     }
-    let (status, bytes) = match catch_unwind(AssertUnwindSafe(call)) {
+    PANICKED_AT.set(None);
+    IN_CALL.set(true);
+    let outcome = catch_unwind(AssertUnwindSafe(call));
+    IN_CALL.set(false);
+    let (status, bytes) = match outcome {
         Ok(Ok(bytes)) => (Status::OK, bytes),
         Ok(Err(failure)) => (failure.status, failure.message.into_bytes()),
         Err(payload) => (Status::PANIC, panic_message(payload).into_bytes()),
@@ -118,12 +123,42 @@ unsafe fn answer(out: *mut OutBytes, call: impl FnOnce() -> Result<Vec<u8>, Fail
     status
 }
 
+thread_local! {
+    /// Whether this thread is inside a call from the host (see [`answer`]).
+    static IN_CALL: Cell<bool> = const { Cell::new(false) };
+    /// Where this thread's last panic inside a call happened.
+    static PANICKED_AT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Wraps the plugin's panic hook (its own: a plugin links its own standard library) so
+/// that panics inside calls from the host print nothing and note where they happened.
+/// The default hook would print every one, with a backtrace when enabled, to the host's
+/// stderr: a plugin panicking on every event would flood it. The host logs them
+/// instead, rate-limited, with the message and location the answer carries. Panics
+/// elsewhere (the plugin's own threads) go to the previous hook as before.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CALL.get() {
+                PANICKED_AT.set(info.location().map(|l| format!("{}:{}", l.file(), l.line())));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    let message = payload
+    let mut message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into());
+    if let Some(at) = PANICKED_AT.take() {
+        message = format!("{message} (at {at})");
+    }
     // A payload's destructor could panic in turn: that must not unwind out either.
     contain(move || drop(payload));
     message
@@ -157,6 +192,8 @@ unsafe extern "C" fn free(bytes: OutBytes) {
 }
 
 unsafe extern "C" fn describe<P: Policy>(out: *mut OutBytes) -> Status {
+    // The host's first call into a plugin.
+    quiet_panics();
     let call = || {
         json(&Description {
             name: P::NAME.into(),
@@ -173,6 +210,7 @@ unsafe extern "C" fn init<P: Policy>(
     instance: *mut *mut c_void,
     out: *mut OutBytes,
 ) -> Status {
+    quiet_panics();
     let call = || {
         if instance.is_null() {
             return Err(bad_input("no place for the instance"));
@@ -366,7 +404,9 @@ mod tests {
     fn panics_are_caught_and_answered_with_their_message() {
         let (_, _, instance) = make("{}");
         let (status, text) = observe(instance, &event_request("boom"));
-        assert_eq!((status, text.as_str()), (Status::PANIC, "boom at 5"));
+        assert_eq!(status, Status::PANIC);
+        assert!(text.starts_with("boom at 5 (at "), "{text}");
+        assert!(text.contains("export.rs:"), "where it panicked: {text}");
         // The instance still answers afterwards.
         let (status, text) = observe(instance, &event_request("fine"));
         assert_eq!(
@@ -386,7 +426,9 @@ mod tests {
             runtime: "local".into(),
             worker: "w_1".into(),
         };
-        assert_eq!(command(stop), (Status::PANIC, "stop!".to_string()));
+        let (status, text) = command(stop);
+        assert_eq!(status, Status::PANIC);
+        assert!(text.starts_with("stop! (at "), "{text}");
         let (status, text) = command(Command::ListRuntimes);
         assert_eq!(status, Status::OK);
         let verdict: CommandVerdict = serde_json::from_str(&text).unwrap();
