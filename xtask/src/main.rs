@@ -281,16 +281,14 @@ fn build_plugins(dev: bool) -> Result<PluginDirs> {
 fn fill_plugin_dir(out: &str, files: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
     let dir = target_dir().join(out);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let entries =
-        std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         if path
             .extension()
             .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
         {
-            std::fs::remove_file(&path)
-                .map_err(|e| format!("removing {}: {e}", path.display()))?;
+            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
         }
     }
     for file in files {

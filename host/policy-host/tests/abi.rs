@@ -29,7 +29,13 @@ fn a_plugin_of_another_abi_version_is_refused_before_its_table_is_read() {
         .load(&test.join(library("wrong_version")))
         .unwrap_err();
     assert!(
-        matches!(err, LoadError::AbiVersion { found: 2, expected: 1 }),
+        matches!(
+            err,
+            LoadError::AbiVersion {
+                found: 2,
+                expected: 1
+            }
+        ),
         "{err:?}"
     );
     let message = err.to_string();
@@ -54,7 +60,10 @@ fn tables_too_small_or_incomplete_and_libraries_without_one_are_refused() {
             if need == PolicyTable::SIZE && found == need - size_of::<usize>()),
         "{err:?}"
     );
-    assert!(matches!(load("null_entry"), LoadError::MissingFunction("observe")));
+    assert!(matches!(
+        load("null_entry"),
+        LoadError::MissingFunction("observe")
+    ));
     assert!(matches!(
         load("no_table"),
         LoadError::MissingSymbol("yoi_policy_table")
@@ -70,7 +79,9 @@ fn tables_too_small_or_incomplete_and_libraries_without_one_are_refused() {
     assert!(message.contains("fake.so"), "{message}");
     assert!(!message.contains("staging"), "{message}");
 
-    let err = loader.load(&scratch.plugins().join("missing.so")).unwrap_err();
+    let err = loader
+        .load(&scratch.plugins().join("missing.so"))
+        .unwrap_err();
     assert!(matches!(err, LoadError::Read(_)), "{err:?}");
 }
 
@@ -117,7 +128,11 @@ fn panics_in_observe_and_command_are_contained_and_fail_closed() {
     let failures = metrics(&policies).failures;
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(
-        (failures[0].plugin.as_str(), failures[0].call, failures[0].count),
+        (
+            failures[0].plugin.as_str(),
+            failures[0].call,
+            failures[0].count
+        ),
         ("test-policy", "observe", 5)
     );
     // Commands are not affected by this instance's panic.
@@ -177,7 +192,10 @@ fn garbage_answers_fail_closed_with_typed_errors() {
     for (mode, kind) in cases {
         let (policies, chain) = scratch.chain(&[entry("garbage", json!({"answer": mode}))]);
         let decision = observe(&chain, &observer(), &envelope(1, text_delta("hi")));
-        assert!(matches!(decision, EventDecision::Deny), "{mode}: {decision:?}");
+        assert!(
+            matches!(decision, EventDecision::Deny),
+            "{mode}: {decision:?}"
+        );
         let refusal = chain.command(&owner(), &stop()).unwrap_err();
         let CommandRefusal::Failed { error, .. } = refusal else {
             panic!("{mode}: {refusal:?}");
@@ -190,7 +208,11 @@ fn garbage_answers_fail_closed_with_typed_errors() {
                 .find(|f| f.plugin == "garbage" && f.call == call)
                 .map(|f| f.count)
         };
-        assert_eq!((count("observe"), count("command")), (Some(1), Some(1)), "{mode}");
+        assert_eq!(
+            (count("observe"), count("command")),
+            (Some(1), Some(1)),
+            "{mode}"
+        );
     }
 }
 
@@ -210,21 +232,4 @@ fn a_plugin_that_never_frees_its_answers_still_works() {
     let snapshot = metrics(&policies);
     assert!(snapshot.failures.is_empty(), "{snapshot:?}");
     assert_eq!(snapshot.plugin_calls, 1_001);
-}
-
-fn worker(id: &str) -> yoi_protocol::WorkerInfo {
-    yoi_protocol::WorkerInfo {
-        id: id.into(),
-        name: id.into(),
-        model: "scripted".into(),
-        system_prompt: None,
-        tools: vec![],
-        max_steps: 8,
-        status: yoi_protocol::WorkerStatus::Idle,
-        created_at_ms: 0,
-        current_run: None,
-        run_count: 0,
-        message_count: 0,
-        usage: Default::default(),
-    }
 }

@@ -142,7 +142,10 @@ fn quiet_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if IN_CALL.get() {
-                PANICKED_AT.set(info.location().map(|l| format!("{}:{}", l.file(), l.line())));
+                PANICKED_AT.set(
+                    info.location()
+                        .map(|l| format!("{}:{}", l.file(), l.line())),
+                );
             } else {
                 previous(info);
             }

@@ -16,7 +16,7 @@ use yoi_policy::{Principal, Role};
 use yoi_policy_host::{
     ChainOptions, EventRef, PluginLoader, PluginSources, Policies, PolicyChain, PolicyEntry,
 };
-use yoi_protocol::{Envelope, Event};
+use yoi_protocol::{Envelope, Event, Message, Role as Speaker, WorkerInfo};
 
 /// `$env` when set, else `<target>/<folder>`, when it holds libraries.
 fn built(env: &str, folder: &str) -> Result<PathBuf, String> {
@@ -166,7 +166,11 @@ pub fn seen(chain: &PolicyChain, principal: &Principal, envelope: &Envelope) -> 
         yoi_policy_host::EventDecision::Allow => Some(envelope.event.clone()),
         yoi_policy_host::EventDecision::Redact(redacted) => {
             let reparsed: Event = serde_json::from_str(redacted.json()).unwrap();
-            assert_eq!(&reparsed, redacted.event(), "the JSON is the redacted event");
+            assert_eq!(
+                &reparsed,
+                redacted.event(),
+                "the JSON is the redacted event"
+            );
             Some(reparsed)
         }
         yoi_policy_host::EventDecision::Deny => None,
@@ -175,4 +179,48 @@ pub fn seen(chain: &PolicyChain, principal: &Principal, envelope: &Envelope) -> 
 
 pub fn metrics(policies: &Policies) -> yoi_policy_host::MetricsSnapshot {
     policies.metrics().snapshot()
+}
+
+pub fn worker(id: &str) -> WorkerInfo {
+    WorkerInfo {
+        id: id.into(),
+        name: id.into(),
+        model: "scripted".into(),
+        system_prompt: None,
+        tools: vec![],
+        max_steps: 8,
+        status: yoi_protocol::WorkerStatus::Idle,
+        created_at_ms: 0,
+        current_run: None,
+        run_count: 0,
+        message_count: 0,
+        usage: Default::default(),
+    }
+}
+
+pub fn message(content: &str) -> Message {
+    Message {
+        role: Speaker::User,
+        content: content.into(),
+        reasoning: None,
+        tool_calls: vec![],
+        tool_call_id: None,
+        is_error: false,
+        run_id: "r_1".into(),
+    }
+}
+
+pub fn runtime(id: &str) -> yoi_protocol::RuntimeInfo {
+    yoi_protocol::RuntimeInfo {
+        id: id.into(),
+        kind: "embedded".into(),
+        state: "ready".into(),
+        workers: 0,
+        capabilities: yoi_protocol::Capabilities {
+            models: vec![],
+            tools: vec![],
+            limits: Default::default(),
+            streams: vec![],
+        },
+    }
 }
