@@ -154,7 +154,7 @@ fn a_host_does_not_start_with_a_refused_plugin() {
         &scratch.sources(),
         &[read_only()],
     );
-    let report = result.err().expect("refused");
+    let report = result.expect_err("refused");
     assert!(!report.applied);
     assert!(
         report.refused[0].reason.contains("loaded: none"),

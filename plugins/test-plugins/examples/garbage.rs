@@ -14,21 +14,20 @@
 use std::ffi::c_void;
 
 use yoi_policy::abi::{ABI_VERSION, InBytes, OutBytes, PolicyTable, Status};
-use yoi_policy_test_plugins::{answer, never_free, release_nothing};
+use yoi_policy_test_plugins::{MISFIT, answer};
 
 #[unsafe(no_mangle)]
 pub extern "C" fn yoi_policy_abi_version() -> u32 {
     ABI_VERSION
 }
 
+/// `free` and `release` do nothing (the misfit's).
 static TABLE: PolicyTable = PolicyTable {
-    size: PolicyTable::SIZE,
-    free: Some(never_free),
     describe: Some(describe),
     init: Some(init),
     observe: Some(call),
     command: Some(call),
-    release: Some(release_nothing),
+    ..MISFIT
 };
 
 #[unsafe(no_mangle)]

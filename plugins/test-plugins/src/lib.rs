@@ -39,16 +39,16 @@ pub unsafe fn answer(out: *mut OutBytes, status: Status, bytes: &[u8]) -> Status
 }
 
 /// A `free` that frees nothing (every answer here is leaked).
-pub unsafe extern "C" fn never_free(_: OutBytes) {}
+unsafe extern "C" fn never_free(_: OutBytes) {}
 
 /// A `describe` answering the name `misfit`, for tables that should never get this far.
-pub unsafe extern "C" fn describe_misfit(out: *mut OutBytes) -> Status {
+unsafe extern "C" fn describe_misfit(out: *mut OutBytes) -> Status {
     let description = br#"{"name":"misfit","version":"0","sdk_version":"0"}"#;
     // SAFETY: the ABI's contract on `out`.
     unsafe { answer(out, Status::OK, description) }
 }
 
-pub unsafe extern "C" fn refuse_init(
+unsafe extern "C" fn refuse_init(
     _: InBytes,
     _: *mut *mut c_void,
     out: *mut OutBytes,
@@ -57,14 +57,15 @@ pub unsafe extern "C" fn refuse_init(
     unsafe { answer(out, Status::PLUGIN_ERROR, b"not a real plugin") }
 }
 
-pub unsafe extern "C" fn refuse_call(_: *const c_void, _: InBytes, out: *mut OutBytes) -> Status {
+unsafe extern "C" fn refuse_call(_: *const c_void, _: InBytes, out: *mut OutBytes) -> Status {
     // SAFETY: the ABI's contract on `out`.
     unsafe { answer(out, Status::PLUGIN_ERROR, b"not a real plugin") }
 }
 
-pub unsafe extern "C" fn release_nothing(_: *mut c_void) {}
+unsafe extern "C" fn release_nothing(_: *mut c_void) {}
 
-/// A complete table of harmless entries that refuse everything.
+/// A complete table of harmless entries that refuse everything and free nothing (every
+/// answer here is leaked).
 pub const MISFIT: PolicyTable = PolicyTable {
     size: PolicyTable::SIZE,
     free: Some(never_free),
