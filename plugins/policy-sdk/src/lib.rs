@@ -37,7 +37,6 @@
 //!
 //! ```
 //! use yoi_policy::{Command, CommandVerdict, Interest, Policy, Principal, Role};
-//! use yoi_policy::serde_json::{Value, from_value};
 //!
 //! /// Operators may do anything but stop workers.
 //! struct NoStopping;
@@ -46,13 +45,8 @@
 //!     const NAME: &'static str = "no-stopping";
 //!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 //!
-//!     fn new(settings: Value) -> Result<Self, String> {
-//!         // No settings: refuse any, so a typo in the host's config is reported.
-//!         from_value::<std::collections::BTreeMap<String, Value>>(settings)
-//!             .map_err(|e| e.to_string())?
-//!             .is_empty()
-//!             .then_some(NoStopping)
-//!             .ok_or_else(|| "no-stopping takes no settings".to_string())
+//!     fn new(_settings: yoi_policy::serde_json::Value) -> Result<Self, String> {
+//!         Ok(NoStopping)
 //!     }
 //!
 //!     fn interest(&self) -> Interest {
@@ -69,6 +63,10 @@
 //!
 //! yoi_policy::export_policy!(NoStopping);
 //! ```
+//!
+//! Settings arrive as JSON: deserialize them into a struct with
+//! `#[serde(deny_unknown_fields)]` and return `Err` on anything wrong, so a typo in the
+//! host's configuration is reported at load instead of silently ignored.
 //!
 //! Build it (`cargo build --release`), copy `target/release/libno_stopping.so` into the
 //! host's plugins folder, name it in the host's configuration

@@ -48,11 +48,7 @@ unsafe extern "C" fn describe_misfit(out: *mut OutBytes) -> Status {
     unsafe { answer(out, Status::OK, description) }
 }
 
-unsafe extern "C" fn refuse_init(
-    _: InBytes,
-    _: *mut *mut c_void,
-    out: *mut OutBytes,
-) -> Status {
+unsafe extern "C" fn refuse_init(_: InBytes, _: *mut *mut c_void, out: *mut OutBytes) -> Status {
     // SAFETY: the ABI's contract on `out`.
     unsafe { answer(out, Status::PLUGIN_ERROR, b"not a real plugin") }
 }
