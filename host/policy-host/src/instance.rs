@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use yoi_policy::abi::InBytes;
+use yoi_policy::abi::{InBytes, ObserveFn};
 use yoi_policy::{CommandVerdict, Interest};
 
 use crate::call::{self, CallError};
@@ -74,25 +74,22 @@ impl Instance {
 
     /// Asks the plugin about an observed item; `request` is an `ObserveRequest`.
     pub(crate) fn observe<T: DeserializeOwned>(&self, request: &[u8]) -> Result<T, CallError> {
-        let entries = self.plugin.entries;
-        // SAFETY: the plugin's `observe` and `free` on its own live instance.
-        unsafe {
-            call::call(
-                entries.free,
-                |out| (entries.observe)(self.ptr, InBytes::new(request), out),
-                call::json,
-            )
-        }
+        self.ask(self.plugin.entries.observe, request)
     }
 
     /// Asks the plugin about a command; `request` is a `CommandRequest`.
     pub(crate) fn command(&self, request: &[u8]) -> Result<CommandVerdict, CallError> {
-        let entries = self.plugin.entries;
-        // SAFETY: as in `observe`.
+        self.ask(self.plugin.entries.command, request)
+    }
+
+    /// Calls `entry` (this plugin's `observe` or `command`) on this instance.
+    fn ask<T: DeserializeOwned>(&self, entry: ObserveFn, request: &[u8]) -> Result<T, CallError> {
+        // SAFETY: one of the plugin's decision entries and its `free`, on its own live
+        // instance, per the ABI.
         unsafe {
             call::call(
-                entries.free,
-                |out| (entries.command)(self.ptr, InBytes::new(request), out),
+                self.plugin.entries.free,
+                |out| entry(self.ptr, InBytes::new(request), out),
                 call::json,
             )
         }

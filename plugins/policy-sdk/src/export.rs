@@ -238,21 +238,24 @@ unsafe extern "C" fn observe<P: Policy>(
     request: InBytes,
     out: *mut OutBytes,
 ) -> Status {
-    let call = || {
-        // SAFETY: the ABI's contract on `instance` and `request`.
-        let policy = unsafe { self::instance::<P>(instance) }?;
-        let request: ObserveRequest = parse(unsafe { request.as_slice() })?;
-        let principal = &request.principal;
-        match request.item {
-            Item::Event(item) => json(&policy.observe_event(principal, item)),
-            Item::Snapshot(item) => json(&policy.observe_snapshot(principal, item)),
-            Item::Transcript(item) => json(&policy.observe_transcript(principal, item)),
-            Item::Workers(item) => json(&policy.observe_workers(principal, item)),
-            Item::Runtimes(item) => json(&policy.observe_runtimes(principal, item)),
-        }
-    };
-    // SAFETY: the ABI's contract on `out`.
-    unsafe { answer(out, call) }
+    // SAFETY: the ABI's contract on the arguments.
+    unsafe {
+        decide(
+            instance,
+            request,
+            out,
+            |policy: &P, request: ObserveRequest| {
+                let principal = &request.principal;
+                match request.item {
+                    Item::Event(item) => json(&policy.observe_event(principal, item)),
+                    Item::Snapshot(item) => json(&policy.observe_snapshot(principal, item)),
+                    Item::Transcript(item) => json(&policy.observe_transcript(principal, item)),
+                    Item::Workers(item) => json(&policy.observe_workers(principal, item)),
+                    Item::Runtimes(item) => json(&policy.observe_runtimes(principal, item)),
+                }
+            },
+        )
+    }
 }
 
 unsafe extern "C" fn command<P: Policy>(
@@ -260,13 +263,37 @@ unsafe extern "C" fn command<P: Policy>(
     request: InBytes,
     out: *mut OutBytes,
 ) -> Status {
+    // SAFETY: the ABI's contract on the arguments.
+    unsafe {
+        decide(
+            instance,
+            request,
+            out,
+            |policy: &P, request: CommandRequest| {
+                json(&policy.command(&request.principal, &request.command))
+            },
+        )
+    }
+}
+
+/// A decision call: the instance and the request read, `f` run, its answer written.
+///
+/// # Safety
+///
+/// The ABI's contract: `instance` made by [`init`] for `P`, `request` readable for the
+/// call, `out` null or writable.
+unsafe fn decide<P: Policy, R: DeserializeOwned>(
+    instance: *const c_void,
+    request: InBytes,
+    out: *mut OutBytes,
+    f: impl FnOnce(&P, R) -> Result<Vec<u8>, Failure>,
+) -> Status {
     let call = || {
-        // SAFETY: the ABI's contract on `instance` and `request`.
+        // SAFETY: the caller's contract.
         let policy = unsafe { self::instance::<P>(instance) }?;
-        let request: CommandRequest = parse(unsafe { request.as_slice() })?;
-        json(&policy.command(&request.principal, &request.command))
+        f(policy, parse(unsafe { request.as_slice() })?)
     };
-    // SAFETY: the ABI's contract on `out`.
+    // SAFETY: the caller's contract.
     unsafe { answer(out, call) }
 }
 

@@ -71,3 +71,16 @@ pub enum Verdict<T> {
     /// Not shown.
     Deny,
 }
+
+impl<T> Verdict<T> {
+    /// `Redact(value)` when `changed`, else `Allow`: a policy that rewrote a copy of an
+    /// item answers allow when it found nothing to rewrite, so the host keeps what it
+    /// has instead of decoding a copy.
+    pub fn redact_if(changed: bool, value: T) -> Self {
+        if changed {
+            Verdict::Redact(value)
+        } else {
+            Verdict::Allow
+        }
+    }
+}

@@ -75,7 +75,7 @@ impl Policy for RedactReasoning {
             changed = true;
         }
         changed |= strip(&mut snapshot.transcript);
-        redacted_if(self.applies_to(principal) && changed, snapshot)
+        Verdict::redact_if(self.applies_to(principal) && changed, snapshot)
     }
 
     fn observe_transcript(
@@ -85,7 +85,7 @@ impl Policy for RedactReasoning {
     ) -> Verdict<Vec<Message>> {
         let mut messages = item.messages;
         let changed = strip(&mut messages);
-        redacted_if(self.applies_to(principal) && changed, messages)
+        Verdict::redact_if(self.applies_to(principal) && changed, messages)
     }
 }
 
@@ -96,15 +96,6 @@ fn strip(messages: &mut [Message]) -> bool {
         changed |= message.reasoning.take().is_some();
     }
     changed
-}
-
-/// `Redact(value)` when something changed, else `Allow` (the host keeps what it has).
-fn redacted_if<T>(changed: bool, value: T) -> Verdict<T> {
-    if changed {
-        Verdict::Redact(value)
-    } else {
-        Verdict::Allow
-    }
 }
 
 yoi_policy::export_policy!(RedactReasoning);

@@ -69,7 +69,7 @@ impl Policy for TruncateToolOutput {
             Event::ToolResult { output, .. } => truncate(output, self.max_bytes),
             _ => false,
         };
-        redacted_if(self.applies_to(principal) && changed, event)
+        Verdict::redact_if(self.applies_to(principal) && changed, event)
     }
 
     fn observe_snapshot(
@@ -79,7 +79,7 @@ impl Policy for TruncateToolOutput {
     ) -> Verdict<WorkerSnapshot> {
         let mut snapshot = item.snapshot;
         let changed = self.truncate_messages(&mut snapshot.transcript);
-        redacted_if(self.applies_to(principal) && changed, snapshot)
+        Verdict::redact_if(self.applies_to(principal) && changed, snapshot)
     }
 
     fn observe_transcript(
@@ -89,7 +89,7 @@ impl Policy for TruncateToolOutput {
     ) -> Verdict<Vec<Message>> {
         let mut messages = item.messages;
         let changed = self.truncate_messages(&mut messages);
-        redacted_if(self.applies_to(principal) && changed, messages)
+        Verdict::redact_if(self.applies_to(principal) && changed, messages)
     }
 }
 
@@ -107,15 +107,6 @@ fn truncate(text: &mut String, max_bytes: usize) -> bool {
         total - kept
     ));
     true
-}
-
-/// `Redact(value)` when something changed, else `Allow` (the host keeps what it has).
-fn redacted_if<T>(changed: bool, value: T) -> Verdict<T> {
-    if changed {
-        Verdict::Redact(value)
-    } else {
-        Verdict::Allow
-    }
 }
 
 yoi_policy::export_policy!(TruncateToolOutput);
