@@ -45,3 +45,41 @@ impl PluginSources {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct HostConfig {
+        policies: Vec<PolicyEntry>,
+    }
+
+    #[test]
+    fn entries_read_from_toml_as_a_host_config_writes_them() {
+        let config: HostConfig = toml::from_str(
+            r#"
+            [[policies]]
+            plugin = "truncate-tool-output"
+            settings = { roles = ["observer"], max_bytes = 4096 }
+
+            [[policies]]
+            plugin = "read-only"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.policies,
+            [
+                PolicyEntry::new(
+                    "truncate-tool-output",
+                    serde_json::json!({"roles": ["observer"], "max_bytes": 4096})
+                ),
+                PolicyEntry::new("read-only", serde_json::json!({})),
+            ]
+        );
+        let typo = toml::from_str::<HostConfig>("[[policies]]\nplugin = \"a\"\nsetings = {}");
+        let message = typo.unwrap_err().to_string();
+        assert!(message.contains("unknown field `setings`"), "{message}");
+    }
+}
