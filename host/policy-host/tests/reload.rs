@@ -199,3 +199,24 @@ fn decisions_go_on_from_many_threads_while_the_chain_is_reloaded() {
         }
     });
 }
+
+#[test]
+fn named_files_load_too_and_the_folder_holds_only_libraries() {
+    let Some(examples) = examples("named_files_load_too") else {
+        return;
+    };
+    let scratch = Scratch::new();
+    // Not libraries, or hidden (an editor's or a copy's temporary file): skipped.
+    std::fs::write(scratch.plugins().join("README.txt"), "notes").unwrap();
+    std::fs::write(scratch.plugins().join(".partial.so"), "half a copy").unwrap();
+    let sources = yoi_policy_host::PluginSources {
+        dir: Some(scratch.plugins()),
+        files: vec![examples.join(library("yoi-policy-read-only"))],
+    };
+    let policies = scratch.policies();
+    let report = policies.reload(&sources, &[read_only()]);
+    assert!(report.applied, "{report:#?}");
+    assert_eq!(report.loaded.len(), 1);
+    assert_eq!(report.loaded[0].file, library("yoi-policy-read-only"));
+    assert!(policies.chain().command(&observer(), &stop()).is_err());
+}
