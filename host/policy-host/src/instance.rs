@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use yoi_policy::abi::{InBytes, ObserveFn};
+use yoi_policy::abi::{InBytes, ObserveFn, Status};
 use yoi_policy::{CommandVerdict, Interest};
 
 use crate::call::{self, CallError};
@@ -37,17 +37,22 @@ impl Instance {
         })?;
         let entries = plugin.entries;
         let mut ptr: *mut c_void = std::ptr::null_mut();
-        // SAFETY: the plugin's `init` and `free`, called per the ABI; `settings` and
-        // `ptr` outlive the call.
+        let mut status = Status::PLUGIN_ERROR;
+        // SAFETY: the plugin's `init` and `free`, called per the ABI; `settings`, `ptr`
+        // and `status` outlive the call.
         let interest = unsafe {
             call::call(
                 entries.free,
-                |out| (entries.init)(InBytes::new(&settings), &mut ptr, out),
+                |out| {
+                    status = (entries.init)(InBytes::new(&settings), &mut ptr, out);
+                    status
+                },
                 call::json::<Interest>,
             )
         };
-        // An instance made alongside an unusable answer is released, not leaked.
-        let instance = (!ptr.is_null()).then(|| Instance {
+        // Only an `OK` init made an instance. One made alongside an unusable answer is
+        // released, not leaked; a pointer written by a failed init is not trusted.
+        let instance = (status == Status::OK && !ptr.is_null()).then(|| Instance {
             plugin: plugin.clone(),
             ptr,
             interest: Interest::nothing(),
