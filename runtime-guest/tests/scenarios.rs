@@ -1001,7 +1001,10 @@ fn requests_carry_the_most_recent_whole_runs_that_fit_the_budget() {
         "history starts with a user message"
     );
     let omitted = transcript.len() - call.messages.len();
-    assert!(omitted >= 2 && omitted.is_multiple_of(2), "whole runs: {omitted}");
+    assert!(
+        omitted >= 2 && omitted.is_multiple_of(2),
+        "whole runs: {omitted}"
+    );
     let trimmed = events
         .iter()
         .find_map(|e| match e {

@@ -31,6 +31,7 @@
 //!     system_prompt: None,
 //!     tools: vec![],
 //!     max_steps: None,
+//!     context_tokens: None,
 //! };
 //! let worker = local.create_worker(&spec).await?;
 //! let mut stream = local.worker_stream(&worker.id, None);

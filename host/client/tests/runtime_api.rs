@@ -125,6 +125,7 @@ async fn the_runtime_api_paths_carry_the_token() {
         system_prompt: None,
         tools: vec![],
         max_steps: None,
+        context_tokens: None,
     };
     assert_eq!(rt.create_worker(&spec).await.unwrap().id, "w_1");
     assert_eq!(rt.worker("w_1").await.unwrap().id, "w_1");

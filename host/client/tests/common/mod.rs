@@ -123,6 +123,7 @@ pub fn spec(name: &str) -> WorkerSpec {
         system_prompt: None,
         tools: vec![],
         max_steps: None,
+        context_tokens: None,
     }
 }
 
