@@ -8,10 +8,13 @@
 //! A component instance is single-threaded and its exports are never re-entered, so the
 //! runtime lives in a thread-local `RefCell`; a borrow can never be contended.
 //!
-//! With the test-only cargo feature `fault-injection`, three input texts make
+//! With the test-only cargo feature `fault-injection`, five input texts make
 //! `send-input` fail the way a broken guest would, before the runtime sees them:
 //! `__yoi_trap__` traps (`unreachable`), `__yoi_hang__` loops forever (the host's epoch
-//! deadline ends it) and `__yoi_oom__` allocates until the host's memory limit traps.
+//! deadline ends it), `__yoi_oom__` allocates until the host's memory limit traps,
+//! `__yoi_sleep__` sleeps for an hour (the host's WASI refuses to block: it traps) and
+//! `__yoi_clock__` polls the monotonic clock until an hour has passed (the host's clock
+//! is frozen, so the epoch deadline ends it).
 //! The host's recovery tests use that build (`target/guest/yoi_runtime_faults.wasm`);
 //! the shipped component is built without the feature, so those texts are plain input.
 
@@ -84,22 +87,38 @@ impl Guest for Component {
         out(with(|rt| rt.stop(now_ms, &worker_id)))
     }
 
-    fn transcript(worker_id: String) -> Result<Vec<w::Message>, w::CoreError> {
-        with(|rt| rt.transcript(&worker_id))
+    fn delete_worker(now_ms: u64, worker_id: String) -> Result<(), w::CoreError> {
+        with(|rt| rt.delete_worker(now_ms, &worker_id)).map_err(Into::into)
+    }
+
+    fn transcript(
+        worker_id: String,
+        start: u32,
+        max_bytes: u32,
+    ) -> Result<Vec<w::Message>, w::CoreError> {
+        with(|rt| rt.transcript(&worker_id, start as usize, max_bytes.into()))
             .map(list)
             .map_err(Into::into)
     }
 
-    fn snapshot(worker_id: String) -> Result<w::WorkerSnapshot, w::CoreError> {
-        out(with(|rt| rt.snapshot(&worker_id)))
+    fn snapshot(worker_id: String, max_bytes: u32) -> Result<w::WorkerSnapshot, w::CoreError> {
+        out(with(|rt| rt.snapshot(&worker_id, max_bytes.into())))
     }
 
-    fn pull_events(max: u32) -> Vec<w::EventRecord> {
-        list(with(|rt| rt.pull_events(max as usize)))
+    fn pull_events(max: u32, max_bytes: u32) -> Vec<w::EventRecord> {
+        list(with(|rt| rt.pull_events(max as usize, max_bytes.into())))
     }
 
-    fn pull_effects(max: u32) -> Vec<w::Effect> {
-        list(with(|rt| rt.pull_effects(max as usize)))
+    fn pull_effects(max: u32, max_bytes: u32) -> Vec<w::Effect> {
+        list(with(|rt| rt.pull_effects(max as usize, max_bytes.into())))
+    }
+
+    fn pull_index(max_bytes: u32) -> w::IndexChanges {
+        with(|rt| rt.pull_index(max_bytes.into())).into()
+    }
+
+    fn current_residency() -> w::Residency {
+        with(|rt| rt.residency()).into()
     }
 
     fn deliver(now_ms: u64, completions: Vec<w::Completion>) {
@@ -110,6 +129,25 @@ impl Guest for Component {
     fn restore(events: Vec<w::EventRecord>) -> Result<(), w::CoreError> {
         let events = list(events);
         with(|rt| rt.restore(events)).map_err(Into::into)
+    }
+
+    fn restore_index(
+        infos: Vec<w::WorkerInfo>,
+        next_worker: u64,
+        next_run: u64,
+    ) -> Result<(), w::CoreError> {
+        let infos = list(infos);
+        with(|rt| rt.restore_index(infos, next_worker, next_run)).map_err(Into::into)
+    }
+
+    fn activate(
+        now_ms: u64,
+        worker_id: String,
+        events: Vec<w::EventRecord>,
+        last: bool,
+    ) -> Result<(), w::CoreError> {
+        let events = list(events);
+        with(|rt| rt.activate(now_ms, &worker_id, events, last)).map_err(Into::into)
     }
 
     fn finish_restore(now_ms: u64) -> w::RestoreSummary {
@@ -132,6 +170,13 @@ mod fault_injection {
                 let mut spins = 0u64;
                 loop {
                     spins = black_box(spins.wrapping_add(1));
+                }
+            }
+            "__yoi_sleep__" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "__yoi_clock__" => {
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_secs(3600) {
+                    black_box(&started);
                 }
             }
             "__yoi_oom__" => {

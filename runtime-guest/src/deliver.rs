@@ -105,7 +105,7 @@ impl Runtime {
         let call = self.calls.get(&call_id)?;
         let run = self
             .workers
-            .get(call.worker)
+            .get(&call.worker)
             .and_then(|w| w.run.as_ref())
             .filter(|run| run.id == call.run_id);
         let live = run.is_some_and(|run| match &call.kind {
@@ -145,7 +145,7 @@ impl Runtime {
             }
             ModelPart::Fragment(piece) => self.fragment(now_ms, index, run_id, piece),
             ModelPart::Usage(usage) => {
-                if let Some(worker) = self.workers.get_mut(index)
+                if let Some(worker) = self.workers.get_mut(&index)
                     && let Some(run) = &worker.run
                     && let Some(calibration) =
                         crate::context::calibration(usage.input_tokens, run.live.request_estimate)
@@ -161,7 +161,7 @@ impl Runtime {
             ModelPart::Failed(error) => {
                 // The failed call is over: nothing to abort.
                 self.calls.remove(&call_id);
-                if let Some(run) = self.workers.get_mut(index).and_then(|w| w.run.as_mut()) {
+                if let Some(run) = self.workers.get_mut(&index).and_then(|w| w.run.as_mut()) {
                     run.live.model_call = None;
                 }
                 self.close_run(index, now_ms, "model call failed", |run_id| {
@@ -180,7 +180,7 @@ impl Runtime {
             name,
             arguments,
         } = piece;
-        let Some(run) = self.workers.get_mut(index).and_then(|w| w.run.as_mut()) else {
+        let Some(run) = self.workers.get_mut(&index).and_then(|w| w.run.as_mut()) else {
             return;
         };
         let Phase::Model(out) = &run.phase else {
@@ -252,7 +252,7 @@ impl Runtime {
         run_id: String,
         finish_reason: FinishReason,
     ) {
-        let Some(run) = self.workers.get_mut(index).and_then(|w| w.run.as_mut()) else {
+        let Some(run) = self.workers.get_mut(&index).and_then(|w| w.run.as_mut()) else {
             return;
         };
         run.live.model_call = None;
@@ -323,7 +323,7 @@ impl Runtime {
             },
         );
         for call in ready {
-            let checked = match self.workers.get(index) {
+            let checked = match self.workers.get(&index) {
                 Some(worker) => check_tool_call(worker, &call),
                 None => return,
             };
@@ -347,7 +347,7 @@ impl Runtime {
 
     fn call_tool(&mut self, index: usize, run_id: &str, call: ToolCall) {
         let call_id = self.next_call_id();
-        let Some(worker) = self.workers.get_mut(index) else {
+        let Some(worker) = self.workers.get_mut(&index) else {
             return;
         };
         let Some(run) = worker.run.as_mut() else {
@@ -384,7 +384,7 @@ impl Runtime {
             return;
         };
         self.calls.remove(&call_id);
-        let Some(run) = self.workers.get_mut(index).and_then(|w| w.run.as_mut()) else {
+        let Some(run) = self.workers.get_mut(&index).and_then(|w| w.run.as_mut()) else {
             return;
         };
         run.live.tool_calls.retain(|(_, c)| *c != call_id);
@@ -415,7 +415,7 @@ impl Runtime {
     /// Moves a run on once nothing it waits for is pending: the next model step (the
     /// last tool result already started it), or the end of the run.
     fn advance(&mut self, index: usize, now_ms: u64) {
-        let Some(run) = self.workers.get(index).and_then(|w| w.run.as_ref()) else {
+        let Some(run) = self.workers.get(&index).and_then(|w| w.run.as_ref()) else {
             return;
         };
         match &run.phase {

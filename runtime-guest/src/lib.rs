@@ -35,6 +35,7 @@
 mod context;
 mod deliver;
 mod ids;
+mod residency;
 mod restore;
 mod runtime;
 mod validate;
@@ -45,6 +46,6 @@ mod component;
 
 pub use runtime::Runtime;
 pub use yoi_protocol::{
-    Completion, CoreError, Effect, Event, EventRecord, Input, Limits, Message, ModelBudget,
-    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, Event, EventRecord, IndexChanges, Input, Limits, Message,
+    ModelBudget, Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };

@@ -36,7 +36,7 @@ impl Runtime {
     fn apply_record(&mut self, record: &EventRecord) -> Result<(), String> {
         match (&record.event, &record.worker_id) {
             (Event::WorkerCreated { worker }, Some(id)) if *id == worker.id => {
-                self.add_worker(worker)
+                self.add_worker(worker).map(|_| ())
             }
             (Event::WorkerCreated { .. }, _) => {
                 Err("the record's worker id is not the created worker's id".into())
@@ -49,11 +49,7 @@ impl Runtime {
                     .get(id)
                     .copied()
                     .ok_or_else(|| "unknown worker".to_string())?;
-                let worker = self
-                    .workers
-                    .get_mut(index)
-                    .ok_or_else(|| "unknown worker".to_string())?;
-                worker.apply(event)?;
+                self.apply_to(index, event)?;
                 if let Event::InputAccepted { run_id, .. } = event {
                     crate::ids::bump_past(&mut self.next_run, run_id, crate::ids::RUN_PREFIX);
                 }
@@ -65,11 +61,13 @@ impl Runtime {
     /// Ends a restore: every run still in flight is closed (its waiting tool calls get
     /// `interrupted` error results, then `run_failed` with code `interrupted`, then the
     /// worker goes back to idle). These events are queued to pull. Normal operation
-    /// resumes.
+    /// resumes, and workers beyond the resident budgets are passivated.
     pub fn finish_restore(&mut self, now_ms: u64) -> RestoreSummary {
         self.restoring = false;
+        self.activation = None;
         let mut interrupted: u32 = 0;
-        for index in 0..self.workers.len() {
+        let keys: Vec<usize> = self.workers.keys().copied().collect();
+        for index in keys {
             let closed = self.close_run(index, now_ms, "interrupted", |run_id| Event::RunFailed {
                 run_id,
                 error: ErrorInfo::new(
@@ -84,6 +82,8 @@ impl Runtime {
                 self.settle_status(index, now_ms);
             }
         }
+        self.recount();
+        self.enforce_budget(now_ms, None);
         RestoreSummary {
             workers: u32::try_from(self.workers.len()).unwrap_or(u32::MAX),
             interrupted_runs: interrupted,

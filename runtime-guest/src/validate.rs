@@ -34,11 +34,13 @@ pub(crate) fn preview(s: &str) -> String {
 /// Checks a worker spec; returns its effective `max_steps`.
 pub(crate) fn spec(spec: &WorkerSpec, limits: &Limits) -> Result<u32, CoreError> {
     let name_len = spec.name.len();
-    if name_len == 0 || name_len > MAX_NAME_BYTES {
+    if name_len > MAX_NAME_BYTES {
         return Err(invalid(format!(
-            "name must be 1 to {MAX_NAME_BYTES} bytes (got {name_len})"
+            "name must be at most {MAX_NAME_BYTES} bytes (got {name_len}; empty takes a \
+             generated name)"
         )));
     }
+    request_id(spec.request_id.as_deref())?;
     if spec.name.chars().any(char::is_control) {
         return Err(invalid("name must not contain control characters".into()));
     }
@@ -124,7 +126,12 @@ pub(crate) fn input(input: &Input, limits: &Limits) -> Result<(), CoreError> {
             ),
         });
     }
-    if let Some(request_id) = &input.request_id {
+    request_id(input.request_id.as_deref())
+}
+
+/// Checks an idempotency key.
+fn request_id(request_id: Option<&str>) -> Result<(), CoreError> {
+    if let Some(request_id) = request_id {
         let len = request_id.len();
         if len == 0 || len > MAX_REQUEST_ID_BYTES {
             return Err(invalid(format!(
@@ -147,6 +154,7 @@ mod tests {
             tools: vec!["search".into(), "calc-2_x".into()],
             max_steps: None,
             context_tokens: None,
+            request_id: None,
         }
     }
 
@@ -184,10 +192,10 @@ mod tests {
         let cases: Vec<(WorkerSpec, &str)> = vec![
             (
                 WorkerSpec {
-                    name: String::new(),
+                    request_id: Some(String::new()),
                     ..ok_spec()
                 },
-                "name",
+                "request_id",
             ),
             (
                 WorkerSpec {

@@ -30,8 +30,15 @@ pub(crate) struct Worker {
     /// `(request_id, run_id)` of the latest runs that carried a request id, oldest first.
     pub request_ids: VecDeque<(String, String)>,
     /// Provider-reported over estimated prompt tokens, in thousandths (see `context`).
-    /// Live only: not observable, not restored.
+    /// Live only: not observable, not restored (kept across passivation).
     pub calibration: u32,
+    /// The transcript and request ids are in memory (see `residency`); a passivated
+    /// worker has neither, and never a run.
+    pub resident: bool,
+    /// Estimated bytes of `transcript` (`size::message` summed).
+    pub transcript_bytes: u64,
+    /// Its key in `Runtime::lru` while it is resident without a run.
+    pub lru_tick: Option<u64>,
 }
 
 /// The run in flight.
@@ -148,15 +155,28 @@ impl Worker {
             run: None,
             request_ids: VecDeque::new(),
             calibration: crate::context::UNCALIBRATED,
+            resident: true,
+            transcript_bytes: 0,
+            lru_tick: None,
         }
     }
 
-    pub fn snapshot(&self) -> WorkerSnapshot {
+    /// The worker and its in-flight output; the caller adds the transcript (in pages).
+    pub fn snapshot_without_transcript(&self) -> WorkerSnapshot {
         WorkerSnapshot {
             worker: self.info.clone(),
-            transcript: self.transcript.clone(),
+            transcript: Vec::new(),
             in_flight: self.run.as_ref().map(Run::in_flight),
         }
+    }
+
+    /// Drops what only a resident worker holds (its transcript and request ids); the
+    /// caller accounts for it.
+    pub fn passivate(&mut self) {
+        self.transcript = Vec::new();
+        self.request_ids = VecDeque::new();
+        self.transcript_bytes = 0;
+        self.resident = false;
     }
 
     /// The run an earlier input with this request id started, if remembered.
@@ -168,6 +188,7 @@ impl Worker {
     }
 
     fn push_message(&mut self, message: Message) {
+        self.transcript_bytes += yoi_protocol::size::message(&message);
         self.transcript.push(message);
         self.info.message_count = count(self.transcript.len());
     }
@@ -445,6 +466,7 @@ impl Worker {
             }
             Event::ContextTrimmed { run_id, .. } => self.run_mut(run_id).map(|_| ()),
             Event::Diagnostic { .. } => Ok(()),
+            Event::WorkerDeleted { .. } => Err("a deletion is the runtime's to apply".into()),
         }
     }
 }

@@ -265,6 +265,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
             message_count: 0,
             usage: Usage::default(),
             context_tokens: None,
+            request_id: None,
         });
     prop_oneof![
         worker.prop_map(|worker| Event::WorkerCreated {
@@ -689,6 +690,7 @@ proptest! {
             tools: vec![],
             max_steps: None,
             context_tokens: None,
+            request_id: None,
         };
         let a = rt.create_worker(1, spec.clone()).unwrap();
         let b = d.rt.create_worker(1, spec).unwrap();

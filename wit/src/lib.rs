@@ -7,6 +7,7 @@
 //! - [`error`]: stable error codes and their HTTP statuses.
 //! - [`wire`]: envelopes, REST bodies and WebSocket frames.
 //! - [`mirror`]: [`wit_mirror!`], the `From` impls between generated WIT types and these.
+//! - [`size`]: the byte estimates that the core's and the host's byte budgets count in.
 //!
 //! The crate depends on serde only and builds for `wasm32-wasip2`, so the runtime core
 //! (inside the component) and the host share one definition of every type.
@@ -14,6 +15,7 @@
 pub mod cursor;
 pub mod error;
 pub mod mirror;
+pub mod size;
 pub mod types;
 pub mod wire;
 

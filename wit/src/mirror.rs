@@ -57,7 +57,7 @@ macro_rules! wit_mirror {
             // Records: `plain` fields move as they are, `conv` fields go through `Into`,
             // `vec`/`opt` fields convert element-wise.
             $crate::wit_mirror!(@record WorkerSpec {
-                plain: [name, model, system_prompt, tools, max_steps, context_tokens],
+                plain: [name, model, system_prompt, tools, max_steps, context_tokens, request_id],
                 conv: [], vec: [], opt: []
             });
             $crate::wit_mirror!(@record Usage {
@@ -65,7 +65,7 @@ macro_rules! wit_mirror {
             });
             $crate::wit_mirror!(@record WorkerInfo {
                 plain: [id, name, model, system_prompt, tools, max_steps, created_at_ms,
-                        current_run, run_count, message_count, context_tokens],
+                        current_run, run_count, message_count, context_tokens, request_id],
                 conv: [status, usage], vec: [], opt: []
             });
             $crate::wit_mirror!(@record ToolCall {
@@ -100,7 +100,8 @@ macro_rules! wit_mirror {
                 conv: [], vec: [], opt: []
             });
             $crate::wit_mirror!(@record Limits {
-                plain: [max_workers, max_input_bytes, default_max_steps],
+                plain: [max_workers, max_input_bytes, default_max_steps, max_resident_workers,
+                        max_resident_bytes, max_request_bytes],
                 conv: [], vec: [], opt: []
             });
             $crate::wit_mirror!(@record ModelBudget {
@@ -111,6 +112,14 @@ macro_rules! wit_mirror {
             });
             $crate::wit_mirror!(@record RestoreSummary {
                 plain: [workers, interrupted_runs], conv: [], vec: [], opt: []
+            });
+            $crate::wit_mirror!(@record IndexChanges {
+                plain: [deleted, next_worker, next_run, more], conv: [], vec: [changed],
+                opt: []
+            });
+            $crate::wit_mirror!(@record Residency {
+                plain: [workers, live_workers, resident_workers, resident_bytes],
+                conv: [], vec: [], opt: []
             });
 
             // Variants: a WIT case carrying a record is a struct-like case of the mirror
@@ -142,6 +151,7 @@ macro_rules! wit_mirror {
                     plain: [run_id, step, omitted_messages, estimated_tokens, budget_tokens],
                     conv: []
                 },
+                WorkerDeleted(WorkerDeleted) { plain: [name], conv: [] },
             });
 
             $crate::wit_mirror!(@variant Completion {
@@ -190,6 +200,9 @@ macro_rules! wit_mirror {
                         w::CoreError::LimitExceeded(message) => {
                             p::CoreError::LimitExceeded { message }
                         }
+                        w::CoreError::Passivated(worker_id) => {
+                            p::CoreError::Passivated { worker_id }
+                        }
                     }
                 }
             }
@@ -207,6 +220,9 @@ macro_rules! wit_mirror {
                         }
                         p::CoreError::LimitExceeded { message } => {
                             w::CoreError::LimitExceeded(message)
+                        }
+                        p::CoreError::Passivated { worker_id } => {
+                            w::CoreError::Passivated(worker_id)
                         }
                     }
                 }

@@ -29,6 +29,8 @@ impl WorkerStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSpec {
+    /// Empty (or absent on the wire): the core generates `worker-<n>`.
+    #[serde(default)]
     pub name: String,
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +43,10 @@ pub struct WorkerSpec {
     /// budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_tokens: Option<u32>,
+    /// Idempotency key: a retried create with the request id of a live worker returns
+    /// that worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Token counts reported by a model call.
@@ -75,6 +81,9 @@ pub struct WorkerInfo {
     /// The worker's own prompt-token limit, if its spec set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_tokens: Option<u32>,
+    /// The request id of the create that made it, if it carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Who said a transcript message.
@@ -281,6 +290,10 @@ pub enum Event {
         estimated_tokens: u32,
         budget_tokens: u32,
     },
+    /// The worker was deleted (stopped first if it was not); its earlier events stay.
+    WorkerDeleted {
+        name: String,
+    },
 }
 
 impl Event {
@@ -306,6 +319,7 @@ impl Event {
             Event::RunCancelled { .. } => "run_cancelled",
             Event::Diagnostic { .. } => "diagnostic",
             Event::ContextTrimmed { .. } => "context_trimmed",
+            Event::WorkerDeleted { .. } => "worker_deleted",
         }
     }
 
@@ -314,7 +328,8 @@ impl Event {
         match self {
             Event::WorkerCreated { .. }
             | Event::StatusChanged { .. }
-            | Event::Diagnostic { .. } => None,
+            | Event::Diagnostic { .. }
+            | Event::WorkerDeleted { .. } => None,
             Event::InputAccepted { run_id, .. }
             | Event::RunStarted { run_id }
             | Event::ReasoningDelta { run_id, .. }
@@ -453,17 +468,29 @@ impl Completion {
 /// Runtime-wide limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
+    /// Live workers (not stopped, not deleted) at once.
     pub max_workers: u32,
     pub max_input_bytes: u32,
     pub default_max_steps: u32,
+    /// Workers whose transcripts stay in the core (least recently used idle ones beyond
+    /// it are passivated).
+    pub max_resident_workers: u32,
+    /// Estimated transcript bytes the resident workers may hold.
+    pub max_resident_bytes: u64,
+    /// Largest estimated size of one effect; a larger model request fails its run with
+    /// `request_too_large`.
+    pub max_request_bytes: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_workers: 10_000,
+            max_workers: 100_000,
             max_input_bytes: 64 * 1024,
             default_max_steps: 8,
+            max_resident_workers: 1_024,
+            max_resident_bytes: 256 << 20,
+            max_request_bytes: 8 << 20,
         }
     }
 }
@@ -495,6 +522,9 @@ pub enum CoreError {
     Stopped,
     InvalidRequest { message: String },
     LimitExceeded { message: String },
+    /// The worker's transcript is not in the core (the host activates it or reads its
+    /// events); never meant for a client.
+    Passivated { worker_id: String },
 }
 
 impl CoreError {
@@ -508,6 +538,7 @@ impl CoreError {
             CoreError::Stopped => ErrorCode::WorkerStopped,
             CoreError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             CoreError::LimitExceeded { .. } => ErrorCode::LimitExceeded,
+            CoreError::Passivated { .. } => ErrorCode::Internal,
         }
     }
 }
@@ -521,6 +552,9 @@ impl fmt::Display for CoreError {
             CoreError::Stopped => f.write_str("worker is stopped"),
             CoreError::InvalidRequest { message } => write!(f, "invalid request: {message}"),
             CoreError::LimitExceeded { message } => write!(f, "limit exceeded: {message}"),
+            CoreError::Passivated { worker_id } => {
+                write!(f, "worker {worker_id} is passivated")
+            }
         }
     }
 }
@@ -532,4 +566,24 @@ impl std::error::Error for CoreError {}
 pub struct RestoreSummary {
     pub workers: u32,
     pub interrupted_runs: u32,
+}
+
+/// Changes of the workers' public state since the last pull (see `pull-index` in
+/// `runtime.wit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexChanges {
+    pub changed: Vec<WorkerInfo>,
+    pub deleted: Vec<String>,
+    pub next_worker: u64,
+    pub next_run: u64,
+    pub more: bool,
+}
+
+/// What a core holds (see `residency` in `runtime.wit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Residency {
+    pub workers: u32,
+    pub live_workers: u32,
+    pub resident_workers: u32,
+    pub resident_bytes: u64,
 }

@@ -33,6 +33,7 @@ fn drive(core: &mut dyn Core) -> anyhow::Result<Outcome> {
             tools: vec!["list_dir".into()],
             max_steps: None,
             context_tokens: None,
+            request_id: None,
         };
         workers.push(core.create_worker(0, spec)?.id);
     }

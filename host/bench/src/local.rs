@@ -55,6 +55,7 @@ async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
             tools: vec![],
             max_steps: None,
             context_tokens: None,
+            request_id: None,
         };
         ids.push(rt.create_worker(spec).await?.id);
     }

@@ -32,6 +32,7 @@
 //!     tools: vec![],
 //!     max_steps: None,
 //!     context_tokens: None,
+//!     request_id: None,
 //! };
 //! let worker = local.create_worker(&spec).await?;
 //! let mut stream = local.worker_stream(&worker.id, None);

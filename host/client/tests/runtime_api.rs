@@ -126,6 +126,7 @@ async fn the_runtime_api_paths_carry_the_token() {
         tools: vec![],
         max_steps: None,
         context_tokens: None,
+        request_id: None,
     };
     assert_eq!(rt.create_worker(&spec).await.unwrap().id, "w_1");
     assert_eq!(rt.worker("w_1").await.unwrap().id, "w_1");

@@ -25,8 +25,8 @@ pub mod wasm;
 use std::fmt;
 
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, ModelBudget,
-    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, IndexChanges, Input, Limits, Message,
+    ModelBudget, Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 pub use native::NativeCore;
@@ -50,12 +50,14 @@ pub trait Core: Send + 'static {
     fn configure(&mut self, limits: Limits) -> Result<(), Fault>;
     /// Replace the models' prompt-token budgets (effective for later model requests).
     fn configure_models(&mut self, budgets: Vec<ModelBudget>) -> Result<(), Fault>;
-    /// Create an idle worker.
+    /// Create an idle worker (or return the live one an earlier create with the same
+    /// request id made).
     fn create_worker(&mut self, now_ms: u64, spec: WorkerSpec) -> Result<WorkerInfo, CallError>;
     /// Every worker, oldest first.
     fn list_workers(&mut self) -> Result<Vec<WorkerInfo>, Fault>;
     fn get_worker(&mut self, worker_id: &str) -> Result<WorkerInfo, CallError>;
     /// Start a run; returns its id (or an earlier run's id for a repeated request id).
+    /// `passivated` when the worker must be activated first.
     fn send_input(
         &mut self,
         now_ms: u64,
@@ -66,17 +68,46 @@ pub trait Core: Send + 'static {
     fn cancel(&mut self, now_ms: u64, worker_id: &str) -> Result<String, CallError>;
     /// Stop the worker for good.
     fn stop(&mut self, now_ms: u64, worker_id: &str) -> Result<WorkerInfo, CallError>;
-    fn transcript(&mut self, worker_id: &str) -> Result<Vec<Message>, CallError>;
-    fn snapshot(&mut self, worker_id: &str) -> Result<WorkerSnapshot, CallError>;
-    /// Take up to `max` events produced so far, oldest first.
-    fn pull_events(&mut self, max: usize) -> Result<Vec<EventRecord>, Fault>;
-    /// Take up to `max` effects produced so far, oldest first.
-    fn pull_effects(&mut self, max: usize) -> Result<Vec<Effect>, Fault>;
+    /// Delete the worker (stopping it first if needed).
+    fn delete_worker(&mut self, now_ms: u64, worker_id: &str) -> Result<(), CallError>;
+    /// A page of a worker's transcript: from message `start`, as many as fit `max_bytes`
+    /// (at least one). `passivated` when the worker's transcript is not in the core.
+    fn transcript(
+        &mut self,
+        worker_id: &str,
+        start: usize,
+        max_bytes: u32,
+    ) -> Result<Vec<Message>, CallError>;
+    /// A worker, the first page of its transcript and its in-flight output.
+    fn snapshot(&mut self, worker_id: &str, max_bytes: u32) -> Result<WorkerSnapshot, CallError>;
+    /// Take up to `max` events produced so far, oldest first, within `max_bytes`.
+    fn pull_events(&mut self, max: usize, max_bytes: u32) -> Result<Vec<EventRecord>, Fault>;
+    /// Take up to `max` effects produced so far, oldest first, within `max_bytes`.
+    fn pull_effects(&mut self, max: usize, max_bytes: u32) -> Result<Vec<Effect>, Fault>;
+    /// Take the worker-index changes made so far, within `max_bytes`.
+    fn pull_index(&mut self, max_bytes: u32) -> Result<IndexChanges, Fault>;
+    /// What the core holds.
+    fn residency(&mut self) -> Result<Residency, Fault>;
     /// Deliver completions of earlier effects (unknown or aborted calls are ignored).
     fn deliver(&mut self, now_ms: u64, completions: Vec<Completion>) -> Result<(), Fault>;
     /// Feed events of an earlier life, in order, in one or more calls, to a fresh core.
     /// Rejected when the events do not make sense (for example out of order).
     fn restore(&mut self, events: Vec<EventRecord>) -> Result<(), CallError>;
+    /// Instead of `restore`: add workers from a worker index, passivated.
+    fn restore_index(
+        &mut self,
+        infos: Vec<WorkerInfo>,
+        next_worker: u64,
+        next_run: u64,
+    ) -> Result<(), CallError>;
+    /// Rebuild a passivated worker from its events (in one or more calls).
+    fn activate(
+        &mut self,
+        now_ms: u64,
+        worker_id: &str,
+        events: Vec<EventRecord>,
+        last: bool,
+    ) -> Result<(), CallError>;
     /// End a restore: runs still in flight are closed `interrupted` (events to pull).
     fn finish_restore(&mut self, now_ms: u64) -> Result<RestoreSummary, Fault>;
 }

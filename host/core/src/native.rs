@@ -3,8 +3,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use yoi_protocol::{
-    Completion, Effect, EventRecord, Input, Limits, Message, ModelBudget, RestoreSummary,
-    WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, Effect, EventRecord, IndexChanges, Input, Limits, Message, ModelBudget,
+    Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 use yoi_runtime_guest::Runtime;
 
@@ -112,20 +112,39 @@ impl Core for NativeCore {
         self.command("stop", |rt| rt.stop(now_ms, worker_id))
     }
 
-    fn transcript(&mut self, worker_id: &str) -> Result<Vec<Message>, CallError> {
-        self.command("transcript", |rt| rt.transcript(worker_id))
+    fn delete_worker(&mut self, now_ms: u64, worker_id: &str) -> Result<(), CallError> {
+        self.command("delete-worker", |rt| rt.delete_worker(now_ms, worker_id))
     }
 
-    fn snapshot(&mut self, worker_id: &str) -> Result<WorkerSnapshot, CallError> {
-        self.command("snapshot", |rt| rt.snapshot(worker_id))
+    fn transcript(
+        &mut self,
+        worker_id: &str,
+        start: usize,
+        max_bytes: u32,
+    ) -> Result<Vec<Message>, CallError> {
+        self.command("transcript", |rt| {
+            rt.transcript(worker_id, start, max_bytes.into())
+        })
     }
 
-    fn pull_events(&mut self, max: usize) -> Result<Vec<EventRecord>, Fault> {
-        self.call("pull-events", |rt| rt.pull_events(max))
+    fn snapshot(&mut self, worker_id: &str, max_bytes: u32) -> Result<WorkerSnapshot, CallError> {
+        self.command("snapshot", |rt| rt.snapshot(worker_id, max_bytes.into()))
     }
 
-    fn pull_effects(&mut self, max: usize) -> Result<Vec<Effect>, Fault> {
-        self.call("pull-effects", |rt| rt.pull_effects(max))
+    fn pull_events(&mut self, max: usize, max_bytes: u32) -> Result<Vec<EventRecord>, Fault> {
+        self.call("pull-events", |rt| rt.pull_events(max, max_bytes.into()))
+    }
+
+    fn pull_effects(&mut self, max: usize, max_bytes: u32) -> Result<Vec<Effect>, Fault> {
+        self.call("pull-effects", |rt| rt.pull_effects(max, max_bytes.into()))
+    }
+
+    fn pull_index(&mut self, max_bytes: u32) -> Result<IndexChanges, Fault> {
+        self.call("pull-index", |rt| rt.pull_index(max_bytes.into()))
+    }
+
+    fn residency(&mut self) -> Result<Residency, Fault> {
+        self.call("residency", |rt| rt.residency())
     }
 
     fn deliver(&mut self, now_ms: u64, completions: Vec<Completion>) -> Result<(), Fault> {
@@ -134,6 +153,27 @@ impl Core for NativeCore {
 
     fn restore(&mut self, events: Vec<EventRecord>) -> Result<(), CallError> {
         self.command("restore", |rt| rt.restore(events))
+    }
+
+    fn restore_index(
+        &mut self,
+        infos: Vec<WorkerInfo>,
+        next_worker: u64,
+        next_run: u64,
+    ) -> Result<(), CallError> {
+        self.command("restore-index", |rt| {
+            rt.restore_index(infos, next_worker, next_run)
+        })
+    }
+
+    fn activate(
+        &mut self,
+        now_ms: u64,
+        worker_id: &str,
+        events: Vec<EventRecord>,
+        last: bool,
+    ) -> Result<(), CallError> {
+        self.command("activate", |rt| rt.activate(now_ms, worker_id, events, last))
     }
 
     fn finish_restore(&mut self, now_ms: u64) -> Result<RestoreSummary, Fault> {

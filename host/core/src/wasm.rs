@@ -37,8 +37,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, ModelBudget,
-    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, IndexChanges, Input, Limits, Message,
+    ModelBudget, Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 use crate::{CallError, Core, Fault, FaultKind};
@@ -78,7 +78,7 @@ impl Default for WasmConfig {
     }
 }
 
-/// Per-instance limits of a guest.
+/// Per-instance limits of a guest: the sandbox a runtime core runs in.
 #[derive(Debug, Clone, Copy)]
 pub struct GuestLimits {
     /// Largest linear memory the guest may grow to, in bytes. Default 1 GiB: far above
@@ -90,6 +90,14 @@ pub struct GuestLimits {
     /// microseconds (a large restore batch in milliseconds), so only a runaway guest
     /// reaches it, even on a loaded machine.
     pub call_deadline: Duration,
+    /// Core instances, linear memories and tables the component may create, and the
+    /// elements one table may grow to. The defaults fit the runtime component (a few
+    /// of each) with room to spare; a guest asking for more fails to instantiate or
+    /// traps on the grow.
+    pub max_instances: usize,
+    pub max_memories: usize,
+    pub max_tables: usize,
+    pub max_table_elements: usize,
 }
 
 impl Default for GuestLimits {
@@ -97,6 +105,10 @@ impl Default for GuestLimits {
         GuestLimits {
             max_memory_bytes: 1 << 30,
             call_deadline: Duration::from_secs(5),
+            max_instances: 32,
+            max_memories: 8,
+            max_tables: 32,
+            max_table_elements: 1 << 16,
         }
     }
 }
@@ -134,12 +146,14 @@ impl WasmEngine {
         })?;
 
         let mut linker = Linker::<StoreState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| {
-            Fault::new(
-                FaultKind::Instantiate,
-                format!("cannot link WASI for the guest: {e:#}"),
-            )
-        })?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| refuse_blocking(&mut linker))
+            .map_err(|e| {
+                Fault::new(
+                    FaultKind::Instantiate,
+                    format!("cannot link WASI for the guest: {e:#}"),
+                )
+            })?;
 
         let (stop_ticker, stopped) = mpsc::channel::<()>();
         let ticking = engine.clone();
@@ -184,6 +198,31 @@ impl WasmEngine {
         let whole = deadline.as_nanos().div_ceil(tick.as_nanos());
         u64::try_from(whole).unwrap_or(u64::MAX / 2).max(1) + 1
     }
+}
+
+/// The WASI imports that wait: polling pollables and blocking on one. Nothing a core
+/// does waits (a sleep is `subscribe-duration` then `block`, and the epoch deadline
+/// cannot interrupt the host while it waits), so they trap instead of blocking the
+/// runtime's actor thread.
+const BLOCKING_IMPORTS: [(&str, &str); 2] = [
+    ("wasi:io/poll@0.2.12", "poll"),
+    ("wasi:io/poll@0.2.12", "[method]pollable.block"),
+];
+
+/// Replaces the [`BLOCKING_IMPORTS`] with functions that trap.
+fn refuse_blocking(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    for (instance, func) in BLOCKING_IMPORTS {
+        linker
+            .instance(instance)?
+            .func_new(func, move |_, _, _, _| {
+                Err(wasmtime::format_err!(
+                    "the guest called `{func}`, which would block: a runtime core never waits"
+                ))
+            })?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// Reads and compiles the component at `path`, without a disk cache: every call
@@ -520,6 +559,10 @@ impl StoreState {
         StoreState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)
+                .instances(limits.max_instances)
+                .memories(limits.max_memories)
+                .tables(limits.max_tables)
+                .table_elements(limits.max_table_elements)
                 .trap_on_grow_failure(true)
                 .build(),
             wasi,
@@ -734,27 +777,54 @@ impl Core for WasmCore {
         self.command("stop", |g, s| g.call_stop(s, now_ms, worker_id))
     }
 
-    fn transcript(&mut self, worker_id: &str) -> Result<Vec<Message>, CallError> {
-        match self.call("transcript", |g, s| g.call_transcript(s, worker_id))? {
+    fn delete_worker(&mut self, now_ms: u64, worker_id: &str) -> Result<(), CallError> {
+        match self.call("delete-worker", |g, s| {
+            g.call_delete_worker(s, now_ms, worker_id)
+        })? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(CallError::Rejected(e.into())),
+        }
+    }
+
+    fn transcript(
+        &mut self,
+        worker_id: &str,
+        start: usize,
+        max_bytes: u32,
+    ) -> Result<Vec<Message>, CallError> {
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        match self.call("transcript", |g, s| {
+            g.call_transcript(s, worker_id, start, max_bytes)
+        })? {
             Ok(v) => Ok(list(v)),
             Err(e) => Err(CallError::Rejected(e.into())),
         }
     }
 
-    fn snapshot(&mut self, worker_id: &str) -> Result<WorkerSnapshot, CallError> {
-        self.command("snapshot", |g, s| g.call_snapshot(s, worker_id))
+    fn snapshot(&mut self, worker_id: &str, max_bytes: u32) -> Result<WorkerSnapshot, CallError> {
+        self.command("snapshot", |g, s| g.call_snapshot(s, worker_id, max_bytes))
     }
 
-    fn pull_events(&mut self, max: usize) -> Result<Vec<EventRecord>, Fault> {
+    fn pull_events(&mut self, max: usize, max_bytes: u32) -> Result<Vec<EventRecord>, Fault> {
         let max = u32::try_from(max).unwrap_or(u32::MAX);
-        self.call("pull-events", |g, s| g.call_pull_events(s, max))
+        self.call("pull-events", |g, s| g.call_pull_events(s, max, max_bytes))
             .map(list)
     }
 
-    fn pull_effects(&mut self, max: usize) -> Result<Vec<Effect>, Fault> {
+    fn pull_effects(&mut self, max: usize, max_bytes: u32) -> Result<Vec<Effect>, Fault> {
         let max = u32::try_from(max).unwrap_or(u32::MAX);
-        self.call("pull-effects", |g, s| g.call_pull_effects(s, max))
+        self.call("pull-effects", |g, s| g.call_pull_effects(s, max, max_bytes))
             .map(list)
+    }
+
+    fn pull_index(&mut self, max_bytes: u32) -> Result<IndexChanges, Fault> {
+        self.call("pull-index", |g, s| g.call_pull_index(s, max_bytes))
+            .map(Into::into)
+    }
+
+    fn residency(&mut self) -> Result<Residency, Fault> {
+        self.call("residency", |g, s| g.call_current_residency(s))
+            .map(Into::into)
     }
 
     fn deliver(&mut self, now_ms: u64, completions: Vec<Completion>) -> Result<(), Fault> {
@@ -765,6 +835,37 @@ impl Core for WasmCore {
     fn restore(&mut self, events: Vec<EventRecord>) -> Result<(), CallError> {
         let events: Vec<w::EventRecord> = list(events);
         match self.call("restore", |g, s| g.call_restore(s, &events))? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(CallError::Rejected(e.into())),
+        }
+    }
+
+    fn restore_index(
+        &mut self,
+        infos: Vec<WorkerInfo>,
+        next_worker: u64,
+        next_run: u64,
+    ) -> Result<(), CallError> {
+        let infos: Vec<w::WorkerInfo> = list(infos);
+        match self.call("restore-index", |g, s| {
+            g.call_restore_index(s, &infos, next_worker, next_run)
+        })? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(CallError::Rejected(e.into())),
+        }
+    }
+
+    fn activate(
+        &mut self,
+        now_ms: u64,
+        worker_id: &str,
+        events: Vec<EventRecord>,
+        last: bool,
+    ) -> Result<(), CallError> {
+        let events: Vec<w::EventRecord> = list(events);
+        match self.call("activate", |g, s| {
+            g.call_activate(s, now_ms, worker_id, &events, last)
+        })? {
             Ok(()) => Ok(()),
             Err(e) => Err(CallError::Rejected(e.into())),
         }

@@ -26,6 +26,7 @@ fn works(engine: &WasmEngine, loaded: &Loaded) {
         tools: vec![],
         max_steps: None,
         context_tokens: None,
+        request_id: None,
     };
     core.create_worker(1, spec).unwrap();
     assert_eq!(core.list_workers().unwrap().len(), 1);

@@ -33,6 +33,7 @@ fn spec() -> WorkerSpec {
         tools: vec![],
         max_steps: None,
         context_tokens: None,
+        request_id: None,
     }
 }
 

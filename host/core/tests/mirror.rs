@@ -77,6 +77,7 @@ fn worker(status: WorkerStatus, full: bool) -> WorkerInfo {
         message_count: 7,
         usage: usage(),
         context_tokens: full.then_some(2048),
+        request_id: None,
     }
 }
 
@@ -550,6 +551,7 @@ fn every_record_round_trips() {
             tools: if full { vec![s("read_file")] } else { vec![] },
             max_steps: full.then_some(3),
             context_tokens: full.then_some(4096),
+            request_id: None,
         });
         roundtrip::<Input, w::Input>(Input {
             text: s("hello"),

@@ -31,6 +31,7 @@ fn spec(name: &str) -> WorkerSpec {
         tools: vec![],
         max_steps: None,
         context_tokens: None,
+        request_id: None,
     }
 }
 

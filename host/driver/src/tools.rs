@@ -587,6 +587,21 @@ impl Workspaces {
         Ok(Workspace::from_dir(dir, self.config.clone()))
     }
 
+    /// Removes `worker_id`'s workspace and everything in it (nothing to do when it was
+    /// never created).
+    pub fn remove(&self, worker_id: &str) -> io::Result<()> {
+        if !is_valid_worker_id(worker_id) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` is not a valid worker id", cut(worker_id, 100)),
+            ));
+        }
+        match self.dir.remove_dir_all(worker_id) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
     /// Runs a tool in `worker_id`'s workspace. Never panics.
     pub fn run(&self, worker_id: &str, name: &str, arguments_json: &str) -> ToolOutput {
         self.run_cancellable(worker_id, name, arguments_json, &Cancel::new())

@@ -46,6 +46,12 @@
 //!   store replay walks the worker's chunks in order and range-scans each. (Schema 1
 //!   indexed every event in a `worker_seq` table, which cost about as much as storing
 //!   the events; opening such a store migrates it.)
+//! - `worker_index(worker_id UNIQUE, info)` and meta `index_seq`, `next_worker`,
+//!   `next_run`: the *worker index*, every worker's latest info and the core's id
+//!   counters, as the runtime's core reported them with the events
+//!   ([`EventLog::append_indexed`]), in the same transaction. Opening a runtime reads
+//!   it instead of replaying the log. It is current when `index_seq` is the last
+//!   sequence number; see module `index`.
 //!
 //! Opening an existing store continues its sequence after the highest number ever
 //! handed out. One `EventLog` at a time may hold a store: `open` takes an exclusive lock
@@ -96,6 +102,7 @@
 mod block;
 mod config;
 mod error;
+mod index;
 mod log;
 mod reader;
 mod store;
@@ -103,6 +110,7 @@ mod window;
 
 pub use config::{Durability, LogConfig};
 pub use error::{LogError, ReplayError};
+pub use index::{IndexCounters, IndexPage, IndexUpdate};
 pub use log::{EventLog, Pruned};
 pub use reader::{LogReader, LogStats, ReplayPage, WINDOW_SCAN_CHUNK};
 pub use store::{DELTA_KINDS, SCHEMA_VERSION};

@@ -2,6 +2,7 @@
 
 use crate::config::LogConfig;
 use crate::error::{LogError, ReplayError};
+use crate::index::{IndexCounters, IndexPage, IndexUpdate};
 use crate::reader::{Counters, LogReader, LogStats, ReplayPage, Shared};
 use crate::store;
 use crate::window::Window;
@@ -99,8 +100,40 @@ impl EventLog {
     /// the published envelopes. On error nothing was stored or published.
     ///
     /// The time spent in the store is in [`stats`](Self::stats) (`store_write_nanos`).
+    ///
+    /// The worker index is left behind (see [`append_indexed`](Self::append_indexed)).
     pub fn append(&mut self, records: Vec<EventRecord>) -> Result<Vec<Arc<Envelope>>, LogError> {
-        if records.is_empty() {
+        self.write(records, None)
+    }
+
+    /// [`append`](Self::append), and the worker-index `update` in the same transaction
+    /// (also when `records` is empty).
+    pub fn append_indexed(
+        &mut self,
+        records: Vec<EventRecord>,
+        update: &IndexUpdate<'_>,
+    ) -> Result<Vec<Arc<Envelope>>, LogError> {
+        self.write(records, Some(update))
+    }
+
+    /// The worker index's id counters when it is current (reflects every stored event),
+    /// else `None`: the owner must rebuild it (see [`IndexUpdate::complete`]).
+    pub fn index_counters(&self) -> Result<Option<IndexCounters>, LogError> {
+        crate::index::counters(&self.conn, self.last_seq)
+    }
+
+    /// A page of the worker index, oldest worker first: `after` 0 for the first page,
+    /// then the page's `next`.
+    pub fn index_page(&self, after: i64, limit: usize) -> Result<IndexPage, LogError> {
+        crate::index::page(&self.conn, after, limit)
+    }
+
+    fn write(
+        &mut self,
+        records: Vec<EventRecord>,
+        update: Option<&IndexUpdate<'_>>,
+    ) -> Result<Vec<Arc<Envelope>>, LogError> {
+        if records.is_empty() && update.is_none() {
             return Ok(Vec::new());
         }
         let first = self.last_seq + 1;
@@ -120,6 +153,8 @@ impl EventLog {
         if let Err(e) = store::insert_batch(
             &mut self.conn,
             &batch,
+            first,
+            update,
             &mut self.index,
             &mut self.encode_buf,
         ) {
@@ -230,6 +265,25 @@ impl EventLog {
             after_seq,
             u64::MAX >> 1,
             None,
+            chunk,
+            self.shared.chunk_bits,
+        )
+    }
+
+    /// One worker's stored events with `seq > after_seq`, oldest first, at most `chunk`
+    /// (empty: the end), through the writer's connection; for activating a passivated
+    /// worker. Like [`read_for_restore`](Self::read_for_restore), old deltas may be gone.
+    pub fn read_worker_for_restore(
+        &self,
+        worker: &str,
+        after_seq: u64,
+        chunk: usize,
+    ) -> Result<Vec<Envelope>, LogError> {
+        store::read_range(
+            &self.conn,
+            after_seq,
+            self.last_seq,
+            Some(worker),
             chunk,
             self.shared.chunk_bits,
         )

@@ -229,6 +229,23 @@ impl LogReader {
         self.shared.replay(after, worker, limit, true)
     }
 
+    /// One worker's stored events with `after_seq < seq <= upto_seq`, oldest first, at
+    /// most `limit` (empty: the end), from the store, whatever the horizon: retention may
+    /// have removed old deltas, every complete event is there. For rebuilding a worker
+    /// (a passivated worker's transcript), not for streams.
+    pub fn worker_events(
+        &self,
+        worker: &str,
+        after_seq: u64,
+        upto_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, LogError> {
+        let shared = &self.shared;
+        shared.with_conn(|conn| {
+            store::read_range(conn, after_seq, upto_seq, Some(worker), limit, shared.chunk_bits)
+        })
+    }
+
     /// Like [`replay`](Self::replay) but always reads the store, never the window (for
     /// verification and tools; the answers are identical).
     pub fn replay_from_store(

@@ -117,6 +117,7 @@ pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogErr
     let chunk_bits = chunk_bits.min(MAX_CHUNK_BITS);
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(crate::index::SCHEMA)?;
     let get = |key: &str| -> Result<Option<i64>, rusqlite::Error> {
         tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
@@ -317,16 +318,23 @@ impl ChunkIndex {
     }
 }
 
-/// Writes a batch (and its worker-index rows) in one transaction: one row per block
-/// ([`block::cut_blocks`]). `buf` is a reusable encoding buffer. On error the caller must
-/// [`ChunkIndex::forget`].
+/// Writes a batch (its worker-chunk rows, and the worker-index update if any) in one
+/// transaction: one row per block ([`block::cut_blocks`]). `first` is the batch's first
+/// sequence number (the batch may be empty when there is an update). `buf` is a
+/// reusable encoding buffer. On error the caller must [`ChunkIndex::forget`].
 pub(crate) fn insert_batch(
     conn: &mut Connection,
     batch: &[Arc<Envelope>],
+    first: u64,
+    update: Option<&crate::index::IndexUpdate<'_>>,
     index: &mut ChunkIndex,
     buf: &mut Vec<u8>,
 ) -> Result<(), LogError> {
     let tx = conn.transaction()?;
+    if let Some(update) = update {
+        let last = first + batch.len() as u64 - 1;
+        crate::index::write(&tx, update, first, last)?;
+    }
     {
         let mut insert = tx.prepare_cached(INSERT_BLOCK)?;
         let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;

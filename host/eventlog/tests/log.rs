@@ -663,6 +663,7 @@ fn delta_kinds_match_the_protocol() {
         message_count: 0,
         usage: Default::default(),
         context_tokens: None,
+        request_id: None,
     };
     let r = || "r".to_string();
     let events = vec![

@@ -175,6 +175,7 @@ fn read_only_refuses_state_changes_with_a_reason() {
                 tools: vec![],
                 max_steps: None,
                 context_tokens: None,
+                request_id: None,
             },
         },
         Command::Input {

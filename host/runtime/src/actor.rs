@@ -588,6 +588,7 @@ mod tests {
             tools: vec![],
             max_steps: None,
             context_tokens: None,
+            request_id: None,
         }
     }
 

@@ -56,6 +56,11 @@ impl Default for DriverConfig {
 pub trait ToolRunner: Send + Sync + 'static {
     fn run(&self, worker_id: &str, name: &str, arguments_json: &str, cancel: &Cancel)
     -> ToolOutput;
+
+    /// Removes what the worker's tools left behind (a deleted worker's workspace).
+    fn remove_workspace(&self, _worker_id: &str) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ToolRunner for Workspaces {
@@ -67,6 +72,10 @@ impl ToolRunner for Workspaces {
         cancel: &Cancel,
     ) -> ToolOutput {
         self.run_cancellable(worker_id, name, arguments_json, cancel)
+    }
+
+    fn remove_workspace(&self, worker_id: &str) -> std::io::Result<()> {
+        self.remove(worker_id)
     }
 }
 

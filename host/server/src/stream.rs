@@ -938,6 +938,7 @@ mod tests {
             message_count: 0,
             usage: Usage::default(),
             context_tokens: None,
+            request_id: None,
         };
         let text = frame_text(&SnapshotFrame {
             cursor: &cursor.encode(),

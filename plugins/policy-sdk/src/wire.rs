@@ -137,6 +137,7 @@ mod tests {
             message_count: 1,
             usage: Usage::default(),
             context_tokens: None,
+            request_id: None,
         }
     }
 

@@ -189,6 +189,7 @@ mod tests {
                 message_count: 2,
                 usage: Usage::default(),
                 context_tokens: None,
+                request_id: None,
             },
             transcript: vec![message(Some("why")), message(None)],
             in_flight: Some(InFlight {

@@ -17,6 +17,7 @@ pub fn spec(name: &str, tools: &[&str]) -> WorkerSpec {
         tools: tools.iter().map(|t| t.to_string()).collect(),
         max_steps: None,
         context_tokens: None,
+        request_id: None,
     }
 }
 

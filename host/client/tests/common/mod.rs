@@ -124,6 +124,7 @@ pub fn spec(name: &str) -> WorkerSpec {
         tools: vec![],
         max_steps: None,
         context_tokens: None,
+        request_id: None,
     }
 }
 

@@ -196,6 +196,7 @@ pub fn worker(id: &str) -> WorkerInfo {
         message_count: 0,
         usage: Default::default(),
         context_tokens: None,
+        request_id: None,
     }
 }
 
