@@ -97,6 +97,8 @@ impl Runtime {
                 self.model_part(now_ms, call_id, call.worker, call.run_id, part);
             }
         }
+        // Runs that ended made their workers passivable.
+        self.enforce_budget(now_ms, None);
     }
 
     /// The call behind `call_id` if it is still in flight for the run it was made for.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use yoi_protocol::{
-    Completion, Effect, ErrorInfo, Event, EventRecord, FinishReason, Input, Level, Limits, Message,
+    Completion, CoreError, Effect, ErrorInfo, Event, EventRecord, FinishReason, Input, Level, Limits, Message,
     ModelBudget, Role, StopReason, Usage, WorkerInfo, WorkerSpec, WorkerStatus,
 };
 use yoi_runtime_guest::Runtime;
@@ -61,6 +61,7 @@ enum Op {
     Input(Target, Input),
     Cancel(Target),
     Stop(Target),
+    Delete(Target),
     Deliver(Vec<Delivery>),
     Configure(Limits),
     Read(Target),
@@ -184,6 +185,7 @@ fn spec_strategy() -> impl Strategy<Value = WorkerSpec> {
                 tools,
                 max_steps,
                 context_tokens,
+                request_id: None,
             },
         )
 }
@@ -210,6 +212,7 @@ fn limits_strategy() -> impl Strategy<Value = Limits> {
             max_workers,
             max_input_bytes,
             default_max_steps,
+            ..Limits::default()
         })
 }
 
@@ -220,6 +223,7 @@ fn live_op() -> impl Strategy<Value = Op> {
         3 => (target(), input_strategy()).prop_map(|(t, i)| Op::Input(t, i)),
         1 => target().prop_map(Op::Cancel),
         1 => target().prop_map(Op::Stop),
+        1 => target().prop_map(Op::Delete),
         10 => prop::collection::vec(delivery(), 1..6).prop_map(Op::Deliver),
         1 => target().prop_map(Op::Read),
         1 => prop::bool::weighted(0.8).prop_flat_map(|default| {
@@ -385,6 +389,9 @@ struct Driver {
     /// `(call_id, is_model)` of calls believed in flight.
     calls: Vec<(u64, bool)>,
     log: Vec<EventRecord>,
+    /// Resident budgets forced on every configuration (a bounded core), if any; the
+    /// driver then activates passivated workers from `log` the way a host does.
+    residency: Option<(u32, u64)>,
 }
 
 impl Driver {
@@ -401,7 +408,50 @@ impl Driver {
             workers: Vec::new(),
             calls: Vec::new(),
             log: Vec::new(),
+            residency: None,
         }
+    }
+
+    /// A driver whose core keeps at most `workers` resident workers and `bytes` of
+    /// transcripts.
+    fn bounded(workers: u32, bytes: u64) -> Self {
+        let mut d = Driver::new();
+        d.residency = Some((workers, bytes));
+        d.rt.configure(d.limits(Limits::default()));
+        d
+    }
+
+    fn limits(&self, limits: Limits) -> Limits {
+        match self.residency {
+            Some((max_resident_workers, max_resident_bytes)) => Limits {
+                max_resident_workers,
+                max_resident_bytes,
+                ..limits
+            },
+            None => Limits {
+                max_resident_workers: u32::MAX,
+                max_resident_bytes: u64::MAX,
+                ..limits
+            },
+        }
+    }
+
+    /// Feeds a passivated worker its events from the log, as a host does.
+    fn activate(&mut self, worker: &str) {
+        let events: Vec<EventRecord> = self
+            .log
+            .iter()
+            .filter(|r| r.worker_id.as_deref() == Some(worker))
+            .cloned()
+            .collect();
+        // In two calls, to cover a staged activation.
+        let half = events.len() / 2;
+        self.rt
+            .activate(self.now, worker, events[..half].to_vec(), false)
+            .expect("activate (first part)");
+        self.rt
+            .activate(self.now, worker, events[half..].to_vec(), true)
+            .expect("activate");
     }
 
     fn target(&self, t: &Target) -> String {
@@ -415,8 +465,8 @@ impl Driver {
     }
 
     fn drain(&mut self) {
-        self.log.extend(self.rt.pull_events(usize::MAX));
-        for effect in self.rt.pull_effects(usize::MAX) {
+        self.log.extend(self.rt.pull_events(usize::MAX, u64::MAX));
+        for effect in self.rt.pull_effects(usize::MAX, u64::MAX) {
             match effect {
                 Effect::CallModel(r) => self.calls.push((r.call_id, true)),
                 Effect::CallTool(r) => self.calls.push((r.call_id, false)),
@@ -492,7 +542,16 @@ impl Driver {
             }
             Op::Input(t, input) => {
                 let w = self.target(t);
-                let _ = self.rt.send_input(now, &w, input.clone());
+                let sent = self.rt.send_input(now, &w, input.clone());
+                if let Err(CoreError::Passivated { .. }) = sent {
+                    self.log.extend(self.rt.pull_events(usize::MAX, u64::MAX));
+                    self.activate(&w);
+                    let again = self.rt.send_input(now, &w, input.clone());
+                    assert!(
+                        !matches!(again, Err(CoreError::Passivated { .. })),
+                        "an activated worker is resident"
+                    );
+                }
             }
             Op::Cancel(t) => {
                 let w = self.target(t);
@@ -502,16 +561,29 @@ impl Driver {
                 let w = self.target(t);
                 let _ = self.rt.stop(now, &w);
             }
+            Op::Delete(t) => {
+                let w = self.target(t);
+                if self.rt.delete_worker(now, &w).is_ok() {
+                    self.workers.retain(|id| *id != w);
+                }
+            }
             Op::Deliver(batch) => {
                 let completions: Vec<_> = batch.iter().map(|d| self.completion(d)).collect();
                 self.rt.deliver(now, completions);
             }
-            Op::Configure(limits) => self.rt.configure(*limits),
+            Op::Configure(limits) => {
+                let limits = if self.residency.is_some() {
+                    self.limits(*limits)
+                } else {
+                    *limits
+                };
+                self.rt.configure(limits)
+            }
             Op::Read(t) => {
                 let w = self.target(t);
                 let _ = self.rt.get_worker(&w);
-                let _ = self.rt.transcript(&w);
-                let _ = self.rt.snapshot(&w);
+                let _ = self.rt.transcript(&w, 0, u64::MAX);
+                let _ = self.rt.snapshot(&w, u64::MAX);
                 let _ = self.rt.list_workers();
             }
             Op::Restore(events) => {
@@ -529,7 +601,7 @@ impl Driver {
 /// Every worker's public state agrees with itself.
 fn check_consistent(rt: &Runtime) {
     for info in rt.list_workers() {
-        let snap = rt.snapshot(&info.id).unwrap();
+        let snap = rt.snapshot(&info.id, u64::MAX).unwrap();
         assert_eq!(snap.worker, info);
         assert_eq!(info.message_count as usize, snap.transcript.len());
         assert_eq!(
@@ -648,18 +720,18 @@ proptest! {
             prop_assert!(shadow.restore(d.log[fed..].to_vec()).is_ok());
             prop_assert_eq!(shadow.list_workers(), d.rt.list_workers());
             for info in d.rt.list_workers() {
-                prop_assert_eq!(shadow.snapshot(&info.id), d.rt.snapshot(&info.id));
+                prop_assert_eq!(shadow.snapshot(&info.id, u64::MAX), d.rt.snapshot(&info.id, u64::MAX));
             }
         }
         let mut rt = Runtime::new();
         for chunk in chunked(&d.log, &cuts) {
             prop_assert!(rt.restore(chunk).is_ok());
         }
-        prop_assert!(rt.pull_events(usize::MAX).is_empty());
+        prop_assert!(rt.pull_events(usize::MAX, u64::MAX).is_empty());
         prop_assert_eq!(rt.list_workers(), d.rt.list_workers());
         for info in d.rt.list_workers() {
-            prop_assert_eq!(rt.transcript(&info.id), d.rt.transcript(&info.id));
-            prop_assert_eq!(rt.snapshot(&info.id), d.rt.snapshot(&info.id));
+            prop_assert_eq!(rt.transcript(&info.id, 0, u64::MAX), d.rt.transcript(&info.id, 0, u64::MAX));
+            prop_assert_eq!(rt.snapshot(&info.id, u64::MAX), d.rt.snapshot(&info.id, u64::MAX));
         }
 
         let in_flight = d.rt.list_workers().iter().filter(|w| w.current_run.is_some()).count();
@@ -668,13 +740,13 @@ proptest! {
         prop_assert_eq!(summary.interrupted_runs as usize, in_flight);
         for info in rt.list_workers() {
             prop_assert_ne!(info.status, WorkerStatus::Running);
-            prop_assert!(rt.snapshot(&info.id).unwrap().in_flight.is_none());
+            prop_assert!(rt.snapshot(&info.id, u64::MAX).unwrap().in_flight.is_none());
         }
         check_consistent(&rt);
 
         // The events finish_restore emitted replay too, and leave nothing to close.
         let mut log = d.log.clone();
-        log.extend(rt.pull_events(usize::MAX));
+        log.extend(rt.pull_events(usize::MAX, u64::MAX));
         let mut again = Runtime::new();
         prop_assert!(again.restore(log).is_ok());
         prop_assert_eq!(again.finish_restore(0).interrupted_runs, 0);
@@ -728,6 +800,55 @@ proptest! {
         for op in &after {
             e.run(op);
             check_consistent(&e.rt);
+        }
+    }
+
+    /// Property 4: passivation is invisible. A core that keeps one resident worker (and
+    /// a small byte budget), driven like a host drives it (a `passivated` answer
+    /// activates the worker from its events and repeats the command), emits exactly the
+    /// worker events of a core that keeps everyone, and shows the same workers,
+    /// transcripts and snapshots; it never holds more than its budget allows.
+    #[test]
+    fn passivation_is_invisible(
+        ops in prop::collection::vec(live_op(), 0..80),
+        max_resident_bytes in prop_oneof![Just(0u64), 1u64..2048, Just(u64::MAX)],
+    ) {
+        let mut unbounded = Driver::new();
+        unbounded.rt.configure(unbounded.limits(Limits::default()));
+        let mut bounded = Driver::bounded(1, max_resident_bytes);
+        for op in &ops {
+            unbounded.run(op);
+            bounded.run(op);
+            let worker_events = |log: &[EventRecord]| -> Vec<EventRecord> {
+                log.iter().filter(|r| r.worker_id.is_some()).cloned().collect()
+            };
+            prop_assert_eq!(worker_events(&bounded.log), worker_events(&unbounded.log));
+            prop_assert_eq!(bounded.rt.list_workers(), unbounded.rt.list_workers());
+            let residency = bounded.rt.residency();
+            let running = bounded
+                .rt
+                .list_workers()
+                .iter()
+                .filter(|w| w.status == WorkerStatus::Running)
+                .count() as u32;
+            // Running workers cannot be passivated; beyond them at most one is resident
+            // (the one a command just used).
+            prop_assert!(residency.resident_workers <= running + 1);
+        }
+        for r in bounded.log.iter().filter(|r| r.worker_id.is_none()) {
+            let Event::Diagnostic { code, .. } = &r.event else {
+                panic!("a runtime-wide event that is not a diagnostic: {r:?}");
+            };
+            prop_assert!(code == "worker_passivated" || code == "worker_activated");
+        }
+        for info in unbounded.rt.list_workers() {
+            if matches!(bounded.rt.snapshot(&info.id, u64::MAX), Err(CoreError::Passivated { .. })) {
+                bounded.activate(&info.id);
+            }
+            prop_assert_eq!(
+                bounded.rt.snapshot(&info.id, u64::MAX),
+                unbounded.rt.snapshot(&info.id, u64::MAX)
+            );
         }
     }
 }

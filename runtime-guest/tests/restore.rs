@@ -45,11 +45,11 @@ fn restore_reproduces_workers_transcripts_and_snapshots() {
     let mut rt = restored(&h.log);
     assert_eq!(rt.list_workers(), h.rt.list_workers());
     for w in [&a, &b] {
-        assert_eq!(rt.transcript(w).unwrap(), h.rt.transcript(w).unwrap());
-        assert_eq!(rt.snapshot(w).unwrap(), h.rt.snapshot(w).unwrap());
+        assert_eq!(rt.transcript(w, 0, u64::MAX).unwrap(), h.rt.transcript(w, 0, u64::MAX).unwrap());
+        assert_eq!(rt.snapshot(w, u64::MAX).unwrap(), h.rt.snapshot(w, u64::MAX).unwrap());
     }
-    assert!(rt.pull_events(usize::MAX).is_empty());
-    assert!(rt.pull_effects(usize::MAX).is_empty());
+    assert!(rt.pull_events(usize::MAX, u64::MAX).is_empty());
+    assert!(rt.pull_effects(usize::MAX, u64::MAX).is_empty());
 
     let summary = rt.finish_restore(99);
     assert_eq!(
@@ -59,7 +59,7 @@ fn restore_reproduces_workers_transcripts_and_snapshots() {
             interrupted_runs: 1
         }
     );
-    let events: Vec<_> = rt.pull_events(usize::MAX);
+    let events: Vec<_> = rt.pull_events(usize::MAX, u64::MAX);
     assert!(
         events
             .iter()
@@ -86,7 +86,7 @@ fn restore_reproduces_workers_transcripts_and_snapshots() {
     assert_eq!(info.run_count, 2);
     assert_eq!(rt.get_worker(&b).unwrap().status, WorkerStatus::Stopped);
     // The partial step is not in the transcript.
-    assert_eq!(rt.transcript(&a).unwrap().len(), 5);
+    assert_eq!(rt.transcript(&a, 0, u64::MAX).unwrap().len(), 5);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn restore_in_chunks_and_continue_ids() {
             interrupted_runs: 0
         }
     );
-    assert!(rt.pull_events(usize::MAX).is_empty());
+    assert!(rt.pull_events(usize::MAX, u64::MAX).is_empty());
     // Same ids as the live core would make next; request ids are remembered.
     assert_eq!(
         rt.send_input(6, &a, input_with("one", "req")),
@@ -137,7 +137,7 @@ fn finish_restore_answers_pending_tools_as_interrupted() {
     h.records();
     let mut rt = restored(&h.log);
     assert_eq!(
-        rt.snapshot(&a)
+        rt.snapshot(&a, u64::MAX)
             .unwrap()
             .in_flight
             .unwrap()
@@ -147,18 +147,18 @@ fn finish_restore_answers_pending_tools_as_interrupted() {
     );
     assert_eq!(rt.finish_restore(1).interrupted_runs, 1);
     let kinds: Vec<_> = rt
-        .pull_events(usize::MAX)
+        .pull_events(usize::MAX, u64::MAX)
         .iter()
         .map(|r| r.event.kind())
         .collect();
     assert_eq!(kinds, ["tool_result", "run_failed", "status_changed"]);
-    let transcript = rt.transcript(&a).unwrap();
+    let transcript = rt.transcript(&a, 0, u64::MAX).unwrap();
     let last = transcript.last().unwrap();
     assert_eq!(last.role, Role::Tool);
     assert_eq!(last.tool_call_id.as_deref(), Some("t2"));
     assert_eq!(last.content, "interrupted");
     assert!(last.is_error);
-    assert!(rt.pull_effects(usize::MAX).is_empty());
+    assert!(rt.pull_effects(usize::MAX, u64::MAX).is_empty());
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn a_log_cut_mid_command_is_closed_cleanly() {
     let mut rt = restored(&h.log[..2]);
     assert_eq!(rt.finish_restore(1).interrupted_runs, 1);
     let kinds: Vec<_> = rt
-        .pull_events(usize::MAX)
+        .pull_events(usize::MAX, u64::MAX)
         .iter()
         .map(|r| r.event.kind())
         .collect();
@@ -287,7 +287,7 @@ fn a_log_cut_mid_command_is_closed_cleanly() {
     let mut rt = restored(&h.log[..cut]);
     assert_eq!(rt.finish_restore(1).interrupted_runs, 0);
     let kinds: Vec<_> = rt
-        .pull_events(usize::MAX)
+        .pull_events(usize::MAX, u64::MAX)
         .iter()
         .map(|r| r.event.kind())
         .collect();

@@ -72,9 +72,9 @@ fn unknown_worker_is_not_found_everywhere() {
     assert_eq!(rt.send_input(1, "w_9", input("hi")), Err(nf.clone()));
     assert_eq!(rt.cancel(1, "w_9"), Err(nf.clone()));
     assert!(rt.stop(1, "w_9").is_err());
-    assert!(rt.transcript("w_9").is_err());
-    assert!(rt.snapshot("w_9").is_err());
-    assert!(rt.pull_events(10).is_empty());
+    assert!(rt.transcript("w_9", 0, u64::MAX).is_err());
+    assert!(rt.snapshot("w_9", u64::MAX).is_err());
+    assert!(rt.pull_events(10, u64::MAX).is_empty());
 }
 
 #[test]
@@ -110,14 +110,18 @@ fn max_workers_limit() {
     });
     h.create(spec("a", &[]));
     let b = h.create(spec("b", &[]));
-    h.rt.stop(9, &b).unwrap(); // stopped workers still count
     assert!(matches!(
         h.rt.create_worker(10, spec("c", &[])),
         Err(CoreError::LimitExceeded { message }) if message.contains("max_workers")
     ));
-    // The failed create consumed no id.
-    h.rt.configure(Limits::default());
+    // Only live workers count: stopping one makes room, and the failed create
+    // consumed no id.
+    h.rt.stop(11, &b).unwrap();
     assert_eq!(h.create(spec("c", &[])), "w_3");
+    assert!(h.rt.create_worker(12, spec("d", &[])).is_err());
+    // So does deleting one.
+    h.rt.delete_worker(13, "w_1").unwrap();
+    assert_eq!(h.create(spec("d", &[])), "w_4");
 }
 
 #[test]
@@ -314,7 +318,7 @@ fn streamed_text_and_reasoning_become_an_assistant_message() {
         ]
     );
     // In flight: partial output in the snapshot, not in the transcript.
-    let snap = h.rt.snapshot(&w).unwrap();
+    let snap = h.rt.snapshot(&w, u64::MAX).unwrap();
     let inf = snap.in_flight.expect("in flight");
     assert_eq!((inf.run_id.as_str(), inf.step), (run.as_str(), 1));
     assert_eq!(
@@ -348,7 +352,7 @@ fn streamed_text_and_reasoning_become_an_assistant_message() {
         ]
     );
     assert!(h.effects().is_empty());
-    let transcript = h.rt.transcript(&w).unwrap();
+    let transcript = h.rt.transcript(&w, 0, u64::MAX).unwrap();
     assert_eq!(transcript.len(), 2);
     let answer = &transcript[1];
     assert_eq!(answer.role, Role::Assistant);
@@ -367,7 +371,7 @@ fn streamed_text_and_reasoning_become_an_assistant_message() {
             output_tokens: 2
         }
     );
-    assert_eq!(h.rt.snapshot(&w).unwrap().in_flight, None);
+    assert_eq!(h.rt.snapshot(&w, u64::MAX).unwrap().in_flight, None);
 }
 
 #[test]
@@ -437,7 +441,7 @@ fn model_failure_fails_the_run_and_drops_partial_output() {
         ]
     );
     assert!(h.effects().is_empty());
-    assert_eq!(h.rt.transcript(&w).unwrap().len(), 1);
+    assert_eq!(h.rt.transcript(&w, 0, u64::MAX).unwrap().len(), 1);
     // Later completions of the failed call are ignored.
     h.deliver(vec![
         text(call.call_id, "late"),
@@ -499,7 +503,7 @@ fn tool_loop_over_two_steps() {
             },
         ]
     );
-    let inf = h.rt.snapshot(&w).unwrap().in_flight.unwrap();
+    let inf = h.rt.snapshot(&w, u64::MAX).unwrap().in_flight.unwrap();
     assert_eq!(inf.tool_calls.len(), 1);
     assert_eq!(inf.tool_calls[0].id, "call_a");
     assert_eq!(inf.tool_calls[0].name, "search");
@@ -539,7 +543,7 @@ fn tool_loop_over_two_steps() {
     assert_eq!(tools[0].run_id, run);
     assert_eq!(tools[0].worker_id, w);
     // Waiting for the tool: the snapshot shows it pending.
-    let inf = h.rt.snapshot(&w).unwrap().in_flight.unwrap();
+    let inf = h.rt.snapshot(&w, u64::MAX).unwrap().in_flight.unwrap();
     assert_eq!(inf.step, 1);
     assert_eq!(inf.pending_tools, vec![call_a.clone()]);
     assert!(inf.tool_calls.is_empty());
@@ -564,7 +568,7 @@ fn tool_loop_over_two_steps() {
     assert_eq!(step2.messages[2].tool_call_id.as_deref(), Some("call_a"));
     assert_eq!(step2.messages[2].content, "found it");
     assert!(!step2.messages[2].is_error);
-    assert_eq!(h.rt.snapshot(&w).unwrap().in_flight.unwrap().step, 2);
+    assert_eq!(h.rt.snapshot(&w, u64::MAX).unwrap().in_flight.unwrap().step, 2);
 
     h.deliver(vec![
         text(step2.call_id, "Rust it is."),
@@ -581,7 +585,7 @@ fn tool_loop_over_two_steps() {
             "status_changed"
         ]
     );
-    let transcript = h.rt.transcript(&w).unwrap();
+    let transcript = h.rt.transcript(&w, 0, u64::MAX).unwrap();
     assert_eq!(transcript.len(), 4);
     assert_eq!(transcript[3].content, "Rust it is.");
 }
@@ -621,7 +625,7 @@ fn several_tool_calls_are_issued_at_once_in_index_order() {
     h.deliver(vec![tool_done(tools[1].call_id, "B", false)]);
     assert!(h.effects().is_empty());
     assert_eq!(
-        h.rt.snapshot(&w)
+        h.rt.snapshot(&w, u64::MAX)
             .unwrap()
             .in_flight
             .unwrap()
@@ -831,8 +835,8 @@ fn cancel_mid_stream_aborts_the_model_call_and_drops_partial_output() {
             status(WorkerStatus::Running, WorkerStatus::Idle)
         ]
     );
-    assert_eq!(h.rt.transcript(&w).unwrap().len(), 1);
-    assert_eq!(h.rt.snapshot(&w).unwrap().in_flight, None);
+    assert_eq!(h.rt.transcript(&w, 0, u64::MAX).unwrap().len(), 1);
+    assert_eq!(h.rt.snapshot(&w, u64::MAX).unwrap().in_flight, None);
     // Completions of the aborted call are ignored.
     h.deliver(vec![
         text(call.call_id, "swer"),
@@ -878,7 +882,7 @@ fn cancel_mid_tool_aborts_the_tool_and_answers_it() {
         ]
     );
     // Every assistant tool call has a result in the transcript.
-    let transcript = h.rt.transcript(&w).unwrap();
+    let transcript = h.rt.transcript(&w, 0, u64::MAX).unwrap();
     let roles: Vec<_> = transcript.iter().map(|m| m.role).collect();
     assert_eq!(roles, [Role::User, Role::Assistant, Role::Tool, Role::Tool]);
     h.deliver(vec![tool_done(tools[1].call_id, "late", false)]);
@@ -942,15 +946,15 @@ fn pulls_take_at_most_max_oldest_first() {
     let mut h = Harness::new();
     let w = h.create(spec("demo", &[]));
     h.input(&w, "hi").unwrap();
-    assert!(h.rt.pull_events(0).is_empty());
-    let first = h.rt.pull_events(2);
+    assert!(h.rt.pull_events(0, u64::MAX).is_empty());
+    let first = h.rt.pull_events(2, u64::MAX);
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].event.kind(), "worker_created");
     assert_eq!(first[1].event.kind(), "input_accepted");
-    assert_eq!(h.rt.pull_events(100).len(), 2);
-    assert!(h.rt.pull_effects(0).is_empty());
-    assert_eq!(h.rt.pull_effects(5).len(), 1);
-    assert!(h.rt.pull_effects(5).is_empty());
+    assert_eq!(h.rt.pull_events(100, u64::MAX).len(), 2);
+    assert!(h.rt.pull_effects(0, u64::MAX).is_empty());
+    assert_eq!(h.rt.pull_effects(5, u64::MAX).len(), 1);
+    assert!(h.rt.pull_effects(5, u64::MAX).is_empty());
 }
 
 // ----- the context window ---------------------------------------------------------------
@@ -985,7 +989,7 @@ fn requests_carry_the_most_recent_whole_runs_that_fit_the_budget() {
     h.input(&w, "four").unwrap();
     let events = h.events();
     let call = h.model_call();
-    let transcript = h.rt.transcript(&w).unwrap();
+    let transcript = h.rt.transcript(&w, 0, u64::MAX).unwrap();
     assert_eq!(
         transcript.len(),
         7,
@@ -1025,7 +1029,7 @@ fn requests_carry_the_most_recent_whole_runs_that_fit_the_budget() {
     // Restore replays the event.
     let mut restored = Runtime::new();
     restored.restore(h.log.clone()).unwrap();
-    assert_eq!(restored.snapshot(&w), h.rt.snapshot(&w));
+    assert_eq!(restored.snapshot(&w, u64::MAX), h.rt.snapshot(&w, u64::MAX));
 }
 
 #[test]

@@ -13,6 +13,13 @@
 //! A core that faults (trap, deadline, out of memory) is replaced by a fresh one restored
 //! from the event log; a `diagnostic` event tells observers, in-flight runs end
 //! `interrupted`, and the runtime keeps serving.
+//!
+//! The core passivates idle workers beyond its resident budgets by itself; a command
+//! for a passivated worker comes back `passivated`, and the actor activates the worker
+//! from its events (module `restore`) and repeats the command. Reads of a passivated
+//! worker are answered with its info and the cursor, and the handle rebuilds the
+//! transcript from the store off this thread. Each append carries the worker-index
+//! changes the core reports, in the same transaction.
 
 use std::mem;
 use std::sync::Arc;
@@ -21,14 +28,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use yoi_core::{CallError, Core, Fault};
-use yoi_eventlog::EventLog;
+use yoi_eventlog::{EventLog, IndexUpdate};
 use yoi_protocol::{
-    Completion, Cursor, Effect, EventRecord, Input, Level, Limits, Message, ModelBudget,
-    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Cursor, Effect, EventRecord, Input, Level, Limits, ModelBudget,
+    WorkerInfo, WorkerSnapshot, WorkerSpec, size,
 };
 
 use crate::driver::Driver;
 use crate::error::RuntimeError;
+use crate::restore::{self, Restored, batches};
 use crate::stats::RuntimeStats;
 
 /// Most messages taken into one batch (one commit).
@@ -40,12 +48,10 @@ const MAX_BATCH_COMPLETIONS: usize = 4096;
 /// batch's commit, so the batch stays short (about a millisecond of work), yet a steady
 /// stream of commands still lets the runs advance in real batches.
 const COMMAND_BATCH_COMPLETIONS: usize = 512;
-/// Events or effects pulled per core call.
+/// Events or effects pulled per core call (at most; the call byte budget also bounds it).
 const PULL_CHUNK: usize = 4096;
 /// Batches between two retention passes over the log (cheap when nothing to prune).
 const PRUNE_EVERY: u64 = 256;
-/// Events fed to `restore` per call.
-const RESTORE_CHUNK: usize = 1024;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
 
@@ -63,6 +69,7 @@ pub(crate) enum Msg {
     SendInput(String, Input, Reply<String>),
     Cancel(String, Reply<String>),
     Stop(String, Reply<WorkerInfo>),
+    Delete(String, Reply<()>),
     Read(Read),
     Shutdown(oneshot::Sender<()>),
 }
@@ -79,9 +86,15 @@ enum Next {
 pub(crate) enum Read {
     ListWorkers(Reply<Vec<WorkerInfo>>),
     GetWorker(String, Reply<WorkerInfo>),
-    Transcript(String, Reply<Vec<Message>>),
-    Snapshot(String, Reply<(WorkerSnapshot, Cursor)>),
-    SnapshotAll(Reply<(Vec<WorkerSnapshot>, Cursor)>),
+    Worker(String, Reply<(View, Cursor)>),
+    AllWorkers(Reply<(Vec<View>, Cursor)>),
+}
+
+/// A worker as the actor can show it: whole, or only its info when it is passivated
+/// (the handle then rebuilds the rest from the store, up to the read's cursor).
+pub(crate) enum View {
+    Resident(WorkerSnapshot),
+    Passivated(WorkerInfo),
 }
 
 /// Sends a deferred answer once the batch's commit outcome is known.
@@ -107,11 +120,83 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// What a core is configured with after it is made or replaced.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct CoreSettings {
     pub limits: Limits,
     /// Prompt-token budgets of the runtime's models.
     pub budgets: Vec<ModelBudget>,
+    /// Estimated bytes one call may carry across the core's boundary either way.
+    pub call_bytes: u32,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        CoreSettings {
+            limits: Limits::default(),
+            budgets: Vec::new(),
+            call_bytes: crate::DEFAULT_CALL_BYTES,
+        }
+    }
+}
+
+/// Worker-index changes pulled from the core, waiting for the next append.
+#[derive(Debug, Default)]
+pub(crate) struct PendingIndex {
+    pub changed: Vec<WorkerInfo>,
+    pub deleted: Vec<String>,
+    pub next_worker: u64,
+    pub next_run: u64,
+    /// The index must be rebuilt whole (the core was restored from a full replay).
+    pub complete: bool,
+}
+
+impl PendingIndex {
+    fn update(&self) -> IndexUpdate<'_> {
+        IndexUpdate {
+            changed: &self.changed,
+            deleted: &self.deleted,
+            next_worker: self.next_worker,
+            next_run: self.next_run,
+            complete: self.complete,
+        }
+    }
+}
+
+/// Takes every worker-index change from `core` into `pending`.
+pub(crate) fn pull_index<C: Core>(
+    core: &mut C,
+    pending: &mut PendingIndex,
+    call_bytes: u32,
+) -> Result<(), Fault> {
+    loop {
+        let changes = core.pull_index(call_bytes)?;
+        pending.changed.extend(changes.changed);
+        pending.deleted.extend(changes.deleted);
+        pending.next_worker = changes.next_worker;
+        pending.next_run = changes.next_run;
+        if !changes.more {
+            return Ok(());
+        }
+    }
+}
+
+/// Appends `events` with the core's worker-index changes (pulled now) in one
+/// transaction; used at open, where a failure fails the open.
+pub(crate) fn persist<C: Core>(
+    core: &mut C,
+    log: &mut EventLog,
+    events: Vec<EventRecord>,
+    complete: bool,
+    call_bytes: u32,
+) -> Result<(), String> {
+    let mut pending = PendingIndex {
+        complete,
+        ..Default::default()
+    };
+    pull_index(core, &mut pending, call_bytes).map_err(|f| f.to_string())?;
+    log.append_indexed(events, &pending.update())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 pub(crate) struct Actor<C: Core> {
@@ -133,6 +218,10 @@ pub(crate) struct Actor<C: Core> {
     pub completions: Vec<Completion>,
     pub batches: u64,
     pub prune_pending: bool,
+    /// The next append must rebuild the worker index whole.
+    pub index_complete: bool,
+    /// Workspaces of workers deleted in this batch, removed after its commit.
+    pub deleted: Vec<String>,
 }
 
 /// What an actor is built from: its core, log and driver, and the two ends of its
@@ -147,6 +236,8 @@ pub(crate) struct Parts<C: Core> {
     pub rt: Handle,
     pub settings: CoreSettings,
     pub stats: Arc<RuntimeStats>,
+    /// The core was restored from a full replay (the index must be rebuilt whole).
+    pub index_complete: bool,
 }
 
 impl<C: Core> Actor<C> {
@@ -168,6 +259,8 @@ impl<C: Core> Actor<C> {
             completions: Vec::new(),
             batches: 0,
             prune_pending: false,
+            index_complete: p.index_complete,
+            deleted: Vec::new(),
         }
     }
 
@@ -272,7 +365,9 @@ impl<C: Core> Actor<C> {
                 self.replies.push(pending(reply, result));
             }
             Msg::SendInput(worker_id, input, reply) => {
-                let result = self.command(|core, now| core.send_input(now, &worker_id, input));
+                let result = self.on_worker(&worker_id, |core, now| {
+                    core.send_input(now, &worker_id, input.clone())
+                });
                 self.replies.push(pending(reply, result));
             }
             Msg::Cancel(worker_id, reply) => {
@@ -283,10 +378,71 @@ impl<C: Core> Actor<C> {
                 let result = self.command(|core, now| core.stop(now, &worker_id));
                 self.replies.push(pending(reply, result));
             }
+            Msg::Delete(worker_id, reply) => {
+                let result = self.command(|core, now| core.delete_worker(now, &worker_id));
+                if result.is_ok() {
+                    self.deleted.push(worker_id);
+                }
+                self.replies.push(pending(reply, result));
+            }
             Msg::Read(read) => self.reads.push(read),
             Msg::Shutdown(done) => return Some(done),
         }
         None
+    }
+
+    /// A command on one worker: when the core answers that the worker is passivated,
+    /// activates it from its events and runs the command again.
+    fn on_worker<T>(
+        &mut self,
+        worker_id: &str,
+        mut f: impl FnMut(&mut C, u64) -> Result<T, CallError>,
+    ) -> Result<T, RuntimeError> {
+        match self.command(&mut f) {
+            Err(RuntimeError::Rejected(CoreError::Passivated { .. })) => {
+                self.activate(worker_id)?;
+                self.command(f)
+            }
+            other => other,
+        }
+    }
+
+    /// Makes a passivated worker resident from its stored events and the ones of this
+    /// batch not yet appended.
+    fn activate(&mut self, worker_id: &str) -> Result<(), RuntimeError> {
+        let pending: Vec<EventRecord> = self
+            .events
+            .iter()
+            .filter(|e| e.worker_id.as_deref() == Some(worker_id))
+            .cloned()
+            .collect();
+        let started = Instant::now();
+        let result = restore::activate(
+            &mut self.core,
+            &self.log,
+            worker_id,
+            &pending,
+            self.settings.call_bytes,
+        );
+        self.stats.core_call(started.elapsed());
+        match result {
+            Ok(()) => {
+                self.stats.activation();
+                self.pull_events();
+                Ok(())
+            }
+            Err(CallError::Rejected(e)) => {
+                tracing::error!(worker = worker_id, error = %e, "cannot activate a passivated worker");
+                Err(RuntimeError::CoreFault(format!(
+                    "activating worker {worker_id} from its events failed: {e}"
+                )))
+            }
+            Err(CallError::Fault(fault)) => {
+                let message = fault.to_string();
+                self.recover(&message);
+                Err(RuntimeError::CoreFault(message))
+            }
+        }
     }
 
     /// Runs one mutating command, after delivering earlier completions (order matters).
@@ -318,37 +474,40 @@ impl<C: Core> Actor<C> {
         }
     }
 
+    /// Delivers the batch's completions, in calls under the call byte budget.
     fn deliver_completions(&mut self) {
         if self.completions.is_empty() || self.broken.is_some() {
             self.completions.clear();
             return;
         }
-        let batch = mem::take(&mut self.completions);
-        self.stats.completions_delivered(batch.len());
-        let started = Instant::now();
-        let result = self.core.deliver(now_ms(), batch);
-        self.stats.core_call(started.elapsed());
-        match result {
-            Ok(()) => self.pull_events(),
-            Err(fault) => self.recover(&fault.to_string()),
+        let all = mem::take(&mut self.completions);
+        for batch in batches(all, self.settings.call_bytes, size::completion) {
+            self.stats.completions_delivered(batch.len());
+            let started = Instant::now();
+            let result = self.core.deliver(now_ms(), batch);
+            self.stats.core_call(started.elapsed());
+            match result {
+                Ok(()) => self.pull_events(),
+                Err(fault) => {
+                    self.recover(&fault.to_string());
+                    return;
+                }
+            }
         }
     }
 
-    /// Moves the events the core produced into the batch. A fault here is recovered
-    /// like any other.
+    /// Moves the events the core produced into the batch, in calls under the call byte
+    /// budget. A fault here is recovered like any other.
     fn pull_events(&mut self) {
         loop {
             let started = Instant::now();
-            let pulled = self.core.pull_events(PULL_CHUNK);
+            let pulled = self
+                .core
+                .pull_events(PULL_CHUNK, self.settings.call_bytes);
             self.stats.core_call(started.elapsed());
             match pulled {
-                Ok(events) => {
-                    let full = events.len() == PULL_CHUNK;
-                    self.events.extend(events);
-                    if !full {
-                        return;
-                    }
-                }
+                Ok(events) if events.is_empty() => return,
+                Ok(events) => self.events.extend(events),
                 Err(fault) => {
                     self.recover(&fault.to_string());
                     return;
@@ -364,16 +523,13 @@ impl<C: Core> Actor<C> {
         }
         loop {
             let started = Instant::now();
-            let pulled = self.core.pull_effects(PULL_CHUNK);
+            let pulled = self
+                .core
+                .pull_effects(PULL_CHUNK, self.settings.call_bytes);
             self.stats.core_call(started.elapsed());
             match pulled {
-                Ok(batch) => {
-                    let full = batch.len() == PULL_CHUNK;
-                    effects.extend(batch);
-                    if !full {
-                        return effects;
-                    }
-                }
+                Ok(batch) if batch.is_empty() => return effects,
+                Ok(batch) => effects.extend(batch),
                 Err(fault) => {
                     self.recover(&fault.to_string());
                     return effects;
@@ -393,8 +549,12 @@ impl<C: Core> Actor<C> {
         if let Some(e) = &commit_error {
             // The core holds state the log does not: rebuild it from what is on disk.
             tracing::error!(error = %e, "event log append failed; restoring the core from the log");
+            self.deleted.clear();
             self.recover(&e.to_string());
             let _ = self.append_pending();
+        }
+        for worker_id in mem::take(&mut self.deleted) {
+            self.driver.remove_workspace(worker_id);
         }
         for effect in self.pull_effects() {
             match effect {
@@ -410,16 +570,42 @@ impl<C: Core> Actor<C> {
         for read in mem::take(&mut self.reads) {
             self.answer(read);
         }
+        if self.broken.is_none()
+            && let Ok(residency) = self.core.residency()
+        {
+            self.stats.residency(residency);
+        }
     }
 
+    /// Appends the pending events with the core's worker-index changes (one
+    /// transaction). When the core cannot say what changed (it faulted), the events are
+    /// appended alone and the index falls behind: the next restore replays the log
+    /// whole and rebuilds it.
     fn append_pending(&mut self) -> Result<(), RuntimeError> {
-        if self.events.is_empty() {
+        let mut index = PendingIndex {
+            complete: self.index_complete,
+            ..Default::default()
+        };
+        let indexed = self.broken.is_none()
+            && pull_index(&mut self.core, &mut index, self.settings.call_bytes).is_ok();
+        if self.events.is_empty() && (!indexed || (index.changed.is_empty() && index.deleted.is_empty() && !index.complete)) {
             return Ok(());
         }
-        self.log
-            .append(mem::take(&mut self.events))
-            .map(|_| ())
-            .map_err(|e| RuntimeError::Log(e.to_string()))
+        let events = mem::take(&mut self.events);
+        let appended = if indexed {
+            self.log.append_indexed(events, &index.update())
+        } else {
+            self.log.append(events)
+        };
+        match appended {
+            Ok(_) => {
+                if indexed {
+                    self.index_complete = false;
+                }
+                Ok(())
+            }
+            Err(e) => Err(RuntimeError::Log(e.to_string())),
+        }
     }
 
     fn answer(&mut self, read: Read) {
@@ -428,9 +614,8 @@ impl<C: Core> Actor<C> {
             match read {
                 Read::ListWorkers(r) => drop(r.send(Err(error))),
                 Read::GetWorker(_, r) => drop(r.send(Err(error))),
-                Read::Transcript(_, r) => drop(r.send(Err(error))),
-                Read::Snapshot(_, r) => drop(r.send(Err(error))),
-                Read::SnapshotAll(r) => drop(r.send(Err(error))),
+                Read::Worker(_, r) => drop(r.send(Err(error))),
+                Read::AllWorkers(r) => drop(r.send(Err(error))),
             }
             return;
         }
@@ -443,29 +628,51 @@ impl<C: Core> Actor<C> {
             Read::GetWorker(id, reply) => {
                 let _ = reply.send(self.core.get_worker(&id).map_err(call_error));
             }
-            Read::Transcript(id, reply) => {
-                let _ = reply.send(self.core.transcript(&id).map_err(call_error));
+            Read::Worker(id, reply) => {
+                let _ = reply.send(self.view(&id).map(|v| (v, cursor)));
             }
-            Read::Snapshot(id, reply) => {
-                let result = self.core.snapshot(&id).map_err(call_error);
-                let _ = reply.send(result.map(|s| (s, cursor)));
-            }
-            Read::SnapshotAll(reply) => {
-                let result = self.snapshot_all();
-                let _ = reply.send(result.map(|s| (s, cursor)));
+            Read::AllWorkers(reply) => {
+                let result = self.view_all();
+                let _ = reply.send(result.map(|v| (v, cursor)));
             }
         }
     }
 
-    fn snapshot_all(&mut self) -> Result<Vec<WorkerSnapshot>, RuntimeError> {
+    /// One worker: its snapshot with the whole transcript (read in pages under the call
+    /// byte budget), or its info when it is passivated.
+    fn view(&mut self, id: &str) -> Result<View, RuntimeError> {
+        let budget = self.settings.call_bytes;
+        let mut snapshot = match self.core.snapshot(id, budget) {
+            Ok(snapshot) => snapshot,
+            Err(CallError::Rejected(CoreError::Passivated { .. })) => {
+                return self
+                    .core
+                    .get_worker(id)
+                    .map(View::Passivated)
+                    .map_err(call_error);
+            }
+            Err(e) => return Err(call_error(e)),
+        };
+        let total = snapshot.worker.message_count as usize;
+        while snapshot.transcript.len() < total {
+            let page = self
+                .core
+                .transcript(id, snapshot.transcript.len(), budget)
+                .map_err(call_error)?;
+            if page.is_empty() {
+                break;
+            }
+            snapshot.transcript.extend(page);
+        }
+        Ok(View::Resident(snapshot))
+    }
+
+    fn view_all(&mut self) -> Result<Vec<View>, RuntimeError> {
         let workers = self
             .core
             .list_workers()
             .map_err(|f| RuntimeError::CoreFault(f.to_string()))?;
-        workers
-            .iter()
-            .map(|w| self.core.snapshot(&w.id).map_err(call_error))
-            .collect()
+        workers.iter().map(|w| self.view(&w.id)).collect()
     }
 
     /// Replaces a faulted core with a fresh one restored from the event log.
@@ -477,19 +684,23 @@ impl<C: Core> Actor<C> {
         self.stats.fault();
         self.driver.abort_all();
         self.completions.clear();
-        // Events pulled before the fault are real: persist them so the restore sees them.
+        // Events pulled before the fault are real: persist them so the restore sees them
+        // (without index changes: the faulted core cannot tell them).
+        self.broken = Some(reason.to_string());
         if let Err(e) = self.append_pending() {
             tracing::error!(error = %e, "event log append failed during recovery");
         }
         let restored = (self.make_core)()
             .map_err(|f| f.to_string())
             .and_then(|mut core| {
-                restore_core(&mut core, &self.log, &self.settings).map(|(_, events)| (core, events))
+                restore::restore_core(&mut core, &self.log, &self.settings)
+                    .map(|restored| (core, restored))
             });
         match restored {
-            Ok((core, events)) => {
+            Ok((core, Restored { events, full, .. })) => {
                 self.core = core;
                 self.broken = None;
+                self.index_complete = full;
                 self.events.push(EventRecord {
                     worker_id: None,
                     at_ms: now_ms(),
@@ -524,51 +735,6 @@ fn is_final(c: &Completion) -> bool {
         c,
         Completion::ModelDone { .. } | Completion::ModelFailed { .. } | Completion::ToolDone { .. }
     )
-}
-
-/// Feeds the whole log to a fresh core and closes runs that were in flight. Returns the
-/// summary and the events the core produced while closing them (not yet appended).
-pub(crate) fn restore_core<C: Core>(
-    core: &mut C,
-    log: &EventLog,
-    settings: &CoreSettings,
-) -> Result<(RestoreSummary, Vec<EventRecord>), String> {
-    core.configure(settings.limits).map_err(|f| f.to_string())?;
-    core.configure_models(settings.budgets.clone())
-        .map_err(|f| f.to_string())?;
-    let mut after = 0;
-    loop {
-        let chunk = log
-            .read_for_restore(after, RESTORE_CHUNK)
-            .map_err(|e| e.to_string())?;
-        let Some(last) = chunk.last() else { break };
-        after = last.seq;
-        let records = chunk
-            .iter()
-            .map(|e| EventRecord {
-                worker_id: e.worker_id.clone(),
-                at_ms: e.at_ms,
-                event: e.event.clone(),
-            })
-            .collect();
-        core.restore(records).map_err(|e| match e {
-            CallError::Rejected(e) => {
-                format!("event log does not fit the core (after seq {after}): {e}")
-            }
-            CallError::Fault(f) => f.to_string(),
-        })?;
-    }
-    let summary = core.finish_restore(now_ms()).map_err(|f| f.to_string())?;
-    let mut events = Vec::new();
-    loop {
-        let pulled = core.pull_events(PULL_CHUNK).map_err(|f| f.to_string())?;
-        let full = pulled.len() == PULL_CHUNK;
-        events.extend(pulled);
-        if !full {
-            break;
-        }
-    }
-    Ok((summary, events))
 }
 
 #[cfg(test)]
@@ -606,7 +772,7 @@ mod tests {
         };
         core.send_input(0, &a, input).unwrap();
         let call_id = core
-            .pull_effects(16)
+            .pull_effects(16, u32::MAX)
             .unwrap()
             .iter()
             .find_map(|e| match e {
@@ -614,7 +780,7 @@ mod tests {
                 _ => None,
             })
             .expect("a model call");
-        core.pull_events(PULL_CHUNK).unwrap();
+        core.pull_events(PULL_CHUNK, u32::MAX).unwrap();
 
         let (commands_tx, commands) = mpsc::channel(8);
         let (completed_tx, completed) = mpsc::channel(8);
@@ -638,6 +804,7 @@ mod tests {
             rt,
             settings: CoreSettings::default(),
             stats: Arc::new(RuntimeStats::default()),
+            index_complete: false,
         });
 
         // A token of a's answer is queued first; then a client creates worker b.

@@ -153,6 +153,17 @@ impl Driver {
         }
     }
 
+    /// Removes a deleted worker's workspace on a blocking thread (best effort: a failure
+    /// is logged; the worker is gone either way).
+    pub fn remove_workspace(&self, worker_id: String) {
+        let tools = self.tools.clone();
+        self.rt.spawn_blocking(move || {
+            if let Err(e) = tools.remove_workspace(&worker_id) {
+                tracing::warn!(worker = %worker_id, error = %e, "cannot remove a deleted worker's workspace");
+            }
+        });
+    }
+
     /// Aborts every call and starts a new generation: completions already on their way
     /// from the aborted calls are dropped by the actor.
     pub fn abort_all(&mut self) {

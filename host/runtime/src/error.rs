@@ -21,6 +21,10 @@ pub enum RuntimeError {
     /// The runtime is shutting down or has stopped.
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// The runtime did not answer within its request deadline (a stuck or overloaded
+    /// core). A command may still take effect later: retry it with its request id.
+    #[error("the runtime did not answer within {0:?}")]
+    Unavailable(std::time::Duration),
 }
 
 impl RuntimeError {
@@ -30,6 +34,7 @@ impl RuntimeError {
             RuntimeError::UnknownModel(_) => ErrorCode::InvalidRequest,
             RuntimeError::CoreFault(_) | RuntimeError::Log(_) => ErrorCode::Internal,
             RuntimeError::ShuttingDown => ErrorCode::ShuttingDown,
+            RuntimeError::Unavailable(_) => ErrorCode::RuntimeUnavailable,
         }
     }
 }

@@ -9,10 +9,12 @@
 mod actor;
 mod driver;
 mod error;
+mod restore;
 mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use yoi_core::{Core, Fault};
@@ -26,7 +28,10 @@ pub use driver::{DriverConfig, ToolRunner};
 pub use error::{OpenError, RuntimeError};
 pub use stats::{CORE_CALL_BUCKETS, RuntimeStats, StatsSnapshot};
 
-use actor::{Actor, CoreSettings, Msg, Read};
+use actor::{Actor, CoreSettings, Msg, Read, View};
+
+/// Default of [`LocalRuntimeConfig::call_bytes`]: 4 MiB.
+pub const DEFAULT_CALL_BYTES: u32 = 4 << 20;
 
 /// Everything a runtime needs to open.
 #[derive(Debug, Clone)]
@@ -39,6 +44,13 @@ pub struct LocalRuntimeConfig {
     /// Capacity of each of the actor's two inboxes, in messages: one for commands (always
     /// served first), one for completions (in batches of up to 64 per model call).
     pub inbox_capacity: usize,
+    /// Estimated bytes one call may carry across the core's boundary (events, effects,
+    /// completions, restore input, transcript pages), default [`DEFAULT_CALL_BYTES`].
+    /// Keep `limits.max_request_bytes` at or below it.
+    pub call_bytes: u32,
+    /// How long a caller waits for the actor's answer before `runtime_unavailable`
+    /// (default 30 s): a stuck core never hangs a request.
+    pub request_deadline: Duration,
 }
 
 impl LocalRuntimeConfig {
@@ -49,6 +61,8 @@ impl LocalRuntimeConfig {
             log: LogConfig::default(),
             driver: DriverConfig::default(),
             inbox_capacity: 1024,
+            call_bytes: DEFAULT_CALL_BYTES,
+            request_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -65,6 +79,7 @@ struct Inner {
     stats: Arc<RuntimeStats>,
     models: Arc<ModelCatalog>,
     restored: RestoreSummary,
+    request_deadline: Duration,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -96,9 +111,10 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Opens (or creates) the runtime in `data_dir`: restores every worker and
-    /// transcript from the event log through `make_core`'s core, closes runs that were
-    /// in flight as `interrupted`, and starts the actor. `make_core` is called again
+    /// Opens (or creates) the runtime in `data_dir`: restores every worker's info from
+    /// the event log's worker index (the whole log only when the index is behind) into
+    /// `make_core`'s core, rebuilds and closes runs that were in flight as
+    /// `interrupted`, and starts the actor. Other workers are activated on first use. `make_core` is called again
     /// whenever a core faults and must be replaced.
     ///
     /// Must be called within a tokio runtime (the driver spawns its calls there).
@@ -115,6 +131,7 @@ impl RuntimeBuilder {
         let settings = CoreSettings {
             limits: config.limits,
             budgets: models.budgets(),
+            call_bytes: config.call_bytes.max(1024),
         };
         let dir_error = |path: &Path| {
             let path = path.display().to_string();
@@ -131,12 +148,16 @@ impl RuntimeBuilder {
         let mut log = EventLog::open(&config.data_dir.join("events.db"), config.log.clone())
             .map_err(|e| OpenError::Log(e.to_string()))?;
         let mut core = make_core().map_err(|f| OpenError::Core(f.to_string()))?;
-        let (restored, closing) =
-            actor::restore_core(&mut core, &log, &settings).map_err(OpenError::Restore)?;
-        if !closing.is_empty() {
-            log.append(closing)
-                .map_err(|e| OpenError::Log(e.to_string()))?;
-        }
+        let restored =
+            restore::restore_core(&mut core, &log, &settings).map_err(OpenError::Restore)?;
+        actor::persist(
+            &mut core,
+            &mut log,
+            restored.events,
+            restored.full,
+            settings.call_bytes,
+        )
+        .map_err(OpenError::Log)?;
 
         let (tx, commands) = mpsc::channel(config.inbox_capacity.max(1));
         let (completed_tx, completed) = mpsc::channel(config.inbox_capacity.max(1));
@@ -161,6 +182,7 @@ impl RuntimeBuilder {
             rt,
             settings,
             stats: stats.clone(),
+            index_complete: false,
         });
         let thread = std::thread::Builder::new()
             .name("yoi-runtime-actor".into())
@@ -172,7 +194,8 @@ impl RuntimeBuilder {
                 reader,
                 stats,
                 models,
-                restored,
+                restored: restored.summary,
+                request_deadline: config.request_deadline,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -195,12 +218,33 @@ impl LocalRuntime {
         msg: impl FnOnce(oneshot::Sender<Result<T, RuntimeError>>) -> Msg,
     ) -> Result<T, RuntimeError> {
         let (reply, answer) = oneshot::channel();
-        self.inner
-            .tx
-            .send(msg(reply))
+        let deadline = self.inner.request_deadline;
+        let asked = async {
+            self.inner
+                .tx
+                .send(msg(reply))
+                .await
+                .map_err(|_| RuntimeError::ShuttingDown)?;
+            answer.await.map_err(|_| RuntimeError::ShuttingDown)?
+        };
+        tokio::time::timeout(deadline, asked)
             .await
-            .map_err(|_| RuntimeError::ShuttingDown)?;
-        answer.await.map_err(|_| RuntimeError::ShuttingDown)?
+            .map_err(|_| RuntimeError::Unavailable(deadline))?
+    }
+
+    /// A worker as the actor answered, made whole: a passivated worker is rebuilt from
+    /// its stored events up to `cursor` on a blocking thread.
+    async fn whole(&self, view: View, cursor: Cursor) -> Result<WorkerSnapshot, RuntimeError> {
+        match view {
+            View::Resident(snapshot) => Ok(snapshot),
+            View::Passivated(info) => {
+                let reader = self.inner.reader.clone();
+                tokio::task::spawn_blocking(move || restore::rebuild(&reader, &info, cursor.seq))
+                    .await
+                    .map_err(|e| RuntimeError::Log(e.to_string()))?
+                    .map_err(|e| RuntimeError::Log(format!("rebuilding a passivated worker: {e}")))
+            }
+        }
     }
 
     /// Creates an idle worker. The model must be one this runtime serves.
@@ -237,9 +281,17 @@ impl LocalRuntime {
         self.ask(|r| Msg::Stop(id, r)).await
     }
 
-    pub async fn transcript(&self, worker_id: &str) -> Result<Vec<Message>, RuntimeError> {
+    /// Deletes the worker: stops it if needed, removes it from the core and removes its
+    /// workspace; its events stay in the log (subject to retention).
+    pub async fn delete_worker(&self, worker_id: &str) -> Result<(), RuntimeError> {
         let id = worker_id.to_string();
-        self.ask(|r| Msg::Read(Read::Transcript(id, r))).await
+        self.ask(|r| Msg::Delete(id, r)).await
+    }
+
+    /// The worker's transcript; a passivated worker's is read from the store without
+    /// making it resident.
+    pub async fn transcript(&self, worker_id: &str) -> Result<Vec<Message>, RuntimeError> {
+        self.snapshot(worker_id).await.map(|(s, _)| s.transcript)
     }
 
     /// A worker's snapshot and the cursor it is consistent with: events after the cursor
@@ -249,12 +301,18 @@ impl LocalRuntime {
         worker_id: &str,
     ) -> Result<(WorkerSnapshot, Cursor), RuntimeError> {
         let id = worker_id.to_string();
-        self.ask(|r| Msg::Read(Read::Snapshot(id, r))).await
+        let (view, cursor) = self.ask(|r| Msg::Read(Read::Worker(id, r))).await?;
+        Ok((self.whole(view, cursor).await?, cursor))
     }
 
     /// Every worker's snapshot and the cursor they are consistent with.
     pub async fn snapshot_all(&self) -> Result<(Vec<WorkerSnapshot>, Cursor), RuntimeError> {
-        self.ask(|r| Msg::Read(Read::SnapshotAll(r))).await
+        let (views, cursor) = self.ask(|r| Msg::Read(Read::AllWorkers(r))).await?;
+        let mut snapshots = Vec::with_capacity(views.len());
+        for view in views {
+            snapshots.push(self.whole(view, cursor).await?);
+        }
+        Ok((snapshots, cursor))
     }
 
     /// The event log, for replay and live subscription.

@@ -22,6 +22,11 @@ pub struct RuntimeStats {
     completions: AtomicU64,
     deliveries: AtomicU64,
     faults: AtomicU64,
+    workers: AtomicU64,
+    live_workers: AtomicU64,
+    resident_workers: AtomicU64,
+    resident_bytes: AtomicU64,
+    activations: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -47,6 +52,14 @@ pub struct StatsSnapshot {
     pub deliveries: u64,
     /// Core faults recovered from (or not).
     pub faults: u64,
+    /// What the core held after the last batch (its own accounting): workers, live
+    /// (not stopped) workers, resident workers and their estimated transcript bytes.
+    pub workers: u64,
+    pub live_workers: u64,
+    pub resident_workers: u64,
+    pub resident_bytes: u64,
+    /// Passivated workers made resident again (for a command) since the runtime opened.
+    pub activations: u64,
 }
 
 impl RuntimeStats {
@@ -70,6 +83,17 @@ impl RuntimeStats {
         self.faults.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn activation(&self) {
+        self.activations.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn residency(&self, r: yoi_protocol::Residency) {
+        self.workers.store(r.workers.into(), Relaxed);
+        self.live_workers.store(r.live_workers.into(), Relaxed);
+        self.resident_workers.store(r.resident_workers.into(), Relaxed);
+        self.resident_bytes.store(r.resident_bytes, Relaxed);
+    }
+
     /// The runtime's counters with the write-side counters of its event log.
     pub fn snapshot(&self, log: LogStats) -> StatsSnapshot {
         let core_call_buckets: [u64; CORE_CALL_BUCKETS.len() + 1] =
@@ -84,6 +108,11 @@ impl RuntimeStats {
             completions: self.completions.load(Relaxed),
             deliveries: self.deliveries.load(Relaxed),
             faults: self.faults.load(Relaxed),
+            workers: self.workers.load(Relaxed),
+            live_workers: self.live_workers.load(Relaxed),
+            resident_workers: self.resident_workers.load(Relaxed),
+            resident_bytes: self.resident_bytes.load(Relaxed),
+            activations: self.activations.load(Relaxed),
         }
     }
 }

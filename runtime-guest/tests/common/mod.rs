@@ -89,7 +89,7 @@ impl Harness {
 
     /// Drains the event queue (kept in `log`).
     pub fn records(&mut self) -> Vec<EventRecord> {
-        let records = self.rt.pull_events(usize::MAX);
+        let records = self.rt.pull_events(usize::MAX, u64::MAX);
         self.log.extend(records.iter().cloned());
         records
     }
@@ -105,7 +105,7 @@ impl Harness {
     }
 
     pub fn effects(&mut self) -> Vec<Effect> {
-        self.rt.pull_effects(usize::MAX)
+        self.rt.pull_effects(usize::MAX, u64::MAX)
     }
 
     /// Drains the effects, which must be exactly one model call.
