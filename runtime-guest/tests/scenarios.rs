@@ -80,7 +80,7 @@ fn unknown_worker_is_not_found_everywhere() {
 #[test]
 fn invalid_specs_are_rejected_without_events() {
     let mut h = Harness::new();
-    let mut bad = spec("", &[]);
+    let mut bad = spec(&"n".repeat(129), &[]);
     assert!(matches!(
         h.rt.create_worker(1, bad.clone()),
         Err(CoreError::InvalidRequest { message }) if message.contains("name")

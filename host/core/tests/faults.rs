@@ -16,6 +16,10 @@ use yoi_protocol::{Input, WorkerSpec};
 const LIMITS: GuestLimits = GuestLimits {
     max_memory_bytes: 32 << 20,
     call_deadline: Duration::from_secs(1),
+    max_instances: 32,
+    max_memories: 8,
+    max_tables: 32,
+    max_table_elements: 1 << 16,
 };
 
 fn engine() -> WasmEngine {
@@ -53,6 +57,11 @@ fn each_injected_fault_is_classified_and_poisons_the_core() {
         ("__yoi_trap__", FaultKind::Trap),
         ("__yoi_hang__", FaultKind::Deadline),
         ("__yoi_oom__", FaultKind::OutOfMemory),
+        // A sleep would block the host thread where no deadline reaches it: the WASI
+        // import that waits traps instead.
+        ("__yoi_sleep__", FaultKind::Trap),
+        // The guest's clock is frozen: polling it never ends, the deadline ends it.
+        ("__yoi_clock__", FaultKind::Deadline),
     ];
     for (text, kind) in cases {
         let mut core = WasmCore::instantiate(&engine, &component, LIMITS).unwrap();
@@ -78,8 +87,14 @@ fn the_shipped_component_has_no_fault_injection() {
     let path = guest_component_path().unwrap_or_else(|e| panic!("{e}"));
     let component = load_component(&engine, &path).unwrap_or_else(|e| panic!("{e}"));
     let mut core = WasmCore::instantiate(&engine, &component, LIMITS).unwrap();
-    for (i, text) in ["__yoi_trap__", "__yoi_hang__", "__yoi_oom__"]
-        .into_iter()
+    let texts = [
+        "__yoi_trap__",
+        "__yoi_hang__",
+        "__yoi_oom__",
+        "__yoi_sleep__",
+        "__yoi_clock__",
+    ];
+    for (i, text) in texts.into_iter()
         .enumerate()
     {
         let w = core.create_worker(1, spec()).unwrap();
@@ -87,5 +102,56 @@ fn the_shipped_component_has_no_fault_injection() {
         assert!(run.is_ok(), "{text}: {run:?}");
     }
     assert!(core.fault().is_none());
-    assert_eq!(core.list_workers().unwrap().len(), 3);
+    assert_eq!(core.list_workers().unwrap().len(), 5);
+}
+
+#[test]
+fn a_sleeping_guest_traps_at_once_instead_of_blocking() {
+    let engine = engine();
+    let path = fault_guest_component_path().unwrap_or_else(|e| panic!("{e}"));
+    let component = load_component(&engine, &path).unwrap_or_else(|e| panic!("{e}"));
+    let mut core = WasmCore::instantiate(&engine, &component, LIMITS).unwrap();
+    let w = core.create_worker(1, spec()).unwrap();
+    let err = core
+        .send_input(2, &w.id, input("__yoi_sleep__"))
+        .expect_err("a sleep traps");
+    assert!(err.to_string().contains("would block"), "{err}");
+}
+
+#[test]
+fn the_sandbox_limits_instances_memories_and_tables() {
+    let engine = engine();
+    let path = guest_component_path().unwrap_or_else(|e| panic!("{e}"));
+    let component = load_component(&engine, &path).unwrap_or_else(|e| panic!("{e}"));
+    // The defaults fit the component.
+    assert!(WasmCore::instantiate(&engine, &component, GuestLimits::default()).is_ok());
+    // Each count, set below what the component needs, refuses it.
+    let tight = [
+        GuestLimits {
+            max_instances: 1,
+            ..GuestLimits::default()
+        },
+        GuestLimits {
+            max_memories: 0,
+            ..GuestLimits::default()
+        },
+        GuestLimits {
+            max_tables: 0,
+            ..GuestLimits::default()
+        },
+        GuestLimits {
+            max_table_elements: 1,
+            ..GuestLimits::default()
+        },
+    ];
+    for limits in tight {
+        let refused = WasmCore::instantiate(&engine, &component, limits);
+        let Err(fault) = refused else {
+            panic!("{limits:?} should refuse the component")
+        };
+        assert!(
+            matches!(fault.kind, FaultKind::Instantiate | FaultKind::Trap),
+            "{limits:?}: {fault}"
+        );
+    }
 }

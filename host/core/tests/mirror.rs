@@ -77,7 +77,7 @@ fn worker(status: WorkerStatus, full: bool) -> WorkerInfo {
         message_count: 7,
         usage: usage(),
         context_tokens: full.then_some(2048),
-        request_id: None,
+        request_id: full.then(|| s("create-1")),
     }
 }
 
@@ -146,9 +146,10 @@ fn event_case(e: &Event) -> usize {
         Event::RunCancelled { .. } => 16,
         Event::Diagnostic { .. } => 17,
         Event::ContextTrimmed { .. } => 18,
+        Event::WorkerDeleted { .. } => 19,
     }
 }
-const EVENT_CASES: usize = 19;
+const EVENT_CASES: usize = 20;
 
 fn events() -> Vec<Event> {
     let run = || s("r_1");
@@ -156,6 +157,7 @@ fn events() -> Vec<Event> {
         Event::WorkerCreated {
             worker: Box::new(worker(WorkerStatus::Idle, true)),
         },
+        Event::WorkerDeleted { name: s("gone ✓") },
         Event::WorkerCreated {
             worker: Box::new(worker(WorkerStatus::Stopped, false)),
         },
@@ -392,6 +394,7 @@ fn core_error_case(e: &CoreError) -> usize {
         CoreError::Stopped => 3,
         CoreError::InvalidRequest { .. } => 4,
         CoreError::LimitExceeded { .. } => 5,
+        CoreError::Passivated { .. } => 6,
     }
 }
 
@@ -408,6 +411,9 @@ fn core_errors() -> Vec<CoreError> {
         },
         CoreError::LimitExceeded {
             message: s("max workers"),
+        },
+        CoreError::Passivated {
+            worker_id: s("w_2"),
         },
     ]
 }
@@ -449,7 +455,7 @@ fn every_completion_round_trips() {
 #[test]
 fn every_core_error_round_trips() {
     let all = core_errors();
-    assert_covers("core-error", all.iter().map(core_error_case), 6);
+    assert_covers("core-error", all.iter().map(core_error_case), 7);
     for e in all {
         roundtrip::<CoreError, w::CoreError>(e);
     }
@@ -595,6 +601,22 @@ fn every_record_round_trips() {
         max_workers: 1,
         max_input_bytes: u32::MAX,
         default_max_steps: 64,
+        max_resident_workers: 7,
+        max_resident_bytes: u64::MAX,
+        max_request_bytes: 0,
+    });
+    roundtrip::<IndexChanges, w::IndexChanges>(IndexChanges {
+        changed: vec![worker(WorkerStatus::Running, true)],
+        deleted: vec![s("w_9")],
+        next_worker: 10,
+        next_run: u64::MAX,
+        more: true,
+    });
+    roundtrip::<Residency, w::Residency>(Residency {
+        workers: 3,
+        live_workers: 2,
+        resident_workers: 1,
+        resident_bytes: 1 << 40,
     });
     roundtrip::<ModelBudget, w::ModelBudget>(ModelBudget {
         model: s("openai/*"),

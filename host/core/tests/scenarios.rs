@@ -148,13 +148,13 @@ impl H {
     }
 
     fn transcript(&mut self, worker: &str) -> Result<Vec<yoi_protocol::Message>, CallError> {
-        let r = self.core.transcript(worker);
+        let r = self.core.transcript(worker, 0, u32::MAX);
         self.note("transcript", &r);
         r
     }
 
     fn snapshot(&mut self, worker: &str) -> Result<yoi_protocol::WorkerSnapshot, CallError> {
-        let r = self.core.snapshot(worker);
+        let r = self.core.snapshot(worker, u32::MAX);
         self.note("snapshot", &r);
         r
     }
@@ -167,7 +167,7 @@ impl H {
 
     /// Drains the event queue; records are traced as JSON and kept in `log`.
     fn records(&mut self) -> Vec<EventRecord> {
-        let records = self.core.pull_events(usize::MAX).expect("pull events");
+        let records = self.core.pull_events(usize::MAX, u32::MAX).expect("pull events");
         for r in &records {
             self.trace
                 .push(format!("event: {}", serde_json::to_string(r).unwrap()));
@@ -185,7 +185,7 @@ impl H {
     }
 
     fn effects(&mut self) -> Vec<Effect> {
-        let effects = self.core.pull_effects(usize::MAX).expect("pull effects");
+        let effects = self.core.pull_effects(usize::MAX, u32::MAX).expect("pull effects");
         for e in &effects {
             self.trace
                 .push(format!("effect: {}", serde_json::to_string(e).unwrap()));
@@ -388,7 +388,7 @@ fn input_and_streamed_deltas(h: &mut H) {
     let run2 = h.input(&w, "again").unwrap();
     let mut batched = Vec::new();
     loop {
-        let batch = h.core.pull_events(1).unwrap();
+        let batch = h.core.pull_events(1, u32::MAX).unwrap();
         if batch.is_empty() {
             break;
         }
@@ -580,7 +580,7 @@ fn errors(h: &mut H) {
     ));
 
     assert!(matches!(
-        rejected(h.try_create(spec("", &[]))),
+        rejected(h.try_create(spec(&"n".repeat(129), &[]))),
         CoreError::InvalidRequest { .. }
     ));
     assert!(matches!(
@@ -599,6 +599,7 @@ fn errors(h: &mut H) {
             max_workers: 1,
             max_input_bytes: 8,
             default_max_steps: 2,
+            ..Limits::default()
         })
         .unwrap();
     let w = h.create("only", &[]);
@@ -1022,8 +1023,8 @@ fn cores_produce_byte_identical_streams_for_a_long_workload() {
             fresh.core.restore(live.log.clone()).expect("restore");
             for w in &workers {
                 assert_eq!(
-                    fresh.core.snapshot(w).unwrap(),
-                    live.core.snapshot(w).unwrap(),
+                    fresh.core.snapshot(w, u32::MAX).unwrap(),
+                    live.core.snapshot(w, u32::MAX).unwrap(),
                     "seed {seed}: {name} core restored {w} differently"
                 );
             }

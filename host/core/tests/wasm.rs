@@ -53,7 +53,7 @@ fn text(call_id: u64, text: &str) -> Completion {
 fn running(core: &mut WasmCore) -> (String, u64) {
     let w = core.create_worker(1, spec("w")).unwrap();
     core.send_input(2, &w.id, input("hi")).unwrap();
-    match core.pull_effects(10).unwrap().as_slice() {
+    match core.pull_effects(10, u32::MAX).unwrap().as_slice() {
         [Effect::CallModel(r)] => (w.id, r.call_id),
         other => panic!("expected a model call, got {other:?}"),
     }
@@ -83,7 +83,7 @@ fn memory_limit_traps_and_poisons() {
         matches!(&again, CallError::Fault(f) if f.kind == FaultKind::Poisoned),
         "{again}"
     );
-    let pulled = core.pull_events(10).expect_err("poisoned");
+    let pulled = core.pull_events(10, u32::MAX).expect_err("poisoned");
     assert_eq!(pulled.kind, FaultKind::Poisoned);
     assert!(pulled.message.contains("out_of_memory"), "{pulled}");
 
@@ -113,7 +113,7 @@ fn deadline_traps_a_long_call() {
         let batch: Vec<_> = (0..50_000).map(|_| text(call, "tok ")).collect();
         let outcome = core
             .deliver(3, batch)
-            .and_then(|()| core.pull_events(usize::MAX).map(drop));
+            .and_then(|()| core.pull_events(usize::MAX, u32::MAX).map(drop));
         if let Err(f) = outcome {
             fault = Some(f);
             break;

@@ -142,6 +142,10 @@ pub fn back_to_idle(env: &Envelope) -> bool {
 pub const FAULT_LIMITS: yoi_core::GuestLimits = yoi_core::GuestLimits {
     max_memory_bytes: 32 << 20,
     call_deadline: Duration::from_secs(1),
+    max_instances: 32,
+    max_memories: 8,
+    max_tables: 32,
+    max_table_elements: 1 << 16,
 };
 
 /// One engine for the fault-injection tests, ticking every 10 ms.

@@ -1,0 +1,321 @@
+//! The bounded runtime end to end: passivation is invisible to observers, a reopened
+//! runtime restores infos and in-flight runs only, an oversized request fails only its
+//! worker's run, deletion, create idempotency and a stuck core answering
+//! `runtime_unavailable`.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use yoi_core::{CallError, Core, Fault, NativeCore};
+use yoi_driver::ScriptedConfig;
+use yoi_protocol::{
+    Completion, CoreError, Effect, ErrorCode, Event, EventRecord, IndexChanges, Input, Limits,
+    Message, ModelBudget, Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+};
+use yoi_runtime::{LocalRuntime, LocalRuntimeConfig, RuntimeError};
+
+fn config(dir: &std::path::Path, max_resident_workers: u32) -> LocalRuntimeConfig {
+    let mut config = LocalRuntimeConfig::new(dir);
+    config.limits = Limits {
+        max_resident_workers,
+        ..Limits::default()
+    };
+    config
+}
+
+/// Runs the same conversation on `rt`: three workers taking turns, `turns` rounds.
+async fn conversation(rt: &LocalRuntime, turns: usize) -> Vec<String> {
+    let mut live = rt.events().subscribe();
+    let mut workers = Vec::new();
+    for name in ["a", "b", "c"] {
+        workers.push(rt.create_worker(spec(name, &[])).await.unwrap().id);
+    }
+    for turn in 0..turns {
+        for w in &workers {
+            rt.send_input(w, input(&format!("hello {turn}"))).await.unwrap();
+            collect_until(&mut live, |e| run_ended(e, w)).await;
+        }
+    }
+    workers
+}
+
+/// What an observer of one worker sees: its events, without sequence numbers or times.
+fn worker_events(rt: &LocalRuntime, worker: &str) -> Vec<Event> {
+    let cursor = yoi_protocol::Cursor::new(rt.events().last_cursor().epoch, 0);
+    let page = rt.events().replay(cursor, Some(worker), 100_000).unwrap();
+    page.events.iter().map(|e| e.event.clone()).collect()
+}
+
+fn diagnostics(rt: &LocalRuntime, code: &str) -> usize {
+    let cursor = yoi_protocol::Cursor::new(rt.events().last_cursor().epoch, 0);
+    let page = rt.events().replay(cursor, None, 100_000).unwrap();
+    page.events
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Diagnostic { code: c, .. } if c == code))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivation_is_invisible_to_observers_on_both_cores() {
+    for kind in BOTH {
+        let roomy = tempfile::tempdir().unwrap();
+        let tight = tempfile::tempdir().unwrap();
+        let unbounded = open(kind, builder_with(config(roomy.path(), 1_000), ScriptedConfig::default()));
+        let bounded = open(kind, builder_with(config(tight.path(), 1), ScriptedConfig::default()));
+        let a = conversation(&unbounded, 3).await;
+        let b = conversation(&bounded, 3).await;
+        assert_eq!(a, b);
+        for w in &a {
+            assert_eq!(worker_events(&bounded, w), worker_events(&unbounded, w), "{kind:?}");
+            assert_eq!(
+                bounded.transcript(w).await.unwrap(),
+                unbounded.transcript(w).await.unwrap(),
+                "{kind:?}"
+            );
+            assert_eq!(
+                bounded.snapshot(w).await.unwrap().0,
+                unbounded.snapshot(w).await.unwrap().0,
+                "{kind:?}"
+            );
+        }
+        assert_eq!(bounded.list_workers().await.unwrap(), unbounded.list_workers().await.unwrap());
+        // The bounded core really passivated and activated, said so on the runtime-wide
+        // stream only, and holds what its budget allows.
+        assert!(diagnostics(&bounded, "worker_passivated") > 0, "{kind:?}");
+        assert!(diagnostics(&bounded, "worker_activated") > 0, "{kind:?}");
+        assert_eq!(diagnostics(&unbounded, "worker_passivated"), 0);
+        let stats = bounded.stats();
+        assert_eq!(stats.resident_workers, 1, "{kind:?}: {stats:?}");
+        assert_eq!(stats.workers, 3);
+        assert!(stats.activations > 0);
+        // Reading a passivated worker's transcript did not make it resident.
+        let activations = bounded.stats().activations;
+        for w in &a {
+            bounded.transcript(w).await.unwrap();
+        }
+        assert_eq!(bounded.stats().activations, activations);
+        unbounded.shutdown().await;
+        bounded.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_restores_infos_and_activates_on_first_use() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let (workers, transcripts) = {
+            let rt = open(kind, builder_with(config(dir.path(), 2), ScriptedConfig::default()));
+            let workers = conversation(&rt, 2).await;
+            let mut transcripts = Vec::new();
+            for w in &workers {
+                transcripts.push(rt.transcript(w).await.unwrap());
+            }
+            rt.shutdown().await;
+            (workers, transcripts)
+        };
+        let rt = open(kind, builder_with(config(dir.path(), 2), ScriptedConfig::default()));
+        // Nothing is resident after the open: infos only.
+        assert_eq!(rt.stats().activations, 0);
+        assert_eq!(rt.list_workers().await.unwrap().len(), 3);
+        for (w, t) in workers.iter().zip(&transcripts) {
+            assert_eq!(&rt.transcript(w).await.unwrap(), t, "{kind:?}");
+        }
+        assert_eq!(rt.stats().activations, 0, "reads do not activate");
+        // A command activates the worker it needs, and it carries on.
+        let mut live = rt.events().subscribe();
+        rt.send_input(&workers[0], input("again")).await.unwrap();
+        collect_until(&mut live, |e| run_ended(e, &workers[0])).await;
+        assert_eq!(rt.stats().activations, 1);
+        assert_eq!(rt.transcript(&workers[0]).await.unwrap().len(), transcripts[0].len() + 2);
+        // New ids continue.
+        let next = rt.create_worker(spec("d", &[])).await.unwrap();
+        assert_eq!(next.id, "w_4");
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_fails_only_its_workers_run() {
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LocalRuntimeConfig::new(dir.path());
+        config.limits = Limits {
+            max_request_bytes: 20_000,
+            max_input_bytes: 64 * 1024,
+            ..Limits::default()
+        };
+        let rt = open(kind, builder_with(config, ScriptedConfig::default()));
+        let mut live = rt.events().subscribe();
+        let big = rt.create_worker(spec("big", &[])).await.unwrap().id;
+        let small = rt.create_worker(spec("small", &[])).await.unwrap().id;
+        rt.send_input(&big, input(&"x".repeat(30_000))).await.unwrap();
+        rt.send_input(&small, input("hello")).await.unwrap();
+        let seen = collect_runs(&mut live, 2).await;
+        let failed: Vec<&str> = seen
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::RunFailed { error, .. } => Some(error.code.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, ["request_too_large"], "{kind:?}");
+        assert_eq!(rt.transcript(&small).await.unwrap().len(), 2);
+        assert_eq!(rt.stats().faults, 0, "{kind:?}: the core did not fault");
+        rt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_stops_removes_and_frees_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = open(Kind::Native, builder(dir.path(), ScriptedConfig::default()));
+    let mut live = rt.events().subscribe();
+    let w = rt.create_worker(spec("w", &["write_file"])).await.unwrap().id;
+    rt.send_input(&w, input(r#"write notes.txt hello"#)).await.unwrap();
+    collect_until(&mut live, |e| run_ended(e, &w)).await;
+    let workspace = dir.path().join("workspaces").join(&w);
+    rt.delete_worker(&w).await.unwrap();
+    assert!(matches!(
+        rt.get_worker(&w).await,
+        Err(RuntimeError::Rejected(CoreError::WorkerNotFound { .. }))
+    ));
+    let unknown = rt.delete_worker(&w).await.unwrap_err();
+    assert_eq!(unknown.code(), ErrorCode::WorkerNotFound);
+    // Its events stay in the log, ending with the deletion.
+    let events = worker_events(&rt, &w);
+    assert!(matches!(events.last(), Some(Event::WorkerDeleted { name }) if name == "w"));
+    // The workspace goes (on a blocking thread, right after the commit).
+    tokio::time::timeout(PATIENCE, async {
+        while workspace.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the workspace is removed");
+    // A reopened runtime agrees.
+    rt.shutdown().await;
+    let rt = open(Kind::Native, builder(dir.path(), ScriptedConfig::default()));
+    assert!(rt.list_workers().await.unwrap().is_empty());
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_makes_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = open(Kind::Wasm, builder(dir.path(), ScriptedConfig::default()));
+    let spec = WorkerSpec {
+        name: String::new(),
+        request_id: Some("create-1".into()),
+        ..spec("", &[])
+    };
+    let first = rt.create_worker(spec.clone()).await.unwrap();
+    let again = rt.create_worker(spec).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(first.name, "worker-1");
+    assert_eq!(rt.list_workers().await.unwrap().len(), 1);
+    rt.shutdown().await;
+}
+
+/// A core that blocks forever in `get-worker` once `stuck` is set: a stuck guest the
+/// engine's deadline cannot reach.
+struct Stuck {
+    inner: NativeCore,
+    stuck: Arc<Mutex<bool>>,
+}
+
+impl Core for Stuck {
+    fn configure(&mut self, limits: Limits) -> Result<(), Fault> {
+        self.inner.configure(limits)
+    }
+    fn configure_models(&mut self, budgets: Vec<ModelBudget>) -> Result<(), Fault> {
+        self.inner.configure_models(budgets)
+    }
+    fn create_worker(&mut self, now_ms: u64, spec: WorkerSpec) -> Result<WorkerInfo, CallError> {
+        self.inner.create_worker(now_ms, spec)
+    }
+    fn list_workers(&mut self) -> Result<Vec<WorkerInfo>, Fault> {
+        self.inner.list_workers()
+    }
+    fn get_worker(&mut self, worker_id: &str) -> Result<WorkerInfo, CallError> {
+        while *self.stuck.lock().unwrap() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.get_worker(worker_id)
+    }
+    fn send_input(&mut self, now_ms: u64, worker_id: &str, input: Input) -> Result<String, CallError> {
+        self.inner.send_input(now_ms, worker_id, input)
+    }
+    fn cancel(&mut self, now_ms: u64, worker_id: &str) -> Result<String, CallError> {
+        self.inner.cancel(now_ms, worker_id)
+    }
+    fn stop(&mut self, now_ms: u64, worker_id: &str) -> Result<WorkerInfo, CallError> {
+        self.inner.stop(now_ms, worker_id)
+    }
+    fn delete_worker(&mut self, now_ms: u64, worker_id: &str) -> Result<(), CallError> {
+        self.inner.delete_worker(now_ms, worker_id)
+    }
+    fn transcript(&mut self, worker_id: &str, start: usize, max_bytes: u32) -> Result<Vec<Message>, CallError> {
+        self.inner.transcript(worker_id, start, max_bytes)
+    }
+    fn snapshot(&mut self, worker_id: &str, max_bytes: u32) -> Result<WorkerSnapshot, CallError> {
+        self.inner.snapshot(worker_id, max_bytes)
+    }
+    fn pull_events(&mut self, max: usize, max_bytes: u32) -> Result<Vec<EventRecord>, Fault> {
+        self.inner.pull_events(max, max_bytes)
+    }
+    fn pull_effects(&mut self, max: usize, max_bytes: u32) -> Result<Vec<Effect>, Fault> {
+        self.inner.pull_effects(max, max_bytes)
+    }
+    fn pull_index(&mut self, max_bytes: u32) -> Result<IndexChanges, Fault> {
+        self.inner.pull_index(max_bytes)
+    }
+    fn residency(&mut self) -> Result<Residency, Fault> {
+        self.inner.residency()
+    }
+    fn deliver(&mut self, now_ms: u64, completions: Vec<Completion>) -> Result<(), Fault> {
+        self.inner.deliver(now_ms, completions)
+    }
+    fn restore(&mut self, events: Vec<EventRecord>) -> Result<(), CallError> {
+        self.inner.restore(events)
+    }
+    fn restore_index(&mut self, infos: Vec<WorkerInfo>, next_worker: u64, next_run: u64) -> Result<(), CallError> {
+        self.inner.restore_index(infos, next_worker, next_run)
+    }
+    fn activate(&mut self, now_ms: u64, worker_id: &str, events: Vec<EventRecord>, last: bool) -> Result<(), CallError> {
+        self.inner.activate(now_ms, worker_id, events, last)
+    }
+    fn finish_restore(&mut self, now_ms: u64) -> Result<RestoreSummary, Fault> {
+        self.inner.finish_restore(now_ms)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_core_answers_runtime_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalRuntimeConfig::new(dir.path());
+    config.request_deadline = Duration::from_millis(300);
+    let stuck = Arc::new(Mutex::new(false));
+    let flag = stuck.clone();
+    let rt = builder_with(config, ScriptedConfig::default())
+        .open(move || {
+            Ok(Stuck {
+                inner: NativeCore::new(),
+                stuck: flag.clone(),
+            })
+        })
+        .unwrap();
+    let w = rt.create_worker(spec("w", &[])).await.unwrap().id;
+    *stuck.lock().unwrap() = true;
+    let err = rt.get_worker(&w).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RuntimeUnavailable, "{err}");
+    // Every later call meets the same deadline instead of hanging.
+    let err = rt.list_workers().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RuntimeUnavailable, "{err}");
+    // Once the core moves again the runtime serves.
+    *stuck.lock().unwrap() = false;
+    assert_eq!(rt.get_worker(&w).await.unwrap().id, w);
+    rt.shutdown().await;
+}
