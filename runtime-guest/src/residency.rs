@@ -24,9 +24,9 @@ use yoi_protocol::{
 
 use crate::ids;
 use crate::runtime::Runtime;
-use yoi_protocol::size;
 use crate::validate::preview;
 use crate::worker::Worker;
+use yoi_protocol::size;
 
 /// A worker being rebuilt by [`Runtime::activate`].
 #[derive(Debug, Clone)]
@@ -165,7 +165,9 @@ impl Runtime {
             self.activation = Some(staged);
             return Ok(());
         }
-        let Activation { worker: rebuilt, .. } = staged;
+        let Activation {
+            worker: rebuilt, ..
+        } = staged;
         let worker = self
             .workers
             .get_mut(&key)
@@ -233,7 +235,11 @@ impl Runtime {
                 })?;
             // Restored from the index: nothing to report back to it.
             self.dirty.remove(&key);
-            if let Some(current) = self.workers.get(&key).and_then(|w| w.info.current_run.as_ref()) {
+            if let Some(current) = self
+                .workers
+                .get(&key)
+                .and_then(|w| w.info.current_run.as_ref())
+            {
                 ids::bump_past(&mut self.next_run, current, ids::RUN_PREFIX);
             }
             ids::bump_past(&mut self.next_worker, &id, ids::WORKER_PREFIX);

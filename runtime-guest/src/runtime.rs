@@ -9,9 +9,9 @@ use yoi_protocol::{
 
 use crate::context;
 use crate::ids;
-use yoi_protocol::size;
 use crate::validate;
 use crate::worker::{Phase, Worker};
+use yoi_protocol::size;
 
 /// What a call id stands for.
 #[derive(Debug, Clone)]
@@ -364,16 +364,18 @@ impl Runtime {
         let bytes = size::model_request(&request);
         let max = u64::from(self.limits.max_request_bytes);
         if bytes > max {
-            self.close_run(index, now_ms, "request too large", |run_id| Event::RunFailed {
-                run_id,
-                error: yoi_protocol::ErrorInfo::new(
-                    "request_too_large",
-                    format!(
-                        "the model request would carry about {bytes} bytes; at most {max} \
+            self.close_run(index, now_ms, "request too large", |run_id| {
+                Event::RunFailed {
+                    run_id,
+                    error: yoi_protocol::ErrorInfo::new(
+                        "request_too_large",
+                        format!(
+                            "the model request would carry about {bytes} bytes; at most {max} \
                          may cross to the host (max_request_bytes); give the model a \
                          context budget or start a new worker"
+                        ),
                     ),
-                ),
+                }
             });
             return;
         }
@@ -626,8 +628,8 @@ impl Runtime {
         if worker.info.status == WorkerStatus::Stopped {
             return Err(CoreError::Stopped);
         }
-        let cancelled = self.close_run(index, now_ms, "cancelled", |run_id| {
-            Event::RunCancelled { run_id }
+        let cancelled = self.close_run(index, now_ms, "cancelled", |run_id| Event::RunCancelled {
+            run_id,
         });
         self.enforce_budget(now_ms, None);
         cancelled.ok_or(CoreError::NotRunning)

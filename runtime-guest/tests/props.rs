@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use yoi_protocol::{
-    Completion, CoreError, Effect, ErrorInfo, Event, EventRecord, FinishReason, Input, Level, Limits, Message,
-    ModelBudget, Role, StopReason, Usage, WorkerInfo, WorkerSpec, WorkerStatus,
+    Completion, CoreError, Effect, ErrorInfo, Event, EventRecord, FinishReason, Input, Level,
+    Limits, Message, ModelBudget, Role, StopReason, Usage, WorkerInfo, WorkerSpec, WorkerStatus,
 };
 use yoi_runtime_guest::Runtime;
 

@@ -223,7 +223,11 @@ fn pulls_stay_within_the_byte_budget() {
     h.deliver((0..100).map(|_| text(call, &"t".repeat(1_000))).collect());
     let first = h.rt.pull_events(usize::MAX, 20_000);
     let bytes: u64 = first.iter().map(yoi_protocol::size::event).sum();
-    assert!(bytes <= 20_000 && first.len() > 1, "{} events, {bytes} bytes", first.len());
+    assert!(
+        bytes <= 20_000 && first.len() > 1,
+        "{} events, {bytes} bytes",
+        first.len()
+    );
     // An event larger than the budget still goes, alone.
     let mut rest = Vec::new();
     loop {
@@ -255,7 +259,12 @@ fn delete_stops_removes_and_reports() {
     let kinds: Vec<&str> = h.events().iter().map(Event::kind).collect();
     assert_eq!(
         kinds,
-        ["run_cancelled", "status_changed", "status_changed", "worker_deleted"]
+        [
+            "run_cancelled",
+            "status_changed",
+            "status_changed",
+            "worker_deleted"
+        ]
     );
     assert!(matches!(h.effects().as_slice(), [Effect::Abort { call_id }] if *call_id == call));
     assert!(matches!(
@@ -344,7 +353,10 @@ fn restore_from_the_index_activates_only_what_is_needed() {
         .collect();
     assert_eq!(closed, ["run_failed", "status_changed"]);
     // The idle worker is listed, passivated, and activates from its events.
-    assert_eq!(rt.get_worker(&idle).unwrap(), h.rt.get_worker(&idle).unwrap());
+    assert_eq!(
+        rt.get_worker(&idle).unwrap(),
+        h.rt.get_worker(&idle).unwrap()
+    );
     assert!(rt.snapshot(&idle, u64::MAX).is_err());
     rt.activate(0, &idle, events_of(&h, &idle), true).unwrap();
     assert_eq!(

@@ -45,8 +45,14 @@ fn restore_reproduces_workers_transcripts_and_snapshots() {
     let mut rt = restored(&h.log);
     assert_eq!(rt.list_workers(), h.rt.list_workers());
     for w in [&a, &b] {
-        assert_eq!(rt.transcript(w, 0, u64::MAX).unwrap(), h.rt.transcript(w, 0, u64::MAX).unwrap());
-        assert_eq!(rt.snapshot(w, u64::MAX).unwrap(), h.rt.snapshot(w, u64::MAX).unwrap());
+        assert_eq!(
+            rt.transcript(w, 0, u64::MAX).unwrap(),
+            h.rt.transcript(w, 0, u64::MAX).unwrap()
+        );
+        assert_eq!(
+            rt.snapshot(w, u64::MAX).unwrap(),
+            h.rt.snapshot(w, u64::MAX).unwrap()
+        );
     }
     assert!(rt.pull_events(usize::MAX, u64::MAX).is_empty());
     assert!(rt.pull_effects(usize::MAX, u64::MAX).is_empty());

@@ -568,7 +568,10 @@ fn tool_loop_over_two_steps() {
     assert_eq!(step2.messages[2].tool_call_id.as_deref(), Some("call_a"));
     assert_eq!(step2.messages[2].content, "found it");
     assert!(!step2.messages[2].is_error);
-    assert_eq!(h.rt.snapshot(&w, u64::MAX).unwrap().in_flight.unwrap().step, 2);
+    assert_eq!(
+        h.rt.snapshot(&w, u64::MAX).unwrap().in_flight.unwrap().step,
+        2
+    );
 
     h.deliver(vec![
         text(step2.call_id, "Rust it is."),

@@ -516,15 +516,25 @@ pub struct Input {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CoreError {
-    WorkerNotFound { worker_id: String },
-    Busy { run_id: String },
+    WorkerNotFound {
+        worker_id: String,
+    },
+    Busy {
+        run_id: String,
+    },
     NotRunning,
     Stopped,
-    InvalidRequest { message: String },
-    LimitExceeded { message: String },
+    InvalidRequest {
+        message: String,
+    },
+    LimitExceeded {
+        message: String,
+    },
     /// The worker's transcript is not in the core (the host activates it or reads its
     /// events); never meant for a client.
-    Passivated { worker_id: String },
+    Passivated {
+        worker_id: String,
+    },
 }
 
 impl CoreError {

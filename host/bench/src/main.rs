@@ -3,7 +3,8 @@
 //! Each section prints its figures and the run merges them into
 //! `target/bench/results.json`. Sections: `core` (the runtime core, native vs wasm),
 //! `local` (a whole LocalRuntime with persistence), `host` (end to end through
-//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline).
+//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline),
+//! `ready` (start-to-ready over a million events: full replay against the worker index).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -12,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod core;
 mod host;
 mod local;
+mod ready;
 mod results;
 
 use results::Results;
@@ -32,6 +34,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("host") {
         rt.block_on(host::run(&mut results))?;
+    }
+    if wanted("ready") {
+        rt.block_on(ready::run(&mut results))?;
     }
     let path = results.save()?;
     println!("saved {}", path.display());

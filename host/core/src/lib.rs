@@ -25,8 +25,8 @@ pub mod wasm;
 use std::fmt;
 
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, IndexChanges, Input, Limits, Message,
-    ModelBudget, Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, IndexChanges, Input, Limits, Message, ModelBudget,
+    Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 pub use native::NativeCore;

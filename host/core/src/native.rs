@@ -3,8 +3,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use yoi_protocol::{
-    Completion, Effect, EventRecord, IndexChanges, Input, Limits, Message, ModelBudget,
-    Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, Effect, EventRecord, IndexChanges, Input, Limits, Message, ModelBudget, Residency,
+    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 use yoi_runtime_guest::Runtime;
 
@@ -173,7 +173,9 @@ impl Core for NativeCore {
         events: Vec<EventRecord>,
         last: bool,
     ) -> Result<(), CallError> {
-        self.command("activate", |rt| rt.activate(now_ms, worker_id, events, last))
+        self.command("activate", |rt| {
+            rt.activate(now_ms, worker_id, events, last)
+        })
     }
 
     fn finish_restore(&mut self, now_ms: u64) -> Result<RestoreSummary, Fault> {

@@ -37,8 +37,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, IndexChanges, Input, Limits, Message,
-    ModelBudget, Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, IndexChanges, Input, Limits, Message, ModelBudget,
+    Residency, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 use crate::{CallError, Core, Fault, FaultKind};
@@ -813,8 +813,10 @@ impl Core for WasmCore {
 
     fn pull_effects(&mut self, max: usize, max_bytes: u32) -> Result<Vec<Effect>, Fault> {
         let max = u32::try_from(max).unwrap_or(u32::MAX);
-        self.call("pull-effects", |g, s| g.call_pull_effects(s, max, max_bytes))
-            .map(list)
+        self.call("pull-effects", |g, s| {
+            g.call_pull_effects(s, max, max_bytes)
+        })
+        .map(list)
     }
 
     fn pull_index(&mut self, max_bytes: u32) -> Result<IndexChanges, Fault> {

@@ -94,9 +94,7 @@ fn the_shipped_component_has_no_fault_injection() {
         "__yoi_sleep__",
         "__yoi_clock__",
     ];
-    for (i, text) in texts.into_iter()
-        .enumerate()
-    {
+    for (i, text) in texts.into_iter().enumerate() {
         let w = core.create_worker(1, spec()).unwrap();
         let run = core.send_input(2 + i as u64, &w.id, input(text));
         assert!(run.is_ok(), "{text}: {run:?}");

@@ -157,7 +157,9 @@ fn events() -> Vec<Event> {
         Event::WorkerCreated {
             worker: Box::new(worker(WorkerStatus::Idle, true)),
         },
-        Event::WorkerDeleted { name: s("gone ✓") },
+        Event::WorkerDeleted {
+            name: s("gone ✓")
+        },
         Event::WorkerCreated {
             worker: Box::new(worker(WorkerStatus::Stopped, false)),
         },

@@ -167,7 +167,10 @@ impl H {
 
     /// Drains the event queue; records are traced as JSON and kept in `log`.
     fn records(&mut self) -> Vec<EventRecord> {
-        let records = self.core.pull_events(usize::MAX, u32::MAX).expect("pull events");
+        let records = self
+            .core
+            .pull_events(usize::MAX, u32::MAX)
+            .expect("pull events");
         for r in &records {
             self.trace
                 .push(format!("event: {}", serde_json::to_string(r).unwrap()));
@@ -185,7 +188,10 @@ impl H {
     }
 
     fn effects(&mut self) -> Vec<Effect> {
-        let effects = self.core.pull_effects(usize::MAX, u32::MAX).expect("pull effects");
+        let effects = self
+            .core
+            .pull_effects(usize::MAX, u32::MAX)
+            .expect("pull effects");
         for e in &effects {
             self.trace
                 .push(format!("effect: {}", serde_json::to_string(e).unwrap()));

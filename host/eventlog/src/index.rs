@@ -99,7 +99,10 @@ pub(crate) fn write(
 }
 
 /// The counters when the index is current at `last_seq`, else `None`.
-pub(crate) fn counters(conn: &Connection, last_seq: u64) -> Result<Option<IndexCounters>, LogError> {
+pub(crate) fn counters(
+    conn: &Connection,
+    last_seq: u64,
+) -> Result<Option<IndexCounters>, LogError> {
     if meta(conn, "index_seq")? != Some(last_seq as i64) {
         return Ok(None);
     }

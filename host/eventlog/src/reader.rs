@@ -242,7 +242,14 @@ impl LogReader {
     ) -> Result<Vec<Envelope>, LogError> {
         let shared = &self.shared;
         shared.with_conn(|conn| {
-            store::read_range(conn, after_seq, upto_seq, Some(worker), limit, shared.chunk_bits)
+            store::read_range(
+                conn,
+                after_seq,
+                upto_seq,
+                Some(worker),
+                limit,
+                shared.chunk_bits,
+            )
         })
     }
 

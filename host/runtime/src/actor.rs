@@ -501,9 +501,7 @@ impl<C: Core> Actor<C> {
     fn pull_events(&mut self) {
         loop {
             let started = Instant::now();
-            let pulled = self
-                .core
-                .pull_events(PULL_CHUNK, self.settings.call_bytes);
+            let pulled = self.core.pull_events(PULL_CHUNK, self.settings.call_bytes);
             self.stats.core_call(started.elapsed());
             match pulled {
                 Ok(events) if events.is_empty() => return,
@@ -523,9 +521,7 @@ impl<C: Core> Actor<C> {
         }
         loop {
             let started = Instant::now();
-            let pulled = self
-                .core
-                .pull_effects(PULL_CHUNK, self.settings.call_bytes);
+            let pulled = self.core.pull_effects(PULL_CHUNK, self.settings.call_bytes);
             self.stats.core_call(started.elapsed());
             match pulled {
                 Ok(batch) if batch.is_empty() => return effects,
@@ -588,7 +584,10 @@ impl<C: Core> Actor<C> {
         };
         let indexed = self.broken.is_none()
             && pull_index(&mut self.core, &mut index, self.settings.call_bytes).is_ok();
-        if self.events.is_empty() && (!indexed || (index.changed.is_empty() && index.deleted.is_empty() && !index.complete)) {
+        if self.events.is_empty()
+            && (!indexed
+                || (index.changed.is_empty() && index.deleted.is_empty() && !index.complete))
+        {
             return Ok(());
         }
         let events = mem::take(&mut self.events);

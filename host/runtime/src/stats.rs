@@ -90,7 +90,8 @@ impl RuntimeStats {
     pub(crate) fn residency(&self, r: yoi_protocol::Residency) {
         self.workers.store(r.workers.into(), Relaxed);
         self.live_workers.store(r.live_workers.into(), Relaxed);
-        self.resident_workers.store(r.resident_workers.into(), Relaxed);
+        self.resident_workers
+            .store(r.resident_workers.into(), Relaxed);
         self.resident_bytes.store(r.resident_bytes, Relaxed);
     }
 
