@@ -92,6 +92,9 @@ pub struct RuntimeResponse {
 /// `C` is the stream's cursor: [`Cursor`] on a runtime's streams and the host's
 /// one-worker streams, [`HostCursor`](crate::HostCursor) on the host's multiplexed
 /// stream (`Frame<HostCursor>`). Clients treat either as opaque and send it back as is.
+// A snapshot frame is built once per stream start and serialized at once; boxing its
+// worker would cost every constructor and pattern for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frame<C = Cursor> {

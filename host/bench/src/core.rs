@@ -37,7 +37,7 @@ fn drive(core: &mut dyn Core) -> anyhow::Result<Outcome> {
         };
         workers.push(core.create_worker(0, spec)?.id);
     }
-    let mut events = core.pull_events(usize::MAX)?.len() as u64;
+    let mut events = core.pull_events(usize::MAX, u32::MAX)?.len() as u64;
     let started = Instant::now();
     for (i, id) in workers.iter().enumerate() {
         let input = Input {
@@ -50,7 +50,7 @@ fn drive(core: &mut dyn Core) -> anyhow::Result<Outcome> {
     let mut pending: Vec<Completion> = Vec::with_capacity(BATCH);
     let mut now = 2;
     loop {
-        let effects = core.pull_effects(usize::MAX)?;
+        let effects = core.pull_effects(usize::MAX, u32::MAX)?;
         if effects.is_empty() {
             break;
         }
@@ -69,14 +69,14 @@ fn drive(core: &mut dyn Core) -> anyhow::Result<Outcome> {
                 let rest = pending.split_off(BATCH);
                 completions += pending.len() as u64;
                 core.deliver(now, std::mem::replace(&mut pending, rest))?;
-                events += core.pull_events(usize::MAX)?.len() as u64;
+                events += core.pull_events(usize::MAX, u32::MAX)?.len() as u64;
                 now += 1;
             }
         }
         if !pending.is_empty() {
             completions += pending.len() as u64;
             core.deliver(now, std::mem::take(&mut pending))?;
-            events += core.pull_events(usize::MAX)?.len() as u64;
+            events += core.pull_events(usize::MAX, u32::MAX)?.len() as u64;
         }
     }
     let seconds = started.elapsed().as_secs_f64();

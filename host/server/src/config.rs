@@ -29,9 +29,17 @@
 //! reasoning = true
 //! context_tokens = 2048             # default: unlimited
 //! [runtimes.limits]
-//! max_workers = 10000
+//! max_workers = 100000              # live workers (not stopped or deleted)
 //! max_input_bytes = 65536
 //! default_max_steps = 8
+//! [runtimes.core]                   # the runtime core's budgets and sandbox
+//! memory_bytes = 1073741824         # guest linear memory limit
+//! call_deadline_ms = 5000           # longest one call into the guest may run
+//! call_bytes = 4194304              # most bytes one call carries across the boundary
+//! request_deadline_ms = 30000       # longest a request waits for the runtime
+//! max_resident_workers = 1024       # workers whose transcripts stay in the core
+//! max_resident_bytes = 268435456    # transcript bytes they may hold
+//! max_request_bytes = 4194304       # largest model request (run fails beyond it)
 //! [runtimes.log]
 //! window_capacity = 65536
 //! broadcast_capacity = 16384
@@ -135,6 +143,8 @@ pub struct RuntimeConfig {
     #[serde(default)]
     pub limits: LimitSettings,
     #[serde(default)]
+    pub core: CoreSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub driver: DriverSettings,
@@ -149,6 +159,7 @@ impl RuntimeConfig {
             component: None,
             scripted: ScriptedSettings::default(),
             limits: LimitSettings::default(),
+            core: CoreSettings::default(),
             log: LogSettings::default(),
             driver: DriverSettings::default(),
         }
@@ -225,12 +236,80 @@ impl Default for LimitSettings {
     }
 }
 
-impl From<&LimitSettings> for yoi_protocol::Limits {
-    fn from(l: &LimitSettings) -> Self {
+impl LimitSettings {
+    /// The core's limits: these, with the budgets of `[runtimes.core]`.
+    pub fn to_limits(&self, core: &CoreSettings) -> yoi_protocol::Limits {
         yoi_protocol::Limits {
-            max_workers: l.max_workers,
-            max_input_bytes: l.max_input_bytes,
-            default_max_steps: l.default_max_steps,
+            max_workers: self.max_workers,
+            max_input_bytes: self.max_input_bytes,
+            default_max_steps: self.default_max_steps,
+            max_resident_workers: core.max_resident_workers.get(),
+            max_resident_bytes: core.max_resident_bytes,
+            max_request_bytes: core.max_request_bytes.get(),
+        }
+    }
+}
+
+/// `[runtimes.core]`: the runtime core's memory, budgets and deadlines, with defaults
+/// a long-lived deployment can live with (memory set by budgets, not by history).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoreSettings {
+    /// The guest's linear memory limit (a grow past it faults the core, which is
+    /// restored from the log).
+    pub memory_bytes: NonZeroU64,
+    /// Longest one call into the guest may run before it traps.
+    pub call_deadline_ms: NonZeroU64,
+    /// Most estimated bytes one call carries across the component boundary (at least
+    /// 64 KiB, at most 64 MiB).
+    #[serde(deserialize_with = "call_bytes")]
+    pub call_bytes: u32,
+    /// Longest a request waits for the runtime before `runtime_unavailable`.
+    pub request_deadline_ms: NonZeroU64,
+    /// Workers whose transcripts stay in the core.
+    pub max_resident_workers: NonZeroU32,
+    /// Estimated transcript bytes the resident workers may hold.
+    pub max_resident_bytes: u64,
+    /// Largest model request; a larger one fails its run with `request_too_large`.
+    /// Must not exceed `call_bytes`.
+    pub max_request_bytes: NonZeroU32,
+}
+
+fn call_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d)?;
+    if !(64 << 10..=64 << 20).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "call_bytes must be 65536 to 67108864 (got {n})"
+        )));
+    }
+    Ok(n)
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        let limits = yoi_protocol::Limits::default();
+        let call_bytes = yoi_runtime::DEFAULT_CALL_BYTES;
+        let nz64 = |n: u64| NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN);
+        let nz32 = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        CoreSettings {
+            memory_bytes: nz64(1 << 30),
+            call_deadline_ms: nz64(5_000),
+            call_bytes,
+            request_deadline_ms: nz64(30_000),
+            max_resident_workers: nz32(limits.max_resident_workers),
+            max_resident_bytes: limits.max_resident_bytes,
+            max_request_bytes: nz32(limits.max_request_bytes.min(call_bytes)),
+        }
+    }
+}
+
+impl CoreSettings {
+    /// The sandbox of the runtime's wasm core.
+    pub fn guest_limits(&self) -> yoi_core::GuestLimits {
+        yoi_core::GuestLimits {
+            max_memory_bytes: usize::try_from(self.memory_bytes.get()).unwrap_or(usize::MAX),
+            call_deadline: Duration::from_millis(self.call_deadline_ms.get()),
+            ..yoi_core::GuestLimits::default()
         }
     }
 }

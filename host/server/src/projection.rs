@@ -63,6 +63,11 @@ pub enum Command<'a> {
         runtime: &'a str,
         worker: &'a str,
     },
+    /// Deleting a worker (stopping it first if needed).
+    DeleteWorker {
+        runtime: &'a str,
+        worker: &'a str,
+    },
     Transcript {
         runtime: &'a str,
         worker: &'a str,
@@ -87,6 +92,7 @@ impl Command<'_> {
             Command::Input { .. } => "input",
             Command::Cancel { .. } => "cancel",
             Command::Stop { .. } => "stop",
+            Command::DeleteWorker { .. } => "delete_worker",
             Command::Transcript { .. } => "transcript",
             Command::Observe { .. } => "observe",
         }

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
-use yoi_core::{GuestLimits, WasmCore, WasmEngine};
+use yoi_core::{WasmCore, WasmEngine};
 use yoi_driver::{ModelCatalog, ScriptedModel};
 use yoi_eventlog::{ReplayError, ReplayPage};
 use yoi_protocol::{
@@ -74,7 +74,7 @@ impl RuntimeRegistry {
                 rc.id.as_str(),
                 RuntimeSource::Embedded(EmbeddedRuntime {
                     runtime,
-                    limits: (&rc.limits).into(),
+                    limits: rc.limits.to_limits(&rc.core),
                 }),
             ));
         }
@@ -214,6 +214,10 @@ impl RuntimeHandle {
         Ok(self.local().stop(worker_id).await?)
     }
 
+    pub async fn delete_worker(&self, worker_id: &str) -> Result<(), HostError> {
+        Ok(self.local().delete_worker(worker_id).await?)
+    }
+
     pub async fn transcript(&self, worker_id: &str) -> Result<Vec<Message>, HostError> {
         Ok(self.local().transcript(worker_id).await?)
     }
@@ -341,8 +345,11 @@ fn open_embedded(
     models: &ModelCatalog,
 ) -> anyhow::Result<LocalRuntime> {
     let (engine, component) = compiled(component, cache_dir)?;
+    let guest_limits = rc.core.guest_limits();
     let mut config = LocalRuntimeConfig::new(dir);
-    config.limits = (&rc.limits).into();
+    config.limits = rc.limits.to_limits(&rc.core);
+    config.call_bytes = rc.core.call_bytes;
+    config.request_deadline = Duration::from_millis(rc.core.request_deadline_ms.get());
     config.log = rc.log.to_log_config();
     config.driver = rc.driver.to_driver_config();
     let scripted = rc.scripted.to_scripted_config();
@@ -357,7 +364,7 @@ fn open_embedded(
     );
     let runtime = LocalRuntime::builder(config)
         .models(&catalog)
-        .open(move || WasmCore::instantiate(&engine, &component, GuestLimits::default()))
+        .open(move || WasmCore::instantiate(&engine, &component, guest_limits))
         .map_err(|e| anyhow::anyhow!("runtime {}: {e}", rc.id))?;
     Ok(runtime)
 }

@@ -143,7 +143,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/runtimes/{runtime_id}/workers",
             get(api::workers::list).post(api::workers::create),
         )
-        .route(worker, get(api::workers::get))
+        .route(worker, get(api::workers::get).delete(api::workers::delete))
         .route(&format!("{worker}/input"), post(api::workers::input))
         .route(&format!("{worker}/cancel"), post(api::workers::cancel))
         .route(&format!("{worker}/stop"), post(api::workers::stop))

@@ -187,6 +187,44 @@ async fn input_with_a_request_id_runs_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn create_with_a_request_id_makes_one_worker_and_delete_removes_it() {
+    let h = start().await;
+    let create = || async {
+        let resp = h
+            .post("/runtimes/local/workers")
+            .json(&json!({"model": "scripted", "request_id": "create-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        body["worker"].clone()
+    };
+    let first = create().await;
+    let retry = create().await;
+    assert_eq!(first, retry);
+    assert_eq!(first["name"], "worker-1", "a name is generated");
+    let w = first["id"].as_str().unwrap().to_string();
+    let list: Value = h
+        .get("/runtimes/local/workers")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["workers"].as_array().unwrap().len(), 1);
+
+    let path = format!("/runtimes/local/workers/{w}");
+    let resp = h.delete(&path).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, code, _) = error_of(h.get(&path).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "worker_not_found"));
+    let (status, code, _) = error_of(h.delete(&path).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "worker_not_found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_bodies_get_typed_errors() {
     let h = start_with(|c| c.max_body_bytes = 1024.try_into().unwrap()).await;
     let w = h.create_worker("w").await;

@@ -39,6 +39,11 @@ pub enum Command {
         runtime: String,
         worker: String,
     },
+    /// Deleting a worker (stopping it first if needed).
+    DeleteWorker {
+        runtime: String,
+        worker: String,
+    },
     Transcript {
         runtime: String,
         worker: String,
@@ -66,13 +71,14 @@ impl Command {
             Command::Input { .. } => "input",
             Command::Cancel { .. } => "cancel",
             Command::Stop { .. } => "stop",
+            Command::DeleteWorker { .. } => "delete_worker",
             Command::Transcript { .. } => "transcript",
             Command::Observe { .. } => "observe",
             Command::Unknown => "unknown",
         }
     }
 
-    /// Whether the command may change state (create, input, cancel, stop). Unknown
+    /// Whether the command may change state (create, input, cancel, stop, delete). Unknown
     /// commands count as changing state: a policy that guards state refuses what it
     /// cannot read.
     pub fn changes_state(&self) -> bool {
@@ -81,6 +87,7 @@ impl Command {
             | Command::Input { .. }
             | Command::Cancel { .. }
             | Command::Stop { .. }
+            | Command::DeleteWorker { .. }
             | Command::Unknown => true,
             Command::ListRuntimes
             | Command::GetRuntime { .. }

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 use yoi_protocol::{Event, Message, RuntimeInfo, WorkerInfo, WorkerSnapshot};
 
 /// One thing a client is about to receive.
+// Items are decoded from JSON one at a time and dropped after the decision; boxing the
+// snapshot would change the plugin API for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Item {

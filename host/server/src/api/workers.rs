@@ -1,4 +1,5 @@
-//! Workers of one runtime: `/api/v1/runtimes/{runtime_id}/workers[/{worker_id}[/input|cancel|stop|transcript]]`.
+//! Workers of one runtime: `/api/v1/runtimes/{runtime_id}/workers[/{worker_id}[/input|cancel|stop|transcript]]`
+//! (`DELETE …/{worker_id}` deletes one).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -171,6 +172,30 @@ pub async fn stop(
         let worker = runtime.stop(&worker_id).await?;
         let worker = visible(&state, &principal, &runtime_id, worker)?;
         Ok(Json(WorkerResponse { worker }))
+    })
+}
+
+/// `DELETE …/workers/{worker_id}`: `204` once the worker is gone (its events stay in
+/// the log).
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath((runtime_id, worker_id)): Ids,
+) -> Result<StatusCode, HostError> {
+    command!(state, "delete_worker", {
+        state.authorize(
+            &principal,
+            &Command::DeleteWorker {
+                runtime: &runtime_id,
+                worker: &worker_id,
+            },
+        )?;
+        let runtime = state.registry()?.get(&runtime_id)?;
+        // A worker the principal may not see does not exist for it.
+        let worker = runtime.get_worker(&worker_id).await?;
+        visible(&state, &principal, &runtime_id, worker)?;
+        runtime.delete_worker(&worker_id).await?;
+        Ok(StatusCode::NO_CONTENT)
     })
 }
 

@@ -120,6 +120,12 @@ impl TestHost {
             .bearer_auth(&self.token)
     }
 
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
     pub async fn create_worker(&self, name: &str) -> String {
         let resp = self
             .post("/runtimes/local/workers")
