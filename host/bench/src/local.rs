@@ -45,6 +45,26 @@ fn builder(dir: &std::path::Path) -> RuntimeBuilder {
     LocalRuntime::builder(config).provider("scripted", Arc::new(ScriptedModel::new(scripted)))
 }
 
+/// Waits until `runs` runs have ended on the live broadcast.
+pub(crate) async fn until_runs_end(
+    live: &mut tokio::sync::broadcast::Receiver<Arc<yoi_protocol::Envelope>>,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let mut remaining = runs;
+    while remaining > 0 {
+        match live.recv().await {
+            Ok(env) => {
+                if let Event::RunCompleted { .. } | Event::RunFailed { .. } = env.event {
+                    remaining -= 1;
+                }
+            }
+            Err(RecvError::Lagged(n)) => anyhow::bail!("bench subscriber lagged by {n}"),
+            Err(RecvError::Closed) => anyhow::bail!("event log closed"),
+        }
+    }
+    Ok(())
+}
+
 async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
     let mut ids = Vec::with_capacity(WORKERS);
     for i in 0..WORKERS {
@@ -85,18 +105,7 @@ async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
             anyhow::Ok(waits)
         })
     };
-    let mut remaining = WORKERS;
-    while remaining > 0 {
-        match live.recv().await {
-            Ok(env) => {
-                if let Event::RunCompleted { .. } | Event::RunFailed { .. } = env.event {
-                    remaining -= 1;
-                }
-            }
-            Err(RecvError::Lagged(n)) => anyhow::bail!("bench subscriber lagged by {n}"),
-            Err(RecvError::Closed) => anyhow::bail!("event log closed"),
-        }
-    }
+    until_runs_end(&mut live, WORKERS).await?;
     let seconds = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     let mut waits = prober.await??;

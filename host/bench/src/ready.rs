@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::broadcast::error::RecvError;
 use yoi_core::{GuestLimits, WasmCore, WasmEngine};
 use yoi_driver::{ScriptedConfig, ScriptedModel};
 use yoi_eventlog::{EventLog, LogConfig};
@@ -63,18 +62,7 @@ async fn fill(rt: &LocalRuntime) -> anyhow::Result<u64> {
         };
         rt.send_input(&id, input).await?;
     }
-    let mut remaining = WORKERS;
-    while remaining > 0 {
-        match live.recv().await {
-            Ok(env) => {
-                if let Event::RunCompleted { .. } | Event::RunFailed { .. } = env.event {
-                    remaining -= 1;
-                }
-            }
-            Err(RecvError::Lagged(n)) => anyhow::bail!("bench subscriber lagged by {n}"),
-            Err(RecvError::Closed) => anyhow::bail!("event log closed"),
-        }
-    }
+    crate::local::until_runs_end(&mut live, WORKERS).await?;
     Ok(rt.events().last_cursor().seq)
 }
 
