@@ -5,8 +5,16 @@
 //! lives on one actor thread (module `actor`). The core type is chosen at
 //! [`RuntimeBuilder::open`] (`NativeCore` or `WasmCore`), so the handle itself is not
 //! generic.
+//!
+//! [`config::RuntimeSettings`] (cargo feature `config`, on by default) is a runtime's
+//! settings as config files write them, and the one function that opens a runtime from
+//! them. The library depends on no server crate, and on wasmtime only when a dependent
+//! enables `yoi-core/wasm` (a native-only build links none; `tests/dependencies.rs`
+//! checks both).
 
 mod actor;
+#[cfg(feature = "config")]
+pub mod config;
 mod driver;
 mod error;
 mod stats;
@@ -64,6 +72,7 @@ struct Inner {
     reader: LogReader,
     stats: Arc<RuntimeStats>,
     models: Vec<String>,
+    limits: Limits,
     restored: RestoreSummary,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -161,6 +170,7 @@ impl RuntimeBuilder {
                 reader,
                 stats,
                 models,
+                limits: config.limits,
                 restored,
                 thread: Mutex::new(Some(thread)),
             }),
@@ -258,6 +268,11 @@ impl LocalRuntime {
     /// Model names this runtime serves.
     pub fn models(&self) -> &[String] {
         &self.inner.models
+    }
+
+    /// The runtime-wide limits it enforces.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// What the restore at open rebuilt.

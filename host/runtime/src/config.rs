@@ -1,0 +1,350 @@
+//! The settings of one runtime as a config file writes them, and the one function that
+//! opens a [`LocalRuntime`] from them.
+//!
+//! Both servers use this type: a `yoi-host` `[[runtimes]]` entry carries these keys
+//! next to its `id`, `kind` and `component` (see [`RuntimeSettings::deserialize_key`]),
+//! and `yoi-runtime serve` reads them from its `[runtime]` table. Every key is optional:
+//!
+//! ```toml
+//! [scripted]                  # the `scripted` model
+//! token_delay_ms = 30         # pause between streamed tokens (0: none)
+//! reasoning = true            # stream a short reasoning before answers
+//! [limits]
+//! max_workers = 10000
+//! max_input_bytes = 65536
+//! default_max_steps = 8
+//! [log]
+//! window_capacity = 65536     # recent events kept in memory
+//! broadcast_capacity = 16384  # live buffer; a stream further behind is lagged
+//! retain_events = 1000000     # default: keep every delta
+//! durability = "normal"       # or "full"
+//! [driver]
+//! tool_timeout_ms = 30000
+//! model_idle_timeout_ms = 120000
+//! max_concurrent_tools = 16
+//! max_model_output_bytes = 4194304
+//! ```
+//!
+//! Unknown keys and bad values are errors that name the key; TOML deserializers report
+//! them with the line (the keys are checked while they are read, not afterwards).
+
+use std::fmt;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use yoi_core::{Core, Fault};
+use yoi_driver::{ScriptedConfig, ScriptedModel};
+
+use crate::{DriverConfig, LocalRuntime, LocalRuntimeConfig, OpenError};
+
+/// Everything configurable about one runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    pub scripted: ScriptedSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+    pub driver: DriverSettings,
+}
+
+impl RuntimeSettings {
+    /// The keys of the settings, as a config table writes them.
+    pub const KEYS: &'static [&'static str] = &["scripted", "limits", "log", "driver"];
+
+    /// Reads the value of `key` (one of [`Self::KEYS`]) from `map` into these settings:
+    /// how a table that holds the settings next to keys of its own (a host's
+    /// `[[runtimes]]` entry) reads them without buffering, so errors keep their line.
+    pub fn deserialize_key<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match key {
+            "scripted" => self.scripted = map.next_value()?,
+            "limits" => self.limits = map.next_value()?,
+            "log" => self.log = map.next_value()?,
+            "driver" => self.driver = map.next_value()?,
+            other => return Err(de::Error::unknown_field(other, Self::KEYS)),
+        }
+        Ok(())
+    }
+
+    /// The runtime's configuration with its state in `data_dir`.
+    pub fn local_config(&self, data_dir: impl Into<PathBuf>) -> LocalRuntimeConfig {
+        let mut config = LocalRuntimeConfig::new(data_dir);
+        config.limits = (&self.limits).into();
+        config.log = self.log.to_log_config();
+        config.driver = self.driver.to_driver_config();
+        config
+    }
+
+    /// Opens (or creates) the runtime in `data_dir` with these settings and its model
+    /// providers, on the cores `make_core` makes (see [`crate::RuntimeBuilder::open`]).
+    /// Blocking (restores the event log); call it within a tokio runtime.
+    pub fn open<C, F>(
+        &self,
+        data_dir: impl Into<PathBuf>,
+        make_core: F,
+    ) -> Result<LocalRuntime, OpenError>
+    where
+        C: Core,
+        F: FnMut() -> Result<C, Fault> + Send + 'static,
+    {
+        let scripted = ScriptedConfig {
+            token_delay: Duration::from_millis(self.scripted.token_delay_ms),
+            reasoning: self.scripted.reasoning,
+            ..ScriptedConfig::default()
+        };
+        LocalRuntime::builder(self.local_config(data_dir))
+            .provider(
+                yoi_driver::scripted::MODEL_NAME,
+                Arc::new(ScriptedModel::new(scripted)),
+            )
+            .open(make_core)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuntimeSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SettingsVisitor;
+        impl<'de> Visitor<'de> for SettingsVisitor {
+            type Value = RuntimeSettings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of runtime settings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut settings = RuntimeSettings::default();
+                while let Some(key) = map.next_key_seed(KnownKey(RuntimeSettings::KEYS))? {
+                    settings.deserialize_key(key, &mut map)?;
+                }
+                Ok(settings)
+            }
+        }
+        d.deserialize_map(SettingsVisitor)
+    }
+}
+
+/// Reads a table key, refusing any not in its list *while the key is read*, so the
+/// deserializer reports the unknown key with its position (as serde's
+/// `deny_unknown_fields` does).
+pub struct KnownKey(pub &'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KnownKey {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KnownKey {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "one of {}", self.0.join(", "))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        self.0
+            .iter()
+            .find(|known| **known == key)
+            .copied()
+            .ok_or_else(|| E::unknown_field(key, self.0))
+    }
+}
+
+/// The `scripted` model every runtime serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScriptedSettings {
+    /// Pause between two streamed tokens (0: as fast as possible).
+    pub token_delay_ms: u64,
+    pub reasoning: bool,
+}
+
+impl Default for ScriptedSettings {
+    fn default() -> Self {
+        let demo = ScriptedConfig::demo();
+        ScriptedSettings {
+            token_delay_ms: demo.token_delay.as_millis() as u64,
+            reasoning: demo.reasoning,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub max_workers: u32,
+    pub max_input_bytes: u32,
+    pub default_max_steps: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let l = yoi_protocol::Limits::default();
+        LimitSettings {
+            max_workers: l.max_workers,
+            max_input_bytes: l.max_input_bytes,
+            default_max_steps: l.default_max_steps,
+        }
+    }
+}
+
+impl From<&LimitSettings> for yoi_protocol::Limits {
+    fn from(l: &LimitSettings) -> Self {
+        yoi_protocol::Limits {
+            max_workers: l.max_workers,
+            max_input_bytes: l.max_input_bytes,
+            default_max_steps: l.default_max_steps,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub window_capacity: usize,
+    pub broadcast_capacity: NonZeroUsize,
+    /// Keep deltas of only the most recent N events; older cursors expire.
+    pub retain_events: Option<u64>,
+    pub durability: DurabilitySetting,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        let l = yoi_eventlog::LogConfig::default();
+        LogSettings {
+            window_capacity: l.window_capacity,
+            broadcast_capacity: NonZeroUsize::new(l.broadcast_capacity.max(1)).expect("non-zero"),
+            retain_events: l.retain_events,
+            durability: DurabilitySetting::Normal,
+        }
+    }
+}
+
+impl LogSettings {
+    pub fn to_log_config(&self) -> yoi_eventlog::LogConfig {
+        yoi_eventlog::LogConfig {
+            window_capacity: self.window_capacity,
+            broadcast_capacity: self.broadcast_capacity.get(),
+            retain_events: self.retain_events,
+            durability: match self.durability {
+                DurabilitySetting::Normal => yoi_eventlog::Durability::Normal,
+                DurabilitySetting::Full => yoi_eventlog::Durability::Full,
+            },
+            ..yoi_eventlog::LogConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilitySetting {
+    #[default]
+    Normal,
+    Full,
+}
+
+/// How the runtime's driver runs model and tool calls.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriverSettings {
+    /// Longest a tool call may take (an error tool result after it).
+    pub tool_timeout_ms: NonZeroU64,
+    /// Longest a model call may produce nothing (the run fails with `timeout`).
+    pub model_idle_timeout_ms: NonZeroU64,
+    /// Tool calls running at once (1 to 4,096); more wait their turn.
+    #[serde(deserialize_with = "tool_slots")]
+    pub max_concurrent_tools: NonZeroUsize,
+    /// Most bytes one model call may stream (the run fails with `output_too_large`).
+    pub max_model_output_bytes: NonZeroUsize,
+}
+
+/// Most tool slots a runtime may have: each is a blocking thread when busy.
+const MAX_TOOL_SLOTS: usize = 4096;
+
+fn tool_slots<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    let n = NonZeroUsize::deserialize(d)?;
+    if n.get() > MAX_TOOL_SLOTS {
+        return Err(de::Error::custom(format!(
+            "at most {MAX_TOOL_SLOTS} tool calls can run at once, not {n}"
+        )));
+    }
+    Ok(n)
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        let d = DriverConfig::default();
+        let ms = |t: Duration| NonZeroU64::new(t.as_millis() as u64).expect("non-zero");
+        DriverSettings {
+            tool_timeout_ms: ms(d.tool_timeout),
+            model_idle_timeout_ms: ms(d.model_idle_timeout),
+            max_concurrent_tools: NonZeroUsize::new(d.max_concurrent_tools).expect("non-zero"),
+            max_model_output_bytes: NonZeroUsize::new(d.max_model_output_bytes).expect("non-zero"),
+        }
+    }
+}
+
+impl DriverSettings {
+    pub fn to_driver_config(&self) -> DriverConfig {
+        DriverConfig {
+            tool_timeout: Duration::from_millis(self.tool_timeout_ms.get()),
+            model_idle_timeout: Duration::from_millis(self.model_idle_timeout_ms.get()),
+            max_concurrent_tools: self.max_concurrent_tools.get(),
+            max_model_output_bytes: self.max_model_output_bytes.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RuntimeSettings, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), RuntimeSettings::default());
+    }
+
+    #[test]
+    fn every_table_parses() {
+        let s = parse(
+            "[scripted]\ntoken_delay_ms = 0\n[limits]\nmax_workers = 3\n[log]\n\
+             retain_events = 10\ndurability = \"full\"\n[driver]\ntool_timeout_ms = 1500\n",
+        )
+        .unwrap();
+        assert_eq!(s.scripted.token_delay_ms, 0);
+        assert_eq!(s.limits.max_workers, 3);
+        assert_eq!(s.log.retain_events, Some(10));
+        assert_eq!(s.log.durability, DurabilitySetting::Full);
+        let driver = s.driver.to_driver_config();
+        assert_eq!(driver.tool_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            driver.model_idle_timeout,
+            DriverConfig::default().model_idle_timeout
+        );
+        let local = s.local_config("/tmp/x");
+        assert_eq!(local.limits.max_workers, 3);
+        assert_eq!(local.log.retain_events, Some(10));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_key_and_line() {
+        let e = parse("[log]\nwindow_capacity = 5\n\n[lgo]\n").unwrap_err();
+        assert!(e.contains("lgo") && e.contains("line 4"), "{e}");
+        let e = parse("[driver]\nmax_concurrent_tools = 5000\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("at most 4096"), "{e}");
+        let e = parse("[log]\ndurability = \"sometimes\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("durability"), "{e}");
+        let e = parse("[scripted]\nspeed = 1\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("speed"), "{e}");
+    }
+}

@@ -1,0 +1,172 @@
+//! [`FrameCache`]: each event's frame built once for every stream of a runtime.
+//!
+//! An event goes to every stream that observes it. Its JSON is the same for all of them,
+//! and so is the whole frame for streams whose cursor is determined by the event alone:
+//! streams with a runtime cursor (one worker's, a runtime server's runtime-wide stream)
+//! and a host's multiplexed stream when the host has one runtime
+//! (`h1~<id>.<runtime cursor>`). The cache keeps those per sequence number in a ring of
+//! recent events, so N observers cost one serialization plus N reference-count
+//! increments. A stream further behind than the ring builds its own frames and leaves
+//! the newer entries to the streams that share them. Streams whose frames differ
+//! (redacted events, multiplexed cursors over several runtimes) build their own.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use yoi_protocol::{Cursor, Envelope, HostCursor};
+
+use super::frames::{event_frame, event_json};
+
+/// Which shared frame a stream wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Cursor: the runtime cursor of the event.
+    RuntimeCursor,
+    /// Cursor: a host cursor naming only this runtime.
+    HostCursor,
+}
+
+/// Events kept: as many as the default live buffer (`log.broadcast_capacity`), so streams
+/// up to a live buffer apart still share frames. (With 4,096, observers that drifted
+/// further apart evicted each other's entries: in the host bench each event's frame was
+/// built about 3 times instead of once.)
+const SLOTS: usize = 16_384;
+
+#[derive(Default)]
+struct Slot {
+    seq: u64,
+    json: Option<Arc<str>>,
+    runtime_cursor: Option<Utf8Bytes>,
+    host_cursor: Option<Utf8Bytes>,
+}
+
+impl Slot {
+    fn frame_mut(&mut self, shape: Shape) -> &mut Option<Utf8Bytes> {
+        match shape {
+            Shape::RuntimeCursor => &mut self.runtime_cursor,
+            Shape::HostCursor => &mut self.host_cursor,
+        }
+    }
+}
+
+/// Recent events' JSON and frames of one runtime, indexed by sequence number.
+pub struct FrameCache {
+    slots: Box<[Mutex<Slot>]>,
+}
+
+impl Default for FrameCache {
+    fn default() -> Self {
+        FrameCache {
+            slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
+        }
+    }
+}
+
+impl FrameCache {
+    /// The slot of `seq`, taken over from an older event; `None` when it already holds a
+    /// newer one (a stream far behind the others must not evict what the leaders share).
+    fn slot(&self, seq: u64) -> Option<MutexGuard<'_, Slot>> {
+        let m = &self.slots[(seq % SLOTS as u64) as usize];
+        let mut slot = m.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.seq > seq {
+            return None;
+        }
+        if slot.seq < seq {
+            *slot = Slot {
+                seq,
+                ..Slot::default()
+            };
+        }
+        Some(slot)
+    }
+
+    /// The event's JSON (`{"type":"text_delta",…}`).
+    pub fn json(&self, env: &Envelope) -> Arc<str> {
+        json_in(self.slot(env.seq).as_deref_mut(), env)
+    }
+
+    /// The whole event frame of `shape` (`epoch` is the runtime's).
+    pub(crate) fn frame(
+        &self,
+        runtime_id: &str,
+        epoch: u64,
+        env: &Envelope,
+        shape: Shape,
+    ) -> Utf8Bytes {
+        let mut slot = self.slot(env.seq);
+        if let Some(frame) = slot.as_deref_mut().and_then(|s| s.frame_mut(shape).clone()) {
+            return frame;
+        }
+        let json = json_in(slot.as_deref_mut(), env);
+        let runtime_cursor = Cursor::new(epoch, env.seq);
+        let mut cursor = String::with_capacity(64);
+        match shape {
+            Shape::RuntimeCursor => runtime_cursor.write_to(&mut cursor),
+            Shape::HostCursor => {
+                cursor.push_str(HostCursor::PREFIX);
+                HostCursor::write_part(&mut cursor, runtime_id, runtime_cursor);
+            }
+        }
+        let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
+        if let Some(slot) = slot.as_deref_mut() {
+            *slot.frame_mut(shape) = Some(frame.clone());
+        }
+        frame
+    }
+}
+
+/// The event's JSON from its slot (encoded into it once), or encoded for this caller
+/// alone when the slot belongs to a newer event.
+fn json_in(slot: Option<&mut Slot>, env: &Envelope) -> Arc<str> {
+    match slot {
+        Some(slot) => slot.json.get_or_insert_with(|| event_json(env)).clone(),
+        None => event_json(env),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yoi_protocol::{Event, Frame};
+
+    #[test]
+    fn shared_frames_carry_the_right_cursors() {
+        let cache = FrameCache::default();
+        let env = Envelope {
+            seq: 9,
+            worker_id: Some("w_1".into()),
+            at_ms: 1,
+            event: Event::RunStarted {
+                run_id: "r_1".into(),
+            },
+        };
+        let runtime = cache.frame("local", 77, &env, Shape::RuntimeCursor);
+        let frame: Frame = serde_json::from_str(runtime.as_str()).unwrap();
+        assert!(matches!(frame, Frame::Event { cursor, .. } if cursor == Cursor::new(77, 9)));
+        let host = cache.frame("local", 77, &env, Shape::HostCursor);
+        let v: serde_json::Value = serde_json::from_str(host.as_str()).unwrap();
+        let mut want = HostCursor::new();
+        want.set("local", Cursor::new(77, 9));
+        assert_eq!(v["cursor"], want.encode());
+        assert_eq!(v["event"]["type"], "run_started");
+        // A later event in the same slot replaces it.
+        let later = Envelope {
+            seq: 9 + SLOTS as u64,
+            ..env.clone()
+        };
+        let newer = cache.frame("local", 77, &later, Shape::RuntimeCursor);
+        let v: serde_json::Value = serde_json::from_str(newer.as_str()).unwrap();
+        assert_eq!(v["seq"], later.seq);
+
+        // A stream far behind gets its own (right) frame and does not evict the newer one.
+        let behind = cache.frame("local", 77, &env, Shape::RuntimeCursor);
+        let v: serde_json::Value = serde_json::from_str(behind.as_str()).unwrap();
+        assert_eq!(v["seq"], env.seq);
+        let shared = cache.frame("local", 77, &later, Shape::RuntimeCursor);
+        assert_eq!(
+            newer.as_str().as_ptr(),
+            shared.as_str().as_ptr(),
+            "the newer event's frame is still shared"
+        );
+    }
+}
