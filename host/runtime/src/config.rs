@@ -117,7 +117,7 @@ impl<'de> Deserialize<'de> for RuntimeSettings {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut settings = RuntimeSettings::default();
-                while let Some(key) = map.next_key_seed(KnownKey(RuntimeSettings::KEYS))? {
+                while let Some(key) = map.next_key_seed(KnownKey(&[RuntimeSettings::KEYS]))? {
                     settings.deserialize_key(key, &mut map)?;
                 }
                 Ok(settings)
@@ -127,12 +127,13 @@ impl<'de> Deserialize<'de> for RuntimeSettings {
     }
 }
 
-/// Reads a table key, refusing any not in its list *while the key is read*, so the
-/// deserializer reports the unknown key with its position (as serde's
-/// `deny_unknown_fields` does).
-pub struct KnownKey(pub &'static [&'static str]);
+/// Reads a table key, refusing any not in its lists *while the key is read*, so the
+/// deserializer reports an unknown key with its position (as serde's
+/// `deny_unknown_fields` does). A table with keys of its own next to the settings' lists
+/// both: `KnownKey(&[&["id", "kind"], RuntimeSettings::KEYS])`.
+pub struct KnownKey<'a>(pub &'a [&'static [&'static str]]);
 
-impl<'de> DeserializeSeed<'de> for KnownKey {
+impl<'de> DeserializeSeed<'de> for KnownKey<'_> {
     type Value = &'static str;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -140,19 +141,23 @@ impl<'de> DeserializeSeed<'de> for KnownKey {
     }
 }
 
-impl Visitor<'_> for KnownKey {
+impl Visitor<'_> for KnownKey<'_> {
     type Value = &'static str;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "one of {}", self.0.join(", "))
+        f.write_str("a known key")
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        self.0
-            .iter()
-            .find(|known| **known == key)
-            .copied()
-            .ok_or_else(|| E::unknown_field(key, self.0))
+        let mut known = self.0.iter().flat_map(|keys| keys.iter());
+        if let Some(found) = known.clone().find(|k| **k == key) {
+            return Ok(found);
+        }
+        let expected: Vec<String> = known.by_ref().map(|k| format!("`{k}`")).collect();
+        Err(E::custom(format_args!(
+            "unknown field `{key}`, expected one of {}",
+            expected.join(", ")
+        )))
     }
 }
 

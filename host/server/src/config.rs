@@ -9,27 +9,24 @@
 //! token_file = "/etc/yoi/host.token"  # default: <data_dir>/host.token
 //! shutdown_grace_ms = 5000          # how long streams get to flush their closing frame
 //!
-//! [streams]
+//! [streams]                         # yoi_serving::StreamConfig
 //! replay_page = 512                 # events per replay page
 //! ping_interval_ms = 20000          # WebSocket ping on every stream
 //! write_timeout_ms = 30000          # a client that accepts nothing for this long is dropped
+//! max_open = 4096                   # streams open at once (429 limit_exceeded beyond)
+//! max_open_per_client = 1024
+//!
+//! [http]                            # yoi_serving::HttpConfig
+//! max_connections = 1024
+//! header_read_timeout_ms = 10000
+//! request_timeout_ms = 30000
 //!
 //! [[runtimes]]                      # default: one embedded runtime "local"
 //! id = "local"
 //! kind = "embedded"
 //! component = "…"                   # default: the top-level `component`
-//! [runtimes.scripted]
-//! token_delay_ms = 30
-//! reasoning = true
-//! [runtimes.limits]
-//! max_workers = 10000
-//! max_input_bytes = 65536
-//! default_max_steps = 8
-//! [runtimes.log]
-//! window_capacity = 65536
-//! broadcast_capacity = 16384
-//! retain_events = 1000000           # default: keep every delta
-//! durability = "normal"             # or "full"
+//! [runtimes.scripted]               # and `limits`, `log`, `driver`: the runtime's
+//! token_delay_ms = 30               # settings, yoi_runtime::config::RuntimeSettings
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key and its line (serde's
@@ -39,12 +36,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::NonZeroUsize;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use yoi_protocol::is_runtime_id;
+use yoi_runtime::config::{KnownKey, RuntimeSettings};
+use yoi_serving::{HttpConfig, StreamConfig};
 
 /// The default listen address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:38700";
@@ -64,6 +64,7 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
     pub shutdown_grace_ms: u64,
     pub streams: StreamConfig,
+    pub http: HttpConfig,
     #[serde(deserialize_with = "unique_runtimes")]
     pub runtimes: Vec<RuntimeConfig>,
 }
@@ -79,53 +80,21 @@ impl Default for Config {
             token_file: None,
             shutdown_grace_ms: 5_000,
             streams: StreamConfig::default(),
+            http: HttpConfig::default(),
             runtimes: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StreamConfig {
-    /// Events per replay page (replay is backpressured, never lagged).
-    pub replay_page: NonZeroUsize,
-    pub ping_interval_ms: NonZeroU64,
-    pub write_timeout_ms: NonZeroU64,
-    /// No longer used: a stream's queue is its place in its runtime's live buffer
-    /// (`runtimes.log.broadcast_capacity`). Accepted so older config files still load;
-    /// the host logs a warning when it is set.
-    #[serde(rename = "queue")]
-    pub unused_queue: Option<NonZeroUsize>,
-}
-
-impl Default for StreamConfig {
-    fn default() -> Self {
-        StreamConfig {
-            replay_page: NonZeroUsize::new(512).expect("non-zero"),
-            ping_interval_ms: NonZeroU64::new(20_000).expect("non-zero"),
-            write_timeout_ms: NonZeroU64::new(30_000).expect("non-zero"),
-            unused_queue: None,
-        }
-    }
-}
-
-/// One runtime the host serves.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One runtime the host serves: its id, kind and component, and the runtime's own
+/// settings (the keys `scripted`, `limits`, `log`, `driver`, read by the type
+/// `yoi-runtime serve` reads them with). It derefs to those settings.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     pub id: RuntimeId,
-    #[serde(default)]
     pub kind: RuntimeKind,
-    #[serde(default)]
     pub component: Option<PathBuf>,
-    #[serde(default)]
-    pub scripted: ScriptedSettings,
-    #[serde(default)]
-    pub limits: LimitSettings,
-    #[serde(default)]
-    pub log: LogSettings,
-    #[serde(default)]
-    pub driver: DriverSettings,
+    pub settings: RuntimeSettings,
 }
 
 impl RuntimeConfig {
@@ -135,11 +104,62 @@ impl RuntimeConfig {
             id: RuntimeId(DEFAULT_RUNTIME.into()),
             kind: RuntimeKind::Embedded,
             component: None,
-            scripted: ScriptedSettings::default(),
-            limits: LimitSettings::default(),
-            log: LogSettings::default(),
-            driver: DriverSettings::default(),
+            settings: RuntimeSettings::default(),
         }
+    }
+}
+
+impl Deref for RuntimeConfig {
+    type Target = RuntimeSettings;
+
+    fn deref(&self) -> &RuntimeSettings {
+        &self.settings
+    }
+}
+
+impl DerefMut for RuntimeConfig {
+    fn deref_mut(&mut self) -> &mut RuntimeSettings {
+        &mut self.settings
+    }
+}
+
+/// Keys of a `[[runtimes]]` entry besides the runtime's settings.
+const ENTRY_KEYS: &[&str] = &["id", "kind", "component"];
+
+impl<'de> Deserialize<'de> for RuntimeConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = RuntimeConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a runtime entry")
+            }
+            // By hand rather than with `#[serde(flatten)]`, which cannot refuse unknown
+            // keys and loses their line numbers.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut id = None;
+                let mut kind = RuntimeKind::default();
+                let mut component = None;
+                let mut settings = RuntimeSettings::default();
+                let keys = KnownKey(&[ENTRY_KEYS, RuntimeSettings::KEYS]);
+                while let Some(key) = map.next_key_seed(KnownKey(keys.0))? {
+                    match key {
+                        "id" => id = Some(map.next_value()?),
+                        "kind" => kind = map.next_value()?,
+                        "component" => component = map.next_value()?,
+                        key => settings.deserialize_key(key, &mut map)?,
+                    }
+                }
+                let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
+                Ok(RuntimeConfig {
+                    id,
+                    kind,
+                    component,
+                    settings,
+                })
+            }
+        }
+        d.deserialize_map(EntryVisitor)
     }
 }
 
@@ -158,151 +178,6 @@ impl RuntimeKind {
             RuntimeKind::Embedded => "embedded",
         }
     }
-}
-
-/// The `scripted` model every embedded runtime serves.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScriptedSettings {
-    /// Pause between two streamed tokens (0: as fast as possible).
-    pub token_delay_ms: u64,
-    pub reasoning: bool,
-}
-
-impl Default for ScriptedSettings {
-    fn default() -> Self {
-        let demo = yoi_driver::ScriptedConfig::demo();
-        ScriptedSettings {
-            token_delay_ms: demo.token_delay.as_millis() as u64,
-            reasoning: demo.reasoning,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitSettings {
-    pub max_workers: u32,
-    pub max_input_bytes: u32,
-    pub default_max_steps: u32,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        let l = yoi_protocol::Limits::default();
-        LimitSettings {
-            max_workers: l.max_workers,
-            max_input_bytes: l.max_input_bytes,
-            default_max_steps: l.default_max_steps,
-        }
-    }
-}
-
-impl From<&LimitSettings> for yoi_protocol::Limits {
-    fn from(l: &LimitSettings) -> Self {
-        yoi_protocol::Limits {
-            max_workers: l.max_workers,
-            max_input_bytes: l.max_input_bytes,
-            default_max_steps: l.default_max_steps,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    pub window_capacity: usize,
-    pub broadcast_capacity: NonZeroUsize,
-    /// Keep deltas of only the most recent N events; older cursors expire.
-    pub retain_events: Option<u64>,
-    pub durability: DurabilitySetting,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        let l = yoi_eventlog::LogConfig::default();
-        LogSettings {
-            window_capacity: l.window_capacity,
-            broadcast_capacity: NonZeroUsize::new(l.broadcast_capacity.max(1)).expect("non-zero"),
-            retain_events: l.retain_events,
-            durability: DurabilitySetting::Normal,
-        }
-    }
-}
-
-impl LogSettings {
-    pub fn to_log_config(&self) -> yoi_eventlog::LogConfig {
-        yoi_eventlog::LogConfig {
-            window_capacity: self.window_capacity,
-            broadcast_capacity: self.broadcast_capacity.get(),
-            retain_events: self.retain_events,
-            durability: match self.durability {
-                DurabilitySetting::Normal => yoi_eventlog::Durability::Normal,
-                DurabilitySetting::Full => yoi_eventlog::Durability::Full,
-            },
-            ..yoi_eventlog::LogConfig::default()
-        }
-    }
-}
-
-/// How the runtime's driver runs model and tool calls.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DriverSettings {
-    /// Longest a tool call may take (an error tool result after it).
-    pub tool_timeout_ms: NonZeroU64,
-    /// Longest a model call may produce nothing (the run fails with `timeout`).
-    pub model_idle_timeout_ms: NonZeroU64,
-    /// Tool calls running at once (1 to 4,096); more wait their turn.
-    #[serde(deserialize_with = "tool_slots")]
-    pub max_concurrent_tools: NonZeroUsize,
-    /// Most bytes one model call may stream (the run fails with `output_too_large`).
-    pub max_model_output_bytes: NonZeroUsize,
-}
-
-/// Most tool slots a runtime may have: each is a blocking thread when busy.
-const MAX_TOOL_SLOTS: usize = 4096;
-
-fn tool_slots<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
-    let n = NonZeroUsize::deserialize(d)?;
-    if n.get() > MAX_TOOL_SLOTS {
-        return Err(serde::de::Error::custom(format!(
-            "at most {MAX_TOOL_SLOTS} tool calls can run at once, not {n}"
-        )));
-    }
-    Ok(n)
-}
-
-impl Default for DriverSettings {
-    fn default() -> Self {
-        let d = yoi_runtime::DriverConfig::default();
-        let ms = |t: Duration| NonZeroU64::new(t.as_millis() as u64).expect("non-zero");
-        DriverSettings {
-            tool_timeout_ms: ms(d.tool_timeout),
-            model_idle_timeout_ms: ms(d.model_idle_timeout),
-            max_concurrent_tools: NonZeroUsize::new(d.max_concurrent_tools).expect("non-zero"),
-            max_model_output_bytes: NonZeroUsize::new(d.max_model_output_bytes).expect("non-zero"),
-        }
-    }
-}
-
-impl DriverSettings {
-    pub fn to_driver_config(&self) -> yoi_runtime::DriverConfig {
-        yoi_runtime::DriverConfig {
-            tool_timeout: Duration::from_millis(self.tool_timeout_ms.get()),
-            model_idle_timeout: Duration::from_millis(self.model_idle_timeout_ms.get()),
-            max_concurrent_tools: self.max_concurrent_tools.get(),
-            max_model_output_bytes: self.max_model_output_bytes.get(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DurabilitySetting {
-    #[default]
-    Normal,
-    Full,
 }
 
 /// A runtime id: 1 to 64 of `a-z 0-9 _ -`, so it is safe in URLs and in host cursors.
@@ -451,16 +326,14 @@ impl Config {
 
 /// `$XDG_DATA_HOME/yoi`, else `$HOME/.local/share/yoi` (what `yoi-tui` looks at too).
 pub fn default_data_dir() -> Option<PathBuf> {
-    let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
-        return Some(PathBuf::from(xdg).join("yoi"));
-    }
-    non_empty("HOME").map(|home| PathBuf::from(home).join(".local/share/yoi"))
+    yoi_serving::default_data_dir("yoi")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use yoi_runtime::config::{DriverSettings, DurabilitySetting};
 
     fn err(text: &str) -> String {
         Config::from_toml(text, "test.toml")
@@ -489,6 +362,9 @@ max_body_bytes = 4096
 [streams]
 replay_page = 4
 queue = 1024
+max_open = 3
+[http]
+request_timeout_ms = 500
 [[runtimes]]
 id = "a"
 [runtimes.scripted]
@@ -510,6 +386,12 @@ id = "b-2"
         assert_eq!(c.streams.ping_interval_ms.get(), 20_000);
         // Older files set the stream queue, which no longer exists: still accepted.
         assert_eq!(c.streams.unused_queue.map(|q| q.get()), Some(1024));
+        assert_eq!(c.streams.settings().limits.max_open, 3);
+        assert_eq!(c.http.limits().request_timeout, Duration::from_millis(500));
+        assert_eq!(
+            c.http.max_connections,
+            HttpConfig::default().max_connections
+        );
         assert_eq!(c.runtimes.len(), 2);
         assert_eq!(c.runtimes[0].log.retain_events, Some(10));
         assert_eq!(c.runtimes[0].log.durability, DurabilitySetting::Full);
@@ -549,6 +431,12 @@ id = "b-2"
         assert!(e.contains("used twice"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 5000\n");
         assert!(e.contains("line 4") && e.contains("at most 4096"), "{e}");
+        let e = err("[[runtimes]]\nid = \"a\"\n\n[runtimes.lgo]\n");
+        assert!(e.contains("line 4") && e.contains("lgo"), "{e}");
+        let e = err("[[runtimes]]\nkind = \"embedded\"\n");
+        assert!(e.contains("line 1") && e.contains("id"), "{e}");
+        let e = err("[http]\nmax_connections = 0\n");
+        assert!(e.contains("line 2") && e.contains("max_connections"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 0\n");
         assert!(
             e.contains("line 4") && e.contains("max_concurrent_tools"),

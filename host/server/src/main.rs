@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use yoi_host::Host;
 use yoi_host::cli::{Cli, Command};
-use yoi_host::server::{Host, shutdown_signal};
 
 /// Every event is a handful of small strings allocated and freed on several threads;
 /// mimalloc does that markedly faster than glibc's allocator (see BENCHMARKS.md).
@@ -55,7 +55,7 @@ async fn serve(args: yoi_host::cli::ServeArgs) -> anyhow::Result<()> {
     let _ = stdout.flush();
     let trigger = host.shutdown_trigger();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        yoi_serving::termination_signal().await;
         trigger.trigger();
     });
     host.wait().await

@@ -3,19 +3,18 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
+use yoi_serving::{ApiPath, ServeError};
 
-use crate::api::ApiPath;
-use crate::error::HostError;
 use crate::projection::{Command, Principal};
 use crate::registry::RuntimeHandle;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A runtime's description, counting the workers `principal` may see.
 async fn describe(
     state: &AppState,
     principal: &Principal,
     runtime: &RuntimeHandle,
-) -> Result<RuntimeInfo, HostError> {
+) -> Result<RuntimeInfo, ServeError> {
     let workers = runtime.list_workers().await?;
     let visible = workers
         .into_iter()
@@ -27,7 +26,7 @@ async fn describe(
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<RuntimesResponse>, HostError> {
+) -> Result<Json<RuntimesResponse>, ServeError> {
     let result = async {
         state.authorize(&principal, &Command::ListRuntimes)?;
         let registry = state.registry()?;
@@ -46,7 +45,7 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath(runtime_id): ApiPath<String>,
-) -> Result<Json<RuntimeResponse>, HostError> {
+) -> Result<Json<RuntimeResponse>, ServeError> {
     let result = async {
         state.authorize(
             &principal,

@@ -184,7 +184,10 @@ async fn ask<S: EventSource>(sources: &[Arc<S>], request: Request) -> Answer {
             worker,
             limit,
         } => Answer::Replay(sources[feed].replay(after, worker.as_deref(), limit).await),
-        Request::Snapshot { worker } => Answer::Snapshot(sources[0].snapshot(&worker).await),
+        Request::Snapshot { worker } => {
+            let snapshot = sources[0].snapshot(&worker).await;
+            Answer::Snapshot(snapshot.map(|(s, cursor)| (Box::new(s), cursor)))
+        }
         Request::SnapshotAll { feed } => Answer::SnapshotAll(sources[feed].snapshot_all().await),
     }
 }

@@ -137,7 +137,7 @@ pub enum Request {
 #[derive(Debug)]
 pub enum Answer {
     Replay(Result<ReplayPage, ReplayOutcome>),
-    Snapshot(Result<(WorkerSnapshot, Cursor), ServeError>),
+    Snapshot(Result<(Box<WorkerSnapshot>, Cursor), ServeError>),
     SnapshotAll(Result<(Vec<WorkerSnapshot>, Cursor), ServeError>),
 }
 
@@ -564,13 +564,13 @@ impl<V: Visibility> Session<V> {
         }
     }
 
-    fn snapshotted(&mut self, result: Result<(WorkerSnapshot, Cursor), ServeError>) {
+    fn snapshotted(&mut self, result: Result<(Box<WorkerSnapshot>, Cursor), ServeError>) {
         let (snapshot, cursor) = match result {
             Ok(answer) => answer,
             Err(e) => return self.close_with_error(e),
         };
         let worker_id = snapshot.worker.id.clone();
-        let Some(snapshot) = self.view.snapshot(self.positions.id(0), snapshot) else {
+        let Some(snapshot) = self.view.snapshot(self.positions.id(0), *snapshot) else {
             return self.close_with_error(ServeError::worker_not_found(&worker_id));
         };
         self.positions.set(0, cursor);

@@ -161,7 +161,7 @@ fn handshake<V: Visibility>(s: &mut Session<V>, logs: &[&FakeLog]) -> Vec<Reques
                 limit,
             } => Answer::Replay(logs[feed].replay(after, worker.as_deref(), limit)),
             Request::Snapshot { worker } => Answer::Snapshot(Ok((
-                logs[0].snapshot(&worker),
+                Box::new(logs[0].snapshot(&worker)),
                 logs[0].cursor(logs[0].last()),
             ))),
             Request::SnapshotAll { feed } => {
