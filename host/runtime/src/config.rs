@@ -38,6 +38,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use yoi_core::{Core, Fault};
 use yoi_driver::{ScriptedConfig, ScriptedModel};
+use yoi_protocol::is_runtime_id;
 
 use crate::{DriverConfig, LocalRuntime, LocalRuntimeConfig, OpenError};
 
@@ -158,6 +159,39 @@ impl Visitor<'_> for KnownKey<'_> {
             "unknown field `{key}`, expected one of {}",
             expected.join(", ")
         )))
+    }
+}
+
+/// A runtime id: 1 to 64 of `a-z 0-9 _ -`, so it is safe in URLs and in host cursors.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuntimeId(String);
+
+impl RuntimeId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if is_runtime_id(text) {
+            Ok(RuntimeId(text.to_string()))
+        } else {
+            Err(format!(
+                "invalid runtime id {text:?}: use 1 to 64 of a-z, 0-9, `_` and `-`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RuntimeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuntimeId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RuntimeId::parse(&text).map_err(de::Error::custom)
     }
 }
 

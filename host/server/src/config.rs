@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use yoi_protocol::is_runtime_id;
+pub use yoi_runtime::config::RuntimeId;
 use yoi_runtime::config::{KnownKey, RuntimeSettings};
 use yoi_serving::{HttpConfig, StreamConfig};
 
@@ -101,7 +101,7 @@ impl RuntimeConfig {
     /// The embedded runtime served when the config names none.
     pub fn default_local() -> Self {
         RuntimeConfig {
-            id: RuntimeId(DEFAULT_RUNTIME.into()),
+            id: RuntimeId::parse(DEFAULT_RUNTIME).expect("a valid runtime id"),
             kind: RuntimeKind::Embedded,
             component: None,
             settings: RuntimeSettings::default(),
@@ -177,39 +177,6 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Embedded => "embedded",
         }
-    }
-}
-
-/// A runtime id: 1 to 64 of `a-z 0-9 _ -`, so it is safe in URLs and in host cursors.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RuntimeId(String);
-
-impl RuntimeId {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if is_runtime_id(text) {
-            Ok(RuntimeId(text.to_string()))
-        } else {
-            Err(format!(
-                "invalid runtime id {text:?}: use 1 to 64 of a-z, 0-9, `_` and `-`"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RuntimeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for RuntimeId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        RuntimeId::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -333,6 +300,7 @@ pub fn default_data_dir() -> Option<PathBuf> {
 mod tests {
     use super::*;
     use std::time::Duration;
+    use yoi_protocol::is_runtime_id;
     use yoi_runtime::config::{DriverSettings, DurabilitySetting};
 
     fn err(text: &str) -> String {

@@ -15,9 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::sync::watch;
-use yoi_serving::{AccessToken, Authenticator, Shutdown};
+use yoi_serving::{Authenticator, Endpoint, Shutdown};
 
 use crate::config::Config;
 use crate::projection::{PassThrough, Projection};
@@ -25,21 +23,12 @@ use crate::registry::RuntimeRegistry;
 use crate::router::router;
 use crate::state::AppState;
 
-/// Loading state of the runtimes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Load {
-    Loading,
-    Ready,
-    Failed(String),
-}
-
 /// A running host.
 pub struct Host {
     addr: SocketAddr,
     state: AppState,
     token_file: PathBuf,
     token_created: bool,
-    load: watch::Receiver<Load>,
     server: tokio::task::JoinHandle<()>,
     loader: tokio::task::JoinHandle<()>,
 }
@@ -63,33 +52,26 @@ impl Host {
             yoi_core::component_file(rc.component.as_deref().or(config.component.as_deref()))
                 .map_err(anyhow::Error::msg)?;
         }
-        yoi_serving::create_private_dir(&data_dir)
-            .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let token_file = config.resolved_token_file(&data_dir);
-        let (token, token_created) = AccessToken::load_or_create(&token_file)
-            .with_context(|| format!("access token file {}", token_file.display()))?;
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
-        let addr = listener.local_addr()?;
-
-        let auth = Authenticator::new(token, "in the file host.token in the host's data directory");
+        let endpoint = Endpoint::open(&data_dir, token_file, config.bind).await?;
+        let auth = Authenticator::new(
+            endpoint.token,
+            "in the file host.token in the host's data directory",
+        );
         let state = AppState::new(config, auth, projection);
 
-        let (load_tx, load) = watch::channel(Load::Loading);
         let loader = {
             let state = state.clone();
             tokio::spawn(async move {
                 match RuntimeRegistry::load(state.config(), &data_dir).await {
                     Ok(registry) => {
-                        state.set_registry(Arc::new(registry));
-                        load_tx.send_replace(Load::Ready);
+                        state.loading().set(Arc::new(registry));
                         tracing::info!("ready");
                     }
                     Err(e) => {
                         let message = format!("{e:#}");
                         tracing::error!(error = %message, "loading the runtimes failed");
-                        load_tx.send_replace(Load::Failed(message));
+                        state.loading().fail(message);
                         state.shutdown().trigger();
                     }
                 }
@@ -97,8 +79,9 @@ impl Host {
         };
 
         let config = state.config();
+        let addr = endpoint.addr;
         let server = tokio::spawn(yoi_serving::serve(
-            listener,
+            endpoint.listener,
             router(state.clone()),
             config.http.limits(),
             state.shutdown().signal(),
@@ -108,9 +91,8 @@ impl Host {
         Ok(Host {
             addr,
             state,
-            token_file,
-            token_created,
-            load,
+            token_file: endpoint.token_file,
+            token_created: endpoint.token_created,
             server,
             loader,
         })
@@ -143,17 +125,8 @@ impl Host {
 
     /// Waits until the runtimes are loaded; errs if loading failed.
     pub async fn ready(&self) -> anyhow::Result<Arc<RuntimeRegistry>> {
-        let mut load = self.load.clone();
-        let state = load
-            .wait_for(|l| *l != Load::Loading)
-            .await
-            .map(|l| l.clone())
-            .unwrap_or(Load::Failed("the loader stopped".into()));
-        match state {
-            Load::Ready => Ok(self.state.registry()?.clone()),
-            Load::Failed(message) => Err(anyhow::anyhow!(message)),
-            Load::Loading => unreachable!("waited for a change"),
-        }
+        let registry = self.state.loading().ready().await;
+        registry.cloned().map_err(anyhow::Error::msg)
     }
 
     /// Serves until the shutdown trigger fires, then shuts down gracefully. Errs when the
@@ -162,24 +135,17 @@ impl Host {
         let served = self.server.await;
         // The listener is closed and HTTP requests have finished; streams are closing.
         let grace = Duration::from_millis(self.state.config().shutdown_grace_ms);
-        let streams = self.state.streams();
-        if tokio::time::timeout(grace, streams.all_closed())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                open = streams.open(),
-                "streams did not close within the shutdown grace period"
-            );
-        }
+        self.state.streams().closed(grace).await;
         let _ = self.loader.await;
         if let Ok(registry) = self.state.registry() {
             registry.shutdown().await;
         }
-        if let Load::Failed(message) = &*self.load.borrow() {
+        if let Some(message) = self.state.loading().failure() {
             anyhow::bail!("{message}");
         }
-        served.context("the server task failed")?;
+        if served.is_err() {
+            anyhow::bail!("the server task failed");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,9 +1,8 @@
 //! [`AppState`]: what every handler and stream of the host shares.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use yoi_protocol::ErrorCode;
-use yoi_serving::{Authenticator, Metrics, ServeError, Shutdown, Streams};
+use yoi_serving::{Authenticator, Loading, Metrics, ServeError, Shutdown, Streams};
 
 use crate::config::Config;
 use crate::projection::{Command, Principal, Projection};
@@ -18,7 +17,7 @@ pub struct AppState {
 struct Inner {
     config: Config,
     auth: Authenticator,
-    registry: OnceLock<Arc<RuntimeRegistry>>,
+    registry: Loading<Arc<RuntimeRegistry>>,
     projection: Arc<dyn Projection>,
     metrics: Arc<Metrics>,
     streams: Streams,
@@ -27,7 +26,7 @@ struct Inner {
 
 impl AppState {
     /// The state of a host that has not loaded its runtimes yet (see
-    /// [`AppState::set_registry`]).
+    /// [`AppState::loading`]).
     pub fn new(config: Config, auth: Authenticator, projection: Arc<dyn Projection>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let shutdown = Shutdown::new();
@@ -36,7 +35,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 config,
                 auth,
-                registry: OnceLock::new(),
+                registry: Loading::new("the host is still loading its runtimes"),
                 projection,
                 metrics,
                 streams,
@@ -53,19 +52,14 @@ impl AppState {
         &self.inner.auth
     }
 
-    /// The runtimes, once loaded.
+    /// The runtimes, once loaded (`503 runtime_unavailable` until then).
     pub fn registry(&self) -> Result<&Arc<RuntimeRegistry>, ServeError> {
-        self.inner.registry.get().ok_or_else(|| {
-            ServeError::new(
-                ErrorCode::RuntimeUnavailable,
-                "the host is still loading its runtimes",
-            )
-        })
+        self.inner.registry.get()
     }
 
-    /// Makes the loaded runtimes available (once).
-    pub fn set_registry(&self, registry: Arc<RuntimeRegistry>) {
-        let _ = self.inner.registry.set(registry);
+    /// The runtimes' loading (see [`crate::Host::ready`]).
+    pub fn loading(&self) -> &Loading<Arc<RuntimeRegistry>> {
+        &self.inner.registry
     }
 
     pub fn projection(&self) -> &Arc<dyn Projection> {

@@ -12,18 +12,11 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use serde::Deserialize;
-use yoi_protocol::ErrorCode;
-use yoi_serving::{Scope, ServeError, StartCursor};
+use yoi_serving::{Scope, ServeError, StartCursor, StreamQuery};
 
 use crate::projection::{Command, Principal, ProjectedView};
 use crate::registry::RuntimeHandle;
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize)]
-pub struct StreamQuery {
-    pub cursor: Option<String>,
-}
 
 /// `GET /api/v1/runtimes/{runtime_id}/workers/{worker_id}/events/ws?cursor=`
 pub async fn worker_stream(
@@ -80,14 +73,6 @@ pub async fn all_stream(
         })
 }
 
-fn start_cursor(scope: &Scope, query: StreamQuery) -> Result<Option<StartCursor>, ServeError> {
-    query
-        .cursor
-        .map(|text| StartCursor::parse(scope, &text))
-        .transpose()
-        .map_err(|e| ServeError::new(ErrorCode::CursorMalformed, e.to_string()))
-}
-
 /// The runtime and cursor of a worker stream the principal may watch.
 async fn open_worker(
     state: &AppState,
@@ -97,7 +82,7 @@ async fn open_worker(
     worker_id: &str,
     query: StreamQuery,
 ) -> Result<(Arc<RuntimeHandle>, Option<StartCursor>), ServeError> {
-    let cursor = start_cursor(scope, query)?;
+    let cursor = query.start(scope)?;
     let runtime = state.registry()?.get(runtime_id)?;
     state.authorize(
         principal,
@@ -123,7 +108,7 @@ async fn open_all(
     principal: &Principal,
     query: StreamQuery,
 ) -> Result<(Vec<Arc<RuntimeHandle>>, Option<StartCursor>), ServeError> {
-    let cursor = start_cursor(&Scope::Host, query)?;
+    let cursor = query.start(&Scope::Host)?;
     let registry = state.registry()?;
     state.authorize(
         principal,

@@ -12,17 +12,21 @@
 //! - **Auth** ([`AccessToken`], [`Authenticator`]): a token file created 0600, compared
 //!   in constant time, presented as a bearer token or, on WebSocket upgrades only, as
 //!   `?access_token=` or a `yoi.token.<token>` subprotocol next to `yoi`.
-//! - **Limits, timeouts, shutdown** ([`serve`], [`layers::around`], [`StreamLimits`],
-//!   [`Shutdown`]): a cap on connections and on open streams, header-read, request and
-//!   stream write timeouts, and one switch that stops it all.
+//! - **Start-up, limits, timeouts, shutdown** ([`Endpoint`], [`Loading`], [`serve`],
+//!   [`layers::around`], [`StreamLimits`], [`Shutdown`]): a private data dir, the token,
+//!   the socket; runtimes loaded after serving started (`503` until then); a cap on
+//!   connections and on open streams; header-read, request and stream write timeouts;
+//!   one switch that stops it all.
 //! - **Metrics** ([`Metrics`], [`PromText`]) and the shared config tables
 //!   ([`StreamConfig`], [`HttpConfig`]).
 
 mod auth;
 mod config;
+mod endpoint;
 mod error;
 mod extract;
 pub mod layers;
+mod loading;
 mod metrics;
 mod serve;
 mod shutdown;
@@ -31,13 +35,15 @@ mod token;
 
 pub use auth::{Authenticator, WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX, require_token};
 pub use config::{HttpConfig, StreamConfig, default_data_dir};
+pub use endpoint::Endpoint;
 pub use error::ServeError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use loading::Loading;
 pub use metrics::{Metrics, PromText};
 pub use serve::{HttpLimits, serve};
 pub use shutdown::{Shutdown, ShutdownSignal, termination_signal};
 pub use stream::{
     AllVisible, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope, StartCursor,
-    StreamLimits, StreamSettings, Streams, Visibility,
+    StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
 };
-pub use token::{AccessToken, create_private_dir};
+pub use token::AccessToken;

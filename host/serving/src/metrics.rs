@@ -46,6 +46,17 @@ impl Metrics {
         self.frames_sent.fetch_add(n, Relaxed);
     }
 
+    /// Runs a command and counts its outcome.
+    pub async fn count<T>(
+        &self,
+        command: &'static str,
+        run: impl Future<Output = Result<T, ServeError>>,
+    ) -> Result<T, ServeError> {
+        let result = run.await;
+        self.command(command, &result);
+        result
+    }
+
     /// Counts one command by outcome.
     pub fn command<T>(&self, command: &'static str, result: &Result<T, ServeError>) {
         let outcome = match result {

@@ -27,18 +27,18 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<RuntimesResponse>, ServeError> {
-    let result = async {
-        state.authorize(&principal, &Command::ListRuntimes)?;
-        let registry = state.registry()?;
-        let mut runtimes = Vec::new();
-        for runtime in registry.all() {
-            runtimes.push(describe(&state, &principal, runtime).await?);
-        }
-        Ok(Json(RuntimesResponse { runtimes }))
-    }
-    .await;
-    state.metrics().command("list_runtimes", &result);
-    result
+    let metrics = state.metrics();
+    metrics
+        .count("list_runtimes", async {
+            state.authorize(&principal, &Command::ListRuntimes)?;
+            let registry = state.registry()?;
+            let mut runtimes = Vec::new();
+            for runtime in registry.all() {
+                runtimes.push(describe(&state, &principal, runtime).await?);
+            }
+            Ok(Json(RuntimesResponse { runtimes }))
+        })
+        .await
 }
 
 pub async fn get(
@@ -46,18 +46,18 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     ApiPath(runtime_id): ApiPath<String>,
 ) -> Result<Json<RuntimeResponse>, ServeError> {
-    let result = async {
-        state.authorize(
-            &principal,
-            &Command::GetRuntime {
-                runtime: &runtime_id,
-            },
-        )?;
-        let runtime = state.registry()?.get(&runtime_id)?;
-        let runtime = describe(&state, &principal, &runtime).await?;
-        Ok(Json(RuntimeResponse { runtime }))
-    }
-    .await;
-    state.metrics().command("get_runtime", &result);
-    result
+    let metrics = state.metrics();
+    metrics
+        .count("get_runtime", async {
+            state.authorize(
+                &principal,
+                &Command::GetRuntime {
+                    runtime: &runtime_id,
+                },
+            )?;
+            let runtime = state.registry()?.get(&runtime_id)?;
+            let runtime = describe(&state, &principal, &runtime).await?;
+            Ok(Json(RuntimeResponse { runtime }))
+        })
+        .await
 }

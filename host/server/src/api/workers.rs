@@ -27,13 +27,11 @@ fn visible(
         .ok_or_else(|| ServeError::worker_not_found(&id))
 }
 
-/// Runs a command: policy check, the command, then counts its outcome.
+/// Runs a command (its body checks the policy first) and counts its outcome.
 macro_rules! command {
-    ($state:expr, $name:literal, $body:expr) => {{
-        let result = async { $body }.await;
-        $state.metrics().command($name, &result);
-        result
-    }};
+    ($state:expr, $name:literal, $body:expr) => {
+        $state.metrics().count($name, async { $body }).await
+    };
 }
 
 pub async fn list(

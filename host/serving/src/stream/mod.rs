@@ -14,6 +14,7 @@ mod frames;
 mod live;
 mod local;
 mod position;
+mod query;
 mod service;
 mod session;
 mod slots;
@@ -23,6 +24,7 @@ mod view;
 
 pub use cache::FrameCache;
 pub use local::LocalSource;
+pub use query::StreamQuery;
 pub use service::{StreamSettings, Streams};
 pub use session::{Scope, StartCursor};
 pub use slots::StreamLimits;

@@ -139,8 +139,17 @@ impl Streams {
         self.slots.open()
     }
 
-    /// Resolves once no stream is open (after shutdown: once each sent its closing frame).
-    pub async fn all_closed(&self) {
-        self.slots.all_closed().await
+    /// After shutdown: waits until every stream sent its closing frame and closed, or
+    /// `grace` passed (then says how many did not).
+    pub async fn closed(&self, grace: Duration) {
+        if tokio::time::timeout(grace, self.slots.all_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.open(),
+                "streams did not close within the shutdown grace period"
+            );
+        }
     }
 }
