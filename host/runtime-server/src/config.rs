@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use yoi_runtime::config::{RuntimeId, RuntimeSettings};
+pub use yoi_serving::ConfigError;
 use yoi_serving::{HttpConfig, StreamConfig};
 
 /// The default listen address: loopback only (a host's default port plus one).
@@ -92,47 +93,20 @@ impl Default for EventsConfig {
     }
 }
 
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    /// The TOML parser's message names the key and shows its line.
-    #[error("invalid config file {path}:\n{message}")]
-    Invalid { path: String, message: String },
-    #[error(
-        "no data directory: set --data-dir (or `data_dir` in the config), or XDG_DATA_HOME or HOME"
-    )]
-    NoDataDir,
-}
-
 impl Config {
     /// Parses a config file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            path: origin.to_string(),
-            message: e.to_string(),
-        })
+        yoi_serving::parse_toml(text, origin)
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
+        yoi_serving::load_toml(path)
     }
 
     /// The data dir: configured, else `$XDG_DATA_HOME/yoi-runtime`, else
     /// `~/.local/share/yoi-runtime`.
     pub fn resolved_data_dir(&self) -> Result<PathBuf, ConfigError> {
-        if let Some(dir) = &self.data_dir {
-            return Ok(dir.clone());
-        }
-        yoi_serving::default_data_dir("yoi-runtime").ok_or(ConfigError::NoDataDir)
+        yoi_serving::resolve_data_dir(self.data_dir.as_deref(), "yoi-runtime")
     }
 
     /// The token file: configured, else `<data_dir>/runtime.token`.

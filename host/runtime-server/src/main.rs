@@ -4,7 +4,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use yoi_runtime_server::RuntimeServer;
 use yoi_runtime_server::cli::{Cli, Command, ServeArgs};
 
@@ -14,33 +13,12 @@ use yoi_runtime_server::cli::{Cli, Command, ServeArgs};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("yoi-runtime: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Command::Serve(args) = cli.command;
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("yoi-runtime: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let Command::Serve(args) = Cli::parse().command;
+    yoi_serving::run_binary("yoi-runtime", || serve(args))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    let server = RuntimeServer::start(config).await?;
+    let server = RuntimeServer::start(args.config()?).await?;
     if server.token_created() {
         tracing::info!(path = %server.token_file().display(), "wrote a new access token");
     }
@@ -53,10 +31,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.token_file().display()
     );
     let _ = stdout.flush();
-    let trigger = server.shutdown_trigger();
-    tokio::spawn(async move {
-        yoi_serving::termination_signal().await;
-        trigger.trigger();
-    });
+    server.shutdown_trigger().on_termination_signal();
     server.wait().await
 }

@@ -1,6 +1,7 @@
 //! The runtime library builds without any server dependency, and a native-only build
 //! links no wasmtime (issue #10): `cargo tree` of `yoi-runtime` with its default
-//! features holds neither axum nor wasmtime among its normal dependencies.
+//! features holds neither axum nor wasmtime among its normal dependencies, and
+//! `yoi-runtime serve` built without its `wasm` feature holds no wasmtime.
 
 use std::process::Command;
 
@@ -54,4 +55,13 @@ fn the_runtime_library_links_neither_a_server_nor_wasmtime() {
     assert!(has(&core, "wasmtime"), "{core:?}");
     let native = normal_dependencies("yoi-core", &["--no-default-features"]);
     assert!(!has(&native, "wasmtime"), "{native:?}");
+}
+
+#[test]
+fn a_native_only_runtime_server_links_no_wasmtime() {
+    let native = normal_dependencies("yoi-runtime-server", &["--no-default-features"]);
+    assert!(has(&native, "yoi-serving"), "the tree was read: {native:?}");
+    assert!(!has(&native, "wasmtime"), "{native:?}");
+    let default = normal_dependencies("yoi-runtime-server", &[]);
+    assert!(has(&default, "wasmtime"), "{default:?}");
 }

@@ -1,11 +1,13 @@
-//! The config tables every yoi server reads the same way: `[streams]` and `[http]`.
-//! (Each server's own keys, and how it reads its file, are in that server.)
+//! What every yoi server's config shares: the tables `[streams]` and `[http]`, reading a
+//! TOML file into a server's config type with errors that name the key and its line, and
+//! the default data directory. (Each server's own keys are in that server.)
 
 use std::num::{NonZeroU64, NonZeroUsize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::serve::HttpLimits;
 use crate::stream::{StreamLimits, StreamSettings};
@@ -99,6 +101,50 @@ impl HttpConfig {
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.get()),
             request_timeout: Duration::from_millis(self.request_timeout_ms.get()),
         }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The TOML parser's message names the key and shows its line.
+    #[error("invalid config file {path}:\n{message}")]
+    Invalid { path: String, message: String },
+    #[error(
+        "no data directory: set --data-dir (or `data_dir` in the config), or XDG_DATA_HOME or HOME"
+    )]
+    NoDataDir,
+}
+
+/// Parses a config file's text; `origin` names it in errors. Unknown keys and bad values
+/// are errors naming the key and its line (with `deny_unknown_fields` and validating
+/// types, which the `toml` crate reports with the span of the offending value).
+pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        path: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads and parses a config file (see [`parse_toml`]).
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_toml(&text, &path.display().to_string())
+}
+
+/// The data dir: `configured`, else [`default_data_dir`]`(name)`.
+pub fn resolve_data_dir(configured: Option<&Path>, name: &str) -> Result<PathBuf, ConfigError> {
+    match configured {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => default_data_dir(name).ok_or(ConfigError::NoDataDir),
     }
 }
 

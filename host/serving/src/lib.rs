@@ -28,20 +28,25 @@ mod extract;
 pub mod layers;
 mod loading;
 mod metrics;
+mod process;
 mod serve;
 mod shutdown;
 mod stream;
 mod token;
 
 pub use auth::{Authenticator, WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX, require_token};
-pub use config::{HttpConfig, StreamConfig, default_data_dir};
+pub use config::{
+    ConfigError, HttpConfig, StreamConfig, default_data_dir, load_toml, parse_toml,
+    resolve_data_dir,
+};
 pub use endpoint::Endpoint;
 pub use error::ServeError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use loading::Loading;
 pub use metrics::{Metrics, PromText};
+pub use process::run_binary;
 pub use serve::{HttpLimits, serve};
-pub use shutdown::{Shutdown, ShutdownSignal, termination_signal};
+pub use shutdown::{Shutdown, ShutdownSignal};
 pub use stream::{
     AllVisible, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope, StartCursor,
     StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,

@@ -27,6 +27,15 @@ impl Shutdown {
         *self.0.borrow()
     }
 
+    /// Triggers the shutdown when the process gets SIGINT or SIGTERM.
+    pub fn on_termination_signal(&self) {
+        let shutdown = self.clone();
+        tokio::spawn(async move {
+            termination_signal().await;
+            shutdown.trigger();
+        });
+    }
+
     /// A handle that waits for the shutdown.
     pub fn signal(&self) -> ShutdownSignal {
         ShutdownSignal(self.0.subscribe())
@@ -47,7 +56,7 @@ impl ShutdownSignal {
 }
 
 /// Resolves when the process gets SIGINT or SIGTERM (logged).
-pub async fn termination_signal() {
+async fn termination_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
