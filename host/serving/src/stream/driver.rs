@@ -8,8 +8,9 @@
 //! source's live buffer, which is the stream's only queue. The client is heard between
 //! replay pages too, so a message ends a long replay after the page in flight.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -52,6 +53,40 @@ pub(crate) struct Driver<'a, S, V> {
     pub live: LiveEvents,
     pub shutdown: ShutdownSignal,
     pub metrics: &'a Metrics,
+    pub timer: Timer,
+}
+
+/// The session's timer: one `Sleep`, moved only when the session's deadline changes (a
+/// timer registered afresh on every wake-up of a busy stream cost measurable CPU).
+pub(crate) struct Timer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    pub(crate) fn new() -> Self {
+        Timer {
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: None,
+        }
+    }
+
+    /// Expires at `at` (never with `None`).
+    fn set(&mut self, at: Option<Instant>) {
+        if at != self.armed {
+            if let Some(at) = at {
+                self.sleep.as_mut().reset(at.into());
+            }
+            self.armed = at;
+        }
+    }
+
+    async fn expired(&mut self) {
+        match self.armed {
+            Some(_) => self.sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl<S: EventSource, V: Visibility> Driver<'_, S, V> {
@@ -149,7 +184,7 @@ impl<S: EventSource, V: Visibility> Driver<'_, S, V> {
 
     /// Live: the first of shutdown, the client, the timer, live envelopes.
     async fn live_step(&mut self) {
-        let timer = self.session.poll_timeout();
+        self.timer.set(self.session.poll_timeout());
         tokio::select! {
             biased;
             _ = self.shutdown.triggered() => self.session.handle_shutdown(),
@@ -161,7 +196,10 @@ impl<S: EventSource, V: Visibility> Driver<'_, S, V> {
                 }
             }
             // Before live envelopes, so steady traffic does not hold pings back.
-            _ = sleep_until(timer) => self.session.handle_timeout(Instant::now()),
+            // The timer's clock, not the system's: they differ when tokio's time is paused.
+            _ = self.timer.expired() => {
+                self.session.handle_timeout(tokio::time::Instant::now().into_std())
+            }
             (feed, item) = self.live.next() => {
                 self.session.handle_live(feed, item);
                 for _ in 0..LIVE_BURST {
@@ -189,12 +227,5 @@ async fn ask<S: EventSource>(sources: &[Arc<S>], request: Request) -> Answer {
             Answer::Snapshot(snapshot.map(|(s, cursor)| (Box::new(s), cursor)))
         }
         Request::SnapshotAll { feed } => Answer::SnapshotAll(sources[feed].snapshot_all().await),
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

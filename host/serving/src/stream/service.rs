@@ -1,12 +1,12 @@
 //! [`Streams`]: every stream of a server, from the WebSocket upgrade to the close.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 
-use super::driver::Driver;
+use super::driver::{Driver, Timer};
 use super::frames::error_frame;
 use super::live::LiveEvents;
 use super::session::{Feed, Scope, Session, SessionConfig, StartCursor, close_code};
@@ -111,7 +111,8 @@ impl Streams {
             replay_page: self.settings.replay_page,
             ping_interval: self.settings.ping_interval,
         };
-        let session = Session::new(scope, feeds, cursor, view, config, Instant::now());
+        let now = tokio::time::Instant::now().into_std();
+        let session = Session::new(scope, feeds, cursor, view, config, now);
         Driver {
             socket: Socket::new(socket, self.settings.write_timeout),
             session,
@@ -119,6 +120,7 @@ impl Streams {
             live,
             shutdown: self.shutdown.signal(),
             metrics: &self.metrics,
+            timer: Timer::new(),
         }
         .run()
         .await;
