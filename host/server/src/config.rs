@@ -460,7 +460,7 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: origin.to_string(),
-            message: e.to_string(),
+            message: config_message(&e, text),
         })
     }
 
@@ -510,6 +510,25 @@ impl Config {
             .clone()
             .unwrap_or_else(|| data_dir.join(TOKEN_FILE))
     }
+}
+
+/// The parser's message, which quotes the offending line; except for an API key written
+/// into the file, whose line is not repeated (it would put the key into logs).
+fn config_message(e: &toml::de::Error, text: &str) -> String {
+    if e.message().contains("unknown field `api_key`") {
+        let line = e.span().map_or(0, |span| {
+            text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        return format!(
+            "line {line}: `api_key` is not a config key: keep the key out of the file and \
+             name where it is with `api_key_env` (an environment variable) or `api_key_file`"
+        );
+    }
+    e.to_string()
 }
 
 /// `$XDG_DATA_HOME/yoi`, else `$HOME/.local/share/yoi` (what `yoi-tui` looks at too).
@@ -616,6 +635,37 @@ id = "b-2"
         assert!(
             e.contains("line 4") && e.contains("max_concurrent_tools"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn providers_parse_and_bad_ones_are_named() {
+        let c = Config::from_toml(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodels = [\"m\"]\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.providers["local"].models[0].id, "m");
+        let e = err(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\ntemprature = 1\n",
+        );
+        assert!(e.contains("line 5") && e.contains("temprature"), "{e}");
+        let e = err("[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = []\n");
+        assert!(e.contains("providers.local.models"), "{e}");
+        let e = err(
+            "[providers.scripted]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\n",
+        );
+        assert!(
+            e.contains("providers.scripted") && e.contains("not `scripted`"),
+            "{e}"
+        );
+        let e = err(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\napi_key = \"sk-do-not-print\"\n",
+        );
+        assert!(e.contains("line 5") && e.contains("api_key_env"), "{e}");
+        assert!(
+            !e.contains("sk-do-not-print"),
+            "the key is not repeated: {e}"
         );
     }
 
