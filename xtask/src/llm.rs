@@ -92,7 +92,14 @@ fn build_server(work: &Path) -> Result<PathBuf> {
         )?;
         run(
             "installing cmake and ninja (PyPI)",
-            Command::new(venv.join("bin/pip")).args(["install", "-q", "cmake", "ninja"]),
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "-q",
+                "--only-binary",
+                ":all:",
+                "cmake",
+                "ninja",
+            ]),
         )?;
     }
     if !dl.join(LLAMA_DIR).is_dir() {
