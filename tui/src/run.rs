@@ -1,0 +1,86 @@
+//! The main loop: terminal events, network messages and a timer become messages;
+//! `update` turns them into state and commands; the state is drawn.
+
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::app::{App, Options};
+use crate::msg::{Cmd, Msg};
+use crate::net::{Backend, Net};
+use crate::term::Term;
+use crate::update::update;
+
+/// Messages from the network tasks waiting to be applied. A stream waits when this is
+/// full (and the host, if it waits too long, closes it as lagged; it resumes from its
+/// cursor).
+const QUEUE: usize = 1024;
+/// Messages applied between two draws at most, so a burst of events is drawn once.
+const BATCH: usize = 512;
+/// The spinner's and the reconnect countdown's clock.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Runs the client until the user quits (or SIGTERM / SIGHUP).
+pub async fn run(options: Options, backend: Backend) -> anyhow::Result<()> {
+    let mut term = Term::enter(options.inline)?;
+    let result = main_loop(&mut term, options, backend).await;
+    term.leave()?;
+    result
+}
+
+async fn main_loop(term: &mut Term, options: Options, backend: Backend) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let (mut app, cmds) = App::new(options, term.size()?);
+    let mut net = Net::new(backend, tx);
+    for cmd in cmds {
+        net.run(cmd);
+    }
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        term.draw(&mut app)?;
+        let first = tokio::select! {
+            event = keys.next() => match event {
+                Some(Ok(event)) => match terminal_msg(event) {
+                    Some(msg) => msg,
+                    None => continue,
+                },
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            Some(msg) = rx.recv() => msg,
+            _ = tick.tick() => Msg::Tick,
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => return Ok(()),
+        };
+        let mut next = Some(first);
+        let mut applied = 0;
+        while let Some(msg) = next.take() {
+            for cmd in update(&mut app, msg) {
+                if cmd == Cmd::Quit {
+                    return Ok(());
+                }
+                net.run(cmd);
+            }
+            applied += 1;
+            if applied < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+    }
+}
+
+fn terminal_msg(event: TermEvent) -> Option<Msg> {
+    match event {
+        TermEvent::Key(key) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
+        TermEvent::Paste(text) => Some(Msg::Paste(text)),
+        TermEvent::Resize(width, height) => Some(Msg::Resize { width, height }),
+        _ => None,
+    }
+}
