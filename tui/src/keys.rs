@@ -182,6 +182,8 @@ fn on_console_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
         KeyCode::Char('w') if ctrl(&key) => {
             app.screen = Screen::Picker;
             app.picker.focus = Focus::Workers;
+            // Counts and statuses changed since the picker was last shown.
+            cmds.push(Cmd::LoadRuntimes);
             if let Some(runtime_id) = app.picker.runtime.clone() {
                 cmds.push(Cmd::LoadWorkers { runtime_id });
             }

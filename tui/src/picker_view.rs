@@ -178,8 +178,9 @@ fn scrolled(mut lines: Vec<Line<'static>>, selected: usize, area: Rect) -> Vec<L
 }
 
 fn draw_form(form: &CreateForm, frame: &mut Frame<'_>, area: Rect) {
-    let height = u16::try_from(form.rows() + 6).unwrap_or(u16::MAX);
-    let popup = centered(area, 60, height);
+    // The rows, a blank line, the hint, the borders.
+    let height = u16::try_from(form.rows() + 4).unwrap_or(u16::MAX);
+    let popup = centered(area, 70, height);
     frame.render_widget(Clear, popup);
     let field = |index: usize, label: &str, value: Vec<Span<'static>>| {
         let mut spans = vec![Span::styled(format!("{label:<7}"), theme::dim())];
@@ -208,7 +209,7 @@ fn draw_form(form: &CreateForm, frame: &mut Frame<'_>, area: Rect) {
         (_, true) => Line::from(Span::styled("creating…", theme::dim())),
         (Some(failure), _) => Line::from(Span::styled(failure.to_string(), theme::error())),
         (None, _) => Line::from(Span::styled(
-            "Tab next · ◂ ▸ model · Space tool · Enter create · Esc cancel",
+            "Tab next field · ◂ ▸ model · Space tool · Enter create · Esc",
             theme::dim(),
         )),
     });

@@ -1,10 +1,13 @@
 //! The main loop: terminal events, network messages and a timer become messages;
 //! `update` turns them into state and commands; the state is drawn.
 
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures_util::StreamExt;
+use crossterm::event::{Event as TermEvent, KeyEventKind};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -22,23 +25,63 @@ const QUEUE: usize = 1024;
 const BATCH: usize = 512;
 /// The spinner's and the reconnect countdown's clock.
 const TICK: Duration = Duration::from_millis(200);
+/// How long the input thread waits for a key before it checks whether to stop. It
+/// holds crossterm's input lock only that long, so the terminal can be asked for the
+/// cursor position (the inline viewport does) in between.
+const INPUT_POLL: Duration = Duration::from_millis(50);
+/// Terminal events waiting to be applied.
+const INPUT_QUEUE: usize = 64;
 
 /// Runs the client until the user quits (or SIGTERM / SIGHUP).
 pub async fn run(options: Options, backend: Backend) -> anyhow::Result<()> {
     let mut term = Term::enter(options.inline)?;
-    let result = main_loop(&mut term, options, backend).await;
+    let (input_tx, input) = mpsc::channel(INPUT_QUEUE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = spawn_input(input_tx, stop.clone());
+    let result = main_loop(&mut term, input, options, backend).await;
+    stop.store(true, Ordering::SeqCst);
+    // The reader lets go of the terminal's input before the terminal is restored.
+    let _ = reader.join();
     term.leave()?;
     result
 }
 
-async fn main_loop(term: &mut Term, options: Options, backend: Backend) -> anyhow::Result<()> {
+/// Reads the terminal's events on a thread of its own (crossterm reads block).
+fn spawn_input(tx: mpsc::Sender<io::Result<Msg>>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let event = match crossterm::event::poll(INPUT_POLL) {
+                Ok(false) => continue,
+                Ok(true) => crossterm::event::read(),
+                Err(e) => Err(e),
+            };
+            let msg = match event {
+                Ok(event) => match terminal_msg(event) {
+                    Some(msg) => Ok(msg),
+                    None => continue,
+                },
+                Err(e) => Err(e),
+            };
+            let failed = msg.is_err();
+            if tx.blocking_send(msg).is_err() || failed {
+                return;
+            }
+        }
+    })
+}
+
+async fn main_loop(
+    term: &mut Term,
+    mut input: mpsc::Receiver<io::Result<Msg>>,
+    options: Options,
+    backend: Backend,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let (mut app, cmds) = App::new(options, term.size()?);
     let mut net = Net::new(backend, tx);
     for cmd in cmds {
         net.run(cmd);
     }
-    let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut terminate = signal(SignalKind::terminate())?;
@@ -46,11 +89,8 @@ async fn main_loop(term: &mut Term, options: Options, backend: Backend) -> anyho
     loop {
         term.draw(&mut app)?;
         let first = tokio::select! {
-            event = keys.next() => match event {
-                Some(Ok(event)) => match terminal_msg(event) {
-                    Some(msg) => msg,
-                    None => continue,
-                },
+            event = input.recv() => match event {
+                Some(Ok(msg)) => msg,
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok(()),
             },

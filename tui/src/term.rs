@@ -108,7 +108,10 @@ impl Term {
     /// Leaves the terminal as it was (the inline viewport is cleared first).
     pub fn leave(mut self) -> io::Result<()> {
         if self.inline {
+            // The shell's prompt comes back where the viewport was.
+            let top = self.terminal.get_frame().area().y;
             self.terminal.clear()?;
+            self.terminal.set_cursor_position((0, top))?;
         }
         drop(self);
         Ok(())

@@ -56,8 +56,8 @@ fn on_runtimes(app: &mut App, result: Result<Vec<yoi_protocol::RuntimeInfo>, Fai
             }
             found
         }
-        // One runtime: nothing to pick.
-        None if runtimes.len() == 1 => Some(0),
+        // One runtime: nothing to pick (the first time; later loads are refreshes).
+        None if runtimes.len() == 1 && app.picker.runtime.is_none() => Some(0),
         None => None,
     };
     app.picker.runtime_sel = app.picker.runtime_sel.min(runtimes.len().saturating_sub(1));

@@ -119,12 +119,9 @@ fn status_line(console: &Console, tick: u64) -> Line<'static> {
     spans.push(match &console.connection {
         Connection::Connecting => Span::styled(" ◌ connecting", theme::warn()),
         Connection::Connected => Span::styled(" ● connected", theme::ok()),
-        Connection::Reconnecting {
-            attempt, reason, ..
-        } => Span::styled(
-            format!(" ↻ reconnecting (attempt {attempt}): {reason}"),
-            theme::warn(),
-        ),
+        Connection::Reconnecting { attempt, .. } => {
+            Span::styled(format!(" ↻ reconnecting (attempt {attempt})"), theme::warn())
+        }
         Connection::Offline(failure) => {
             Span::styled(format!(" ✗ offline · {failure}"), theme::error_bold())
         }
@@ -167,6 +164,11 @@ fn status_line(console: &Console, tick: u64) -> Line<'static> {
     if matches!(console.scroll, Scroll::At(_)) {
         spans.push(sep());
         spans.push(Span::styled("scrolled · Ctrl+End follows", theme::warn()));
+    }
+    // Last, as it can be long: why the connection was lost.
+    if let Connection::Reconnecting { reason, .. } = &console.connection {
+        spans.push(sep());
+        spans.push(Span::styled(reason.clone(), theme::warn()));
     }
     Line::from(spans)
 }
