@@ -181,7 +181,10 @@ impl Conversation {
                 Applied::Changed
             }
             Frame::Error { code, message } => {
-                self.notice(NoticeLevel::Error, format!("stream error {code}: {message}"));
+                self.notice(
+                    NoticeLevel::Error,
+                    format!("stream error {code}: {message}"),
+                );
                 Applied::Changed
             }
             // The client reconnects from the cursor by itself; the status line says so.

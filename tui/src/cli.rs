@@ -114,7 +114,11 @@ fn session_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("tui-{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+    format!(
+        "tui-{:x}-{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
 }
 
 #[cfg(test)]

@@ -169,7 +169,9 @@ impl Composer {
     }
 
     fn line_end(&self, at: usize) -> usize {
-        self.text[at..].find('\n').map_or(self.text.len(), |i| at + i)
+        self.text[at..]
+            .find('\n')
+            .map_or(self.text.len(), |i| at + i)
     }
 
     /// Byte offset of `column` chars into the line starting at `start` (or its end).
@@ -254,7 +256,10 @@ mod tests {
         c.up();
         c.up();
         c.insert('!');
-        assert_eq!(c.text(), "abcdef\nxy\nlonger line".replacen("abcdef", "ab!cdef", 1));
+        assert_eq!(
+            c.text(),
+            "abcdef\nxy\nlonger line".replacen("abcdef", "ab!cdef", 1)
+        );
         c.down();
         c.insert('?');
         assert!(c.text().contains("xy?"), "{}", c.text());
@@ -286,7 +291,11 @@ mod tests {
         c.up();
         assert_eq!(c.view(4).cursor, (0, 2));
         let full = typed("abcd");
-        assert_eq!(full.view(4).cursor, (1, 0), "a full row puts the cursor below");
+        assert_eq!(
+            full.view(4).cursor,
+            (1, 0),
+            "a full row puts the cursor below"
+        );
     }
 
     #[test]

@@ -18,9 +18,12 @@ use crate::update::open_worker;
 pub const CONSOLE_KEYS: &[(&str, &str)] = &[
     ("Enter", "send the message"),
     ("Shift+Enter, Alt+Enter, Ctrl+J", "new line"),
-    ("Up / Down", "move between lines; history on the first / last line"),
+    ("Up / Down", "previous / next line, or message history"),
     ("Esc, Ctrl+C", "cancel the run in flight"),
-    ("Ctrl+C (no run)", "clear the message; quit when it is empty"),
+    (
+        "Ctrl+C (no run)",
+        "clear the message; quit when it is empty",
+    ),
     ("Ctrl+X", "stop the worker (asks first)"),
     ("PageUp / PageDown", "scroll a page"),
     ("Shift+Up / Shift+Down", "scroll a line"),
@@ -39,7 +42,10 @@ pub const PICKER_KEYS: &[(&str, &str)] = &[
     ("n", "new worker"),
     ("r", "refresh"),
     ("Esc", "back"),
-    ("Tab, Left / Right, Space", "in the form: next field, model, tool on or off"),
+    (
+        "Tab, Left / Right, Space",
+        "in the form: next field, model, tool on or off",
+    ),
     ("q, Ctrl+C", "quit"),
 ];
 

@@ -121,7 +121,12 @@ impl Layout {
     }
 
     /// The lines in a view `rows` high.
-    pub fn visible(&mut self, conv: &Conversation, scroll: Scroll, rows: usize) -> Vec<Line<'static>> {
+    pub fn visible(
+        &mut self,
+        conv: &Conversation,
+        scroll: Scroll,
+        rows: usize,
+    ) -> Vec<Line<'static>> {
         let mut pos = self.top(conv, scroll, rows);
         let mut out = Vec::with_capacity(rows);
         while out.len() < rows && pos.cell < conv.cells().len() {
@@ -138,7 +143,13 @@ impl Layout {
 
     /// `scroll` moved by `delta` lines (negative: up) in a view `rows` high; back to
     /// following when the bottom comes into view.
-    pub fn scroll(&mut self, conv: &Conversation, scroll: Scroll, delta: isize, rows: usize) -> Scroll {
+    pub fn scroll(
+        &mut self,
+        conv: &Conversation,
+        scroll: Scroll,
+        delta: isize,
+        rows: usize,
+    ) -> Scroll {
         if conv.cells().is_empty() {
             return Scroll::Follow;
         }

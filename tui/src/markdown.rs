@@ -119,8 +119,10 @@ impl Renderer {
                     HeadingLevel::H6 => 6,
                 };
                 self.styles.push(theme::heading());
-                self.line
-                    .push(Span::styled(format!("{} ", "#".repeat(hashes)), theme::heading()));
+                self.line.push(Span::styled(
+                    format!("{} ", "#".repeat(hashes)),
+                    theme::heading(),
+                ));
             }
             Tag::BlockQuote(_) => {
                 self.block_start();
@@ -161,7 +163,9 @@ impl Renderer {
                     used: false,
                 });
             }
-            Tag::Emphasis => self.styles.push(Style::new().add_modifier(Modifier::ITALIC)),
+            Tag::Emphasis => self
+                .styles
+                .push(Style::new().add_modifier(Modifier::ITALIC)),
             Tag::Strong => self.styles.push(Style::new().add_modifier(Modifier::BOLD)),
             Tag::Strikethrough => self
                 .styles
@@ -279,7 +283,12 @@ impl Renderer {
         let Some(code) = self.code.take() else {
             return;
         };
-        if let Some(info) = code.fence.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+        if let Some(info) = code
+            .fence
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
             self.line.push(Span::styled(info.to_string(), theme::dim()));
             self.flush_line();
         }
@@ -431,7 +440,10 @@ mod tests {
         let whole = screen(full, 30);
         for (i, _) in full.match_indices('\n') {
             let part = screen(&full[..=i], 30);
-            assert!(whole.starts_with(&part), "{part:?}\nis not the start of\n{whole:?}");
+            assert!(
+                whole.starts_with(&part),
+                "{part:?}\nis not the start of\n{whole:?}"
+            );
         }
     }
 }

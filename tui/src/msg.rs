@@ -15,7 +15,10 @@ use yoi_protocol::{ErrorCode, Frame, Input, RuntimeInfo, WorkerInfo, WorkerSpec}
 pub enum Msg {
     Key(KeyEvent),
     Paste(String),
-    Resize { width: u16, height: u16 },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// A timer tick (animations, the clock of a reconnect countdown).
     Tick,
     Runtimes(Result<Vec<RuntimeInfo>, Failure>),
@@ -33,7 +36,10 @@ pub enum Msg {
         result: Result<Answer, Failure>,
     },
     /// An item of the stream `id`; items of a stream no longer open are dropped.
-    Stream { id: StreamId, event: StreamEvent },
+    Stream {
+        id: StreamId,
+        event: StreamEvent,
+    },
 }
 
 /// What the tasks should do.

@@ -3,14 +3,10 @@
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use yoi_client::{
-    ClientError, ConnState, HostClient, RuntimeApi, RuntimeClient, StreamItem,
-};
+use yoi_client::{ClientError, ConnState, HostClient, RuntimeApi, RuntimeClient, StreamItem};
 use yoi_protocol::{RuntimeInfo, WorkerInfo};
 
-use crate::msg::{
-    Answer, Cmd, Connection, Failure, Msg, StreamEvent, StreamId, WorkerCommand,
-};
+use crate::msg::{Answer, Cmd, Connection, Failure, Msg, StreamEvent, StreamId, WorkerCommand};
 
 /// Who the client talks to.
 #[derive(Debug, Clone)]
@@ -161,7 +157,10 @@ impl Api {
         on_api!(self, r => r.workers().await)
     }
 
-    async fn create_worker(&self, spec: &yoi_protocol::WorkerSpec) -> Result<WorkerInfo, ClientError> {
+    async fn create_worker(
+        &self,
+        spec: &yoi_protocol::WorkerSpec,
+    ) -> Result<WorkerInfo, ClientError> {
         on_api!(self, r => r.create_worker(spec).await)
     }
 
@@ -169,7 +168,11 @@ impl Api {
         on_api!(self, r => r.worker_stream(worker_id, None))
     }
 
-    async fn command(&self, worker_id: &str, command: &WorkerCommand) -> Result<Answer, ClientError> {
+    async fn command(
+        &self,
+        worker_id: &str,
+        command: &WorkerCommand,
+    ) -> Result<Answer, ClientError> {
         on_api!(self, r => run_command(r, worker_id, command).await)
     }
 }

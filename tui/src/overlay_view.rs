@@ -26,7 +26,11 @@ pub fn help(screen: Screen, frame: &mut Frame<'_>, area: Rect) {
         Screen::Console => CONSOLE_KEYS,
         Screen::Picker => PICKER_KEYS,
     };
-    let key_width = keys.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let key_width = keys
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut lines: Vec<Line<'static>> = keys
         .iter()
         .map(|(key, what)| {
@@ -37,7 +41,10 @@ pub fn help(screen: Screen, frame: &mut Frame<'_>, area: Rect) {
         })
         .collect();
     lines.push(Line::default());
-    lines.push(Line::from(Span::styled("any key closes this help", theme::dim())));
+    lines.push(Line::from(Span::styled(
+        "any key closes this help",
+        theme::dim(),
+    )));
     let width = u16::try_from(key_width + 60).unwrap_or(u16::MAX);
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let popup = centered(area, width, height);
@@ -74,9 +81,11 @@ pub fn confirm_stop(console: &Console, frame: &mut Frame<'_>, area: Rect) {
     let popup = centered(area, 64, 6);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(" stop the worker ")),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" stop the worker "),
+        ),
         popup,
     );
 }

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use yoi_protocol::WorkerStatus;
 
 use crate::app::App;
@@ -84,7 +84,10 @@ fn draw_runtimes(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let lines: Vec<Line<'static>> = match state_line(&picker.runtimes) {
         Some(line) => vec![line],
         None if picker.runtimes().is_empty() => {
-            vec![Line::from(Span::styled("this host serves no runtime", theme::dim()))]
+            vec![Line::from(Span::styled(
+                "this host serves no runtime",
+                theme::dim(),
+            ))]
         }
         None => picker
             .runtimes()
@@ -100,13 +103,14 @@ fn draw_runtimes(app: &App, frame: &mut Frame<'_>, area: Rect) {
                     focused && i == picker.runtime_sel,
                     vec![
                         Span::styled(r.id.clone(), theme::title()),
-                        Span::styled(format!("  {} · ", r.kind), theme::dim()),
+                        Span::raw("  "),
                         Span::styled(r.state.clone(), state_style),
                         Span::styled(
                             format!(
-                                " · {} worker{}",
+                                " · {} worker{} · {}",
                                 r.workers,
-                                if r.workers == 1 { "" } else { "s" }
+                                if r.workers == 1 { "" } else { "s" },
+                                r.kind
                             ),
                             theme::dim(),
                         ),
@@ -115,8 +119,9 @@ fn draw_runtimes(app: &App, frame: &mut Frame<'_>, area: Rect) {
             })
             .collect(),
     };
+    let wrap = !matches!(picker.runtimes, Loadable::Loaded(_));
     frame.render_widget(
-        Paragraph::new(scrolled(lines, picker.runtime_sel, area)).block(block("runtimes", focused)),
+        list(scrolled(lines, picker.runtime_sel, area), wrap).block(block("runtimes", focused)),
         area,
     );
 }
@@ -163,10 +168,21 @@ fn draw_workers(app: &App, frame: &mut Frame<'_>, area: Rect) {
         ));
         lines
     };
+    let wrap = !matches!(picker.workers, Loadable::Loaded(_));
     frame.render_widget(
-        Paragraph::new(scrolled(lines, picker.worker_sel, area)).block(block(&title, focused)),
+        list(scrolled(lines, picker.worker_sel, area), wrap).block(block(&title, focused)),
         area,
     );
+}
+
+/// A list's rows; `wrap` for a message (loading, an error) instead of rows.
+fn list(lines: Vec<Line<'static>>, wrap: bool) -> Paragraph<'static> {
+    let paragraph = Paragraph::new(lines);
+    if wrap {
+        paragraph.wrap(Wrap { trim: false })
+    } else {
+        paragraph
+    }
 }
 
 /// The rows of a list around the selected one, so it stays in view.

@@ -60,7 +60,10 @@ impl Term {
             } else {
                 Viewport::Fullscreen
             };
-            Terminal::with_options(CrosstermBackend::new(io::stdout()), TerminalOptions { viewport })
+            Terminal::with_options(
+                CrosstermBackend::new(io::stdout()),
+                TerminalOptions { viewport },
+            )
         })();
         match entered {
             Ok(terminal) => Ok(Term { terminal, inline }),

@@ -37,7 +37,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
     cmds
 }
 
-fn on_runtimes(app: &mut App, result: Result<Vec<yoi_protocol::RuntimeInfo>, Failure>, cmds: &mut Vec<Cmd>) {
+fn on_runtimes(
+    app: &mut App,
+    result: Result<Vec<yoi_protocol::RuntimeInfo>, Failure>,
+    cmds: &mut Vec<Cmd>,
+) {
     let runtimes = match result {
         Ok(runtimes) => runtimes,
         Err(failure) => {
@@ -144,7 +148,12 @@ fn on_created(
 }
 
 /// Switches the console to a worker and opens its stream.
-pub(crate) fn open_worker(app: &mut App, runtime_id: String, worker_id: String, cmds: &mut Vec<Cmd>) {
+pub(crate) fn open_worker(
+    app: &mut App,
+    runtime_id: String,
+    worker_id: String,
+    cmds: &mut Vec<Cmd>,
+) {
     app.screen = Screen::Console;
     app.overlay = None;
     if let Some(console) = &app.console
@@ -187,7 +196,11 @@ fn on_done(app: &mut App, command: &WorkerCommand, result: Result<Answer, Failur
         }
         (WorkerCommand::Cancel | WorkerCommand::Stop, Ok(_)) => {}
         (command, Err(failure)) => {
-            notice(console, NoticeLevel::Error, format!("{} refused · {failure}", command.name()));
+            notice(
+                console,
+                NoticeLevel::Error,
+                format!("{} refused · {failure}", command.name()),
+            );
         }
     }
 }

@@ -49,7 +49,10 @@ fn draw_console(console: &mut Console, inline: bool, tick: u64, frame: &mut Fram
     ])
     .areas(area);
     draw_history(console, inline, frame, history);
-    frame.render_widget(Paragraph::new(status_line(console, tick)).style(theme::status_bar()), status);
+    frame.render_widget(
+        Paragraph::new(status_line(console, tick)).style(theme::status_bar()),
+        status,
+    );
 
     // The composer: a prompt, the rows around the cursor, or a hint when empty.
     let first = usize::from(composer.cursor.0).saturating_sub(COMPOSER_ROWS - 1);
@@ -119,9 +122,10 @@ fn status_line(console: &Console, tick: u64) -> Line<'static> {
     spans.push(match &console.connection {
         Connection::Connecting => Span::styled(" ◌ connecting", theme::warn()),
         Connection::Connected => Span::styled(" ● connected", theme::ok()),
-        Connection::Reconnecting { attempt, .. } => {
-            Span::styled(format!(" ↻ reconnecting (attempt {attempt})"), theme::warn())
-        }
+        Connection::Reconnecting { attempt, .. } => Span::styled(
+            format!(" ↻ reconnecting (attempt {attempt})"),
+            theme::warn(),
+        ),
         Connection::Offline(failure) => {
             Span::styled(format!(" ✗ offline · {failure}"), theme::error_bold())
         }
@@ -156,15 +160,15 @@ fn status_line(console: &Console, tick: u64) -> Line<'static> {
     if console.sending.is_some() {
         spans.push(Span::raw(" · sending…"));
     }
+    if matches!(console.scroll, Scroll::At(_)) {
+        spans.push(sep());
+        spans.push(Span::styled("↑ scrolled (Ctrl+End)", theme::warn()));
+    }
     spans.push(sep());
     spans.push(Span::raw(format!(
         "tokens {} in · {} out",
         worker.usage.input_tokens, worker.usage.output_tokens
     )));
-    if matches!(console.scroll, Scroll::At(_)) {
-        spans.push(sep());
-        spans.push(Span::styled("scrolled · Ctrl+End follows", theme::warn()));
-    }
     // Last, as it can be long: why the connection was lost.
     if let Connection::Reconnecting { reason, .. } = &console.connection {
         spans.push(sep());
