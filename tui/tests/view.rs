@@ -349,10 +349,9 @@ fn picker_shows_what_the_host_answered() {
         "the access token is not valid",
     ))));
     let screen = h.draw();
-    assert!(
-        screen.contains("unauthorized: the access token is not valid"),
-        "{screen}"
-    );
+    // Wrapped in the runtimes pane.
+    assert!(screen.contains("│unauthorized: the access  │"), "{screen}");
+    assert!(screen.contains("│token is not valid        │"), "{screen}");
 }
 
 #[test]
