@@ -6,12 +6,15 @@
 //!   `target/guest/yoi_runtime_faults.wasm`.
 //! - `test`: build-guest, `cargo fmt --check`, clippy with `-D warnings`, the workspace
 //!   tests (with `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two builds).
-//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` in release: the embedded
-//!   default runtime with the scripted demo model, ready for curl or a WebSocket client.
+//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` (release, in the background,
+//!   on a temporary data dir: the embedded runtime with the scripted demo model) and
+//!   `yoi-tui` on a new worker in the foreground; the host stops when the TUI exits.
 //! - `bench [FILTER]`: release benchmarks; figures printed and merged into
 //!   `target/bench/results.json`.
 //!
 //! Only std is used so the task runner itself builds in a second.
+
+mod demo;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -66,7 +69,8 @@ fn print_help() {
          tasks:\n  \
          build-guest   build the runtime component into target/{GUEST_OUT}\n                \
          (and the test-only fault-injection build into target/{FAULTS_OUT})\n  \
-         demo [ARGS]   build-guest, then run `yoi-host serve [ARGS]` (release) on the embedded runtime\n  \
+         demo [ARGS]   build-guest, start `yoi-host serve [ARGS]` (release) in the background and\n                \
+         open yoi-tui on a new worker; the host stops when the TUI exits\n  \
          test          build-guest, fmt --check, clippy -D warnings, cargo test --workspace\n  \
          bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
          figures go to target/bench/results.json"
@@ -235,19 +239,5 @@ fn bench(args: &[String]) -> Result {
 
 fn demo(args: &[String]) -> Result {
     let component = build_guest()?.shipped;
-    run(
-        "yoi-host serve (Ctrl-C stops it)",
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "--package",
-                "yoi-host",
-                "--",
-                "serve",
-                "--component",
-            ])
-            .arg(&component)
-            .args(args),
-    )
+    demo::demo(&component, args)
 }
