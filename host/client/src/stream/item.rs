@@ -10,6 +10,10 @@ use crate::error::ClientError;
 
 /// One item of an [`EventStream`](crate::EventStream): a frame of the server's stream, or
 /// news about the connection.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "frames are the common case; boxing would allocate once per frame"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem<C> {
     /// A `snapshot`, `snapshot_all`, `event` or `diagnostic` frame, in order and exactly

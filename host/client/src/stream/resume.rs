@@ -31,6 +31,10 @@ use crate::error::ClientError;
 use crate::options::StreamOptions;
 
 /// What to do with a frame.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "frames are the common case; boxing would allocate once per frame"
+)]
 #[derive(Debug, PartialEq)]
 pub(crate) enum Step<C> {
     /// Yield it.

@@ -270,15 +270,31 @@ fn ws_error(e: tungstenite::Error) -> ClientError {
         // URL, TLS and HTTP format errors can quote the request; say only what kind.
         tungstenite::Error::Url(_) => ClientError::config("the stream URL is not usable"),
         tungstenite::Error::Tls(_) => ClientError::config("TLS is not supported"),
-        other => ClientError::Network {
-            message: match other {
-                tungstenite::Error::HttpFormat(_) => "malformed HTTP in the handshake".into(),
-                tungstenite::Error::AttackAttempt => {
-                    "the server's answer looks like an attack".into()
-                }
-                tungstenite::Error::WriteBufferFull(_) => "the write buffer is full".into(),
-                _ => "the WebSocket connection failed".into(),
-            },
+        tungstenite::Error::HttpFormat(_) => ClientError::Network {
+            message: "malformed HTTP in the WebSocket handshake".into(),
         },
+        _ => ClientError::Network {
+            message: "the WebSocket connection failed".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::options::ClientOptions;
+    use crate::transport::Transport;
+    use yoi_protocol::{Cursor, HostCursor};
+
+    /// Clients run streams in spawned tasks: the stream and `next`'s future must be `Send`.
+    #[test]
+    fn streams_and_their_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let transport = Transport::new("http://h:1", "t", ClientOptions::default()).unwrap();
+        let mut one = transport.stream::<Cursor>(&["ws"], None);
+        send(&one.next());
+        send(&one);
+        let mut all = transport.stream::<HostCursor>(&["ws"], None);
+        send(&all.next());
+        send(&all);
     }
 }
