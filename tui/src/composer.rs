@@ -207,7 +207,9 @@ impl Composer {
                 rows.push(String::new());
                 col = 0;
             }
-            rows.last_mut().map(|r| r.push(c));
+            if let Some(row) = rows.last_mut() {
+                row.push(c);
+            }
             col += w;
         }
         if self.cursor == self.text.len() {

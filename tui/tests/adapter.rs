@@ -17,6 +17,15 @@ fn mid_run_snapshot() -> Frame {
     serde_json::from_str(include_str!("frames/mid_run_snapshot.json")).unwrap()
 }
 
+/// The frames up to the event with sequence number `last`.
+fn upto(frames: &[Frame], last: u64) -> Vec<Frame> {
+    frames
+        .iter()
+        .filter(|f| seq(f).is_none_or(|s| s <= last))
+        .cloned()
+        .collect()
+}
+
 fn seq(frame: &Frame) -> Option<u64> {
     match frame {
         Frame::Event { seq, .. } => Some(*seq),
@@ -110,13 +119,8 @@ fn a_recorded_run_becomes_messages_reasoning_tools_and_answers() {
 #[test]
 fn a_tool_call_goes_from_streaming_to_running_to_done() {
     let frames = recorded_run();
-    let tool_state = |upto: u64| {
-        let conv = play(
-            frames
-                .iter()
-                .cloned()
-                .filter(|f| seq(f).is_none_or(|s| s <= upto)),
-        );
+    let tool_state = |last: u64| {
+        let conv = play(upto(&frames, last));
         conv.cells()
             .iter()
             .rev()
@@ -140,15 +144,7 @@ fn a_tool_call_goes_from_streaming_to_running_to_done() {
 #[test]
 fn reasoning_and_text_stream_live_then_settle() {
     let frames = recorded_run();
-    let upto = |last: u64| {
-        play(
-            frames
-                .iter()
-                .cloned()
-                .filter(|f| seq(f).is_none_or(|s| s <= last)),
-        )
-    };
-    let conv = upto(430);
+    let conv = play(upto(&frames, 430));
     let last = &conv.cells().last().unwrap().kind;
     assert!(
         matches!(last, CellKind::Reasoning { text, live: true } if text.starts_with("The user asked me")),
@@ -156,7 +152,7 @@ fn reasoning_and_text_stream_live_then_settle() {
     );
     let run = conv.run().expect("a run in flight");
     assert_eq!((run.id, run.step), ("r_7", 1));
-    let conv = upto(470);
+    let conv = play(upto(&frames, 470));
     assert!(matches!(
         &conv.cells().last().unwrap().kind,
         CellKind::Assistant { live: true, .. }
@@ -225,12 +221,7 @@ fn an_expired_cursor_and_its_fresh_snapshot_end_on_the_same_screen() {
 
     // Seen up to 440; the reconnect's cursor has expired: a diagnostic, the fresh
     // snapshot, then the events after it.
-    let mut conv = play(
-        frames
-            .iter()
-            .cloned()
-            .filter(|f| seq(f).is_none_or(|s| s <= 440)),
-    );
+    let mut conv = play(upto(&frames, 440));
     conv.apply(Frame::Diagnostic {
         code: ErrorCode::CursorExpired,
         message: "the cursor is older than the retained history".into(),

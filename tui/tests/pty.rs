@@ -121,15 +121,19 @@ impl Tui {
         writer.flush().unwrap();
     }
 
-    /// Quits with Ctrl+Q and waits for the process; returns whether it exited with 0.
-    fn quit(mut self) -> (bool, Arc<Mutex<vt100::Parser>>) {
+    /// Quits with Ctrl+Q and waits for the process; returns whether it exited with 0 and
+    /// the screen it left.
+    fn quit(mut self) -> (bool, vt100::Screen) {
         self.type_keys("\x11");
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 // Let the reader take the last output.
                 std::thread::sleep(Duration::from_millis(100));
-                return (status.success(), self.screen.clone());
+                return (
+                    status.success(),
+                    self.screen.lock().unwrap().screen().clone(),
+                );
             }
             assert!(Instant::now() < deadline, "yoi-tui did not quit");
             std::thread::sleep(Duration::from_millis(20));
@@ -181,14 +185,9 @@ async fn types_a_message_and_reads_the_answer_off_the_screen() {
 
     let (ok, screen) = tui.quit();
     assert!(ok, "yoi-tui exits with 0");
-    let screen = screen.lock().unwrap();
-    assert!(
-        !screen.screen().alternate_screen(),
-        "the alternate screen is left"
-    );
-    assert!(!screen.screen().hide_cursor(), "the cursor is shown again");
-    assert!(!screen.screen().bracketed_paste(), "bracketed paste is off");
-    drop(screen);
+    assert!(!screen.alternate_screen(), "the alternate screen is left");
+    assert!(!screen.hide_cursor(), "the cursor is shown again");
+    assert!(!screen.bracketed_paste(), "bracketed paste is off");
     host.shutdown().await.unwrap();
 }
 
@@ -216,7 +215,7 @@ async fn inline_mode_keeps_the_conversation_in_the_scrollback() {
     assert!(ok);
     // What was printed stays on the terminal after the client is gone; its own
     // viewport (status line, composer) is cleared.
-    let contents = screen.lock().unwrap().screen().contents();
+    let contents = screen.contents();
     assert!(contents.contains("› hello there"), "{contents}");
     assert!(contents.contains("You said: \"hello there\""), "{contents}");
     assert!(!contents.contains("Enter sends"), "{contents}");
