@@ -20,6 +20,8 @@ pub struct Options {
     pub new_worker: Option<String>,
     /// Where the host is, for the title (never a token).
     pub host_label: String,
+    /// `--direct`: talking to one runtime without a host (a debug mode, labelled so).
+    pub direct: bool,
     /// Prefix of the request ids of sent messages, unique per start of the client.
     pub session: String,
 }

@@ -93,6 +93,7 @@ impl Cli {
             worker: self.worker.clone(),
             new_worker: self.new_worker.clone(),
             host_label: label,
+            direct: self.direct.is_some(),
             session: session_id(),
         };
         Ok((backend, options))

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use yoi_protocol::WorkerStatus;
 
-use crate::app::{App, Console, Overlay, Screen};
+use crate::app::{App, Console, Options, Overlay, Screen};
 use crate::layout::Scroll;
 use crate::msg::Connection;
 use crate::overlay_view;
@@ -24,7 +24,7 @@ pub fn view(app: &mut App, frame: &mut Frame<'_>) {
     match app.screen {
         Screen::Picker => picker_view::draw(app, frame, area),
         Screen::Console => match app.console.as_mut() {
-            Some(console) => draw_console(console, app.options.inline, app.tick, frame, area),
+            Some(console) => draw_console(console, &app.options, app.tick, frame, area),
             None => picker_view::draw(app, frame, area),
         },
     }
@@ -39,7 +39,13 @@ pub fn view(app: &mut App, frame: &mut Frame<'_>) {
     }
 }
 
-fn draw_console(console: &mut Console, inline: bool, tick: u64, frame: &mut Frame<'_>, area: Rect) {
+fn draw_console(
+    console: &mut Console,
+    options: &Options,
+    tick: u64,
+    frame: &mut Frame<'_>,
+    area: Rect,
+) {
     let composer = console.composer.view(area.width.saturating_sub(2));
     let composer_rows = composer.rows.len().clamp(1, COMPOSER_ROWS) as u16;
     let [history, status, input] = Split::vertical([
@@ -48,9 +54,9 @@ fn draw_console(console: &mut Console, inline: bool, tick: u64, frame: &mut Fram
         Constraint::Length(composer_rows),
     ])
     .areas(area);
-    draw_history(console, inline, frame, history);
+    draw_history(console, options.inline, frame, history);
     frame.render_widget(
-        Paragraph::new(status_line(console, tick)).style(theme::status_bar()),
+        Paragraph::new(status_line(console, options.direct, tick)).style(theme::status_bar()),
         status,
     );
 
@@ -116,9 +122,16 @@ fn draw_history(console: &mut Console, inline: bool, frame: &mut Frame<'_>, area
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn status_line(console: &Console, tick: u64) -> Line<'static> {
+fn status_line(console: &Console, direct: bool, tick: u64) -> Line<'static> {
     let mut spans = Vec::new();
     let sep = || Span::styled(" │ ", theme::status_bar());
+    if direct {
+        spans.push(Span::styled(
+            " DIRECT (debug, no host)",
+            theme::error_bold(),
+        ));
+        spans.push(sep());
+    }
     spans.push(match &console.connection {
         Connection::Connecting => Span::styled(" ◌ connecting", theme::warn()),
         Connection::Connected => Span::styled(" ● connected", theme::ok()),
