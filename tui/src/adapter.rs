@@ -128,17 +128,17 @@ impl Conversation {
         })
     }
 
+    /// The model of a worker stream's first frame, if it is a snapshot.
+    pub fn from_frame(frame: Frame) -> Option<Self> {
+        let (runtime_id, cursor, snapshot) = snapshot_parts(frame).ok()?;
+        Some(Conversation::from_snapshot(&runtime_id, cursor, snapshot))
+    }
+
     /// Applies one frame of this worker's stream.
     pub fn apply(&mut self, frame: Frame) -> Applied {
-        match frame {
-            Frame::Snapshot {
-                cursor,
-                runtime_id,
-                worker,
-                transcript,
-                in_flight,
-            } => {
-                if worker.id != self.worker.id {
+        let frame = match snapshot_parts(frame) {
+            Ok((runtime_id, cursor, snapshot)) => {
+                if snapshot.worker.id != self.worker.id {
                     return Applied::Ignored;
                 }
                 self.runtime_id = runtime_id;
@@ -146,13 +146,12 @@ impl Conversation {
                 self.run = None;
                 self.last_seq = cursor.seq;
                 self.generation += 1;
-                self.load(WorkerSnapshot {
-                    worker,
-                    transcript,
-                    in_flight,
-                });
-                Applied::Reset
+                self.load(snapshot);
+                return Applied::Reset;
             }
+            Err(frame) => frame,
+        };
+        match frame {
             Frame::Event {
                 seq,
                 worker_id,
@@ -188,7 +187,9 @@ impl Conversation {
                 Applied::Changed
             }
             // The client reconnects from the cursor by itself; the status line says so.
-            Frame::Lagged { .. } | Frame::SnapshotAll { .. } => Applied::Ignored,
+            Frame::Lagged { .. } | Frame::SnapshotAll { .. } | Frame::Snapshot { .. } => {
+                Applied::Ignored
+            }
         }
     }
 
@@ -549,6 +550,32 @@ impl Conversation {
                 CellKind::User { .. } | CellKind::Notice { .. } => {}
             }
         }
+    }
+}
+
+/// A `snapshot` frame's runtime, cursor and snapshot; any other frame back.
+#[expect(
+    clippy::result_large_err,
+    reason = "the frame is handed back as it came, by value, like every frame"
+)]
+fn snapshot_parts(frame: Frame) -> Result<(String, Cursor, WorkerSnapshot), Frame> {
+    match frame {
+        Frame::Snapshot {
+            cursor,
+            runtime_id,
+            worker,
+            transcript,
+            in_flight,
+        } => Ok((
+            runtime_id,
+            cursor,
+            WorkerSnapshot {
+                worker,
+                transcript,
+                in_flight,
+            },
+        )),
+        other => Err(other),
     }
 }
 

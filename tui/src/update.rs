@@ -1,8 +1,6 @@
 //! `update`: the one function that changes the state. It does no I/O: what should
 //! happen outside (requests, streams, quitting) is returned as commands.
 
-use yoi_protocol::Frame;
-
 use crate::adapter::{Applied, Conversation};
 use crate::app::{App, Console, Screen};
 use crate::cells::NoticeLevel;
@@ -219,25 +217,12 @@ fn on_stream(app: &mut App, id: StreamId, event: StreamEvent) {
     match event {
         StreamEvent::Status(connection) => console.connection = connection,
         StreamEvent::Frame(frame) => match (&mut console.conv, *frame) {
-            (
-                None,
-                Frame::Snapshot {
-                    cursor,
-                    runtime_id,
-                    worker,
-                    transcript,
-                    in_flight,
-                },
-            ) => {
-                let conv = Conversation::from_snapshot(
-                    &runtime_id,
-                    cursor,
-                    yoi_protocol::WorkerSnapshot {
-                        worker,
-                        transcript,
-                        in_flight,
-                    },
-                );
+            // Before the snapshot there is nothing to apply a frame to; the stream
+            // always starts with one.
+            (None, frame) => {
+                let Some(conv) = Conversation::from_frame(frame) else {
+                    return;
+                };
                 let cells = conv.cells().len();
                 console.printed = Pos {
                     cell: if inline {
@@ -250,9 +235,6 @@ fn on_stream(app: &mut App, id: StreamId, event: StreamEvent) {
                 console.conv = Some(conv);
                 console.scroll = Scroll::Follow;
             }
-            // Before the snapshot there is nothing to apply a frame to; the stream
-            // always starts with one.
-            (None, _) => {}
             (Some(conv), frame) => {
                 if conv.apply(frame) == Applied::Reset {
                     console.scroll = Scroll::Follow;

@@ -37,25 +37,8 @@ fn seq(frame: &Frame) -> Option<u64> {
 /// A model from the first frame (a snapshot), with the other frames applied.
 fn play(frames: impl IntoIterator<Item = Frame>) -> Conversation {
     let mut frames = frames.into_iter();
-    let Some(Frame::Snapshot {
-        cursor,
-        runtime_id,
-        worker,
-        transcript,
-        in_flight,
-    }) = frames.next()
-    else {
-        panic!("streams start with a snapshot");
-    };
-    let mut conv = Conversation::from_snapshot(
-        &runtime_id,
-        cursor,
-        yoi_protocol::WorkerSnapshot {
-            worker,
-            transcript,
-            in_flight,
-        },
-    );
+    let first = frames.next().expect("a frame");
+    let mut conv = Conversation::from_frame(first).expect("streams start with a snapshot");
     for frame in frames {
         conv.apply(frame);
     }
