@@ -93,7 +93,6 @@ pub struct App {
     pub overlay: Option<Overlay>,
     /// A short message for the picker's footer (an error of a wish from the command line).
     pub flash: Option<String>,
-    pub size: (u16, u16),
     pub tick: u64,
     pub quit: bool,
     pub(crate) next_stream: u64,
@@ -106,7 +105,7 @@ pub struct App {
 
 impl App {
     /// The state at start, and the commands that start it (load the runtimes).
-    pub fn new(options: Options, size: (u16, u16)) -> (Self, Vec<Cmd>) {
+    pub fn new(options: Options) -> (Self, Vec<Cmd>) {
         let app = App {
             wish_runtime: options.runtime.clone(),
             wish_worker: options.worker.clone(),
@@ -117,7 +116,6 @@ impl App {
             console: None,
             overlay: None,
             flash: None,
-            size,
             tick: 0,
             quit: false,
             next_stream: 0,

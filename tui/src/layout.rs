@@ -348,3 +348,176 @@ fn wrap_cell(
         committed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yoi_protocol::{
+        Cursor, Event, Frame, Message, Role, Usage, WorkerInfo, WorkerSnapshot, WorkerStatus,
+    };
+
+    /// A worker whose transcript is `n` one-line user messages `m0`, `m1`, ...
+    fn conversation(n: usize) -> Conversation {
+        let worker = WorkerInfo {
+            id: "w_1".into(),
+            name: "w".into(),
+            model: "scripted".into(),
+            system_prompt: None,
+            tools: Vec::new(),
+            max_steps: 8,
+            status: WorkerStatus::Idle,
+            created_at_ms: 0,
+            current_run: None,
+            run_count: 0,
+            message_count: 0,
+            usage: Usage::default(),
+        };
+        let transcript = (0..n)
+            .map(|i| Message {
+                role: Role::User,
+                content: format!("m{i}"),
+                reasoning: None,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+                is_error: false,
+                run_id: format!("r_{i}"),
+            })
+            .collect();
+        let snapshot = WorkerSnapshot {
+            worker,
+            transcript,
+            in_flight: None,
+        };
+        Conversation::from_snapshot("local", Cursor::new(1, 1), snapshot)
+    }
+
+    fn text(lines: &[Line<'_>]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn opening_a_long_history_wraps_only_what_is_on_screen() {
+        let conv = conversation(10_000);
+        let mut layout = Layout::new(40);
+        // Each cell is its line and a blank separator: 5 rows show the last 3 cells.
+        let lines = layout.visible(&conv, Scroll::Follow, 5);
+        assert_eq!(text(&lines), ["", "› m9998", "", "› m9999", ""]);
+        assert_eq!(layout.wraps(), 3);
+        layout.visible(&conv, Scroll::Follow, 5);
+        assert_eq!(layout.wraps(), 3, "cached");
+    }
+
+    #[test]
+    fn scrolling_moves_through_cells_and_returns_to_following() {
+        let conv = conversation(100);
+        let mut layout = Layout::new(40);
+        let up = layout.scroll(&conv, Scroll::Follow, -3, 4);
+        assert_eq!(up, Scroll::At(Pos { cell: 96, line: 1 }));
+        assert_eq!(
+            text(&layout.visible(&conv, up, 4)),
+            ["", "› m97", "", "› m98"]
+        );
+        let wraps = layout.wraps();
+        let home = layout.home(&conv, 4);
+        assert_eq!(
+            text(&layout.visible(&conv, home, 4)),
+            ["› m0", "", "› m1", ""]
+        );
+        // The cells shown, and the next one to know the view is not at the bottom.
+        assert_eq!(layout.wraps(), wraps + 3);
+        assert_eq!(
+            layout.scroll(&conv, home, -10, 4),
+            home,
+            "the top stays the top"
+        );
+        let down = layout.scroll(&conv, up, 2, 4);
+        assert_eq!(down, Scroll::At(Pos { cell: 97, line: 1 }));
+        assert_eq!(
+            layout.scroll(&conv, down, 1, 4),
+            Scroll::Follow,
+            "the bottom follows"
+        );
+    }
+
+    #[test]
+    fn new_output_re_wraps_only_its_cell_and_keeps_a_scrolled_view() {
+        let mut conv = conversation(50);
+        let mut layout = Layout::new(40);
+        let up = layout.scroll(&conv, Scroll::Follow, -20, 4);
+        let before = text(&layout.visible(&conv, up, 4));
+        layout.visible(&conv, Scroll::Follow, 4);
+        let wraps = layout.wraps();
+        conv.apply(Frame::Event {
+            cursor: Cursor::new(1, 2),
+            seq: 2,
+            runtime_id: "local".into(),
+            worker_id: Some("w_1".into()),
+            at_ms: 0,
+            event: Event::InputAccepted {
+                run_id: "r_x".into(),
+                text: "new".into(),
+                request_id: None,
+            },
+        });
+        assert_eq!(
+            text(&layout.visible(&conv, up, 4)),
+            before,
+            "the reader stays put"
+        );
+        assert_eq!(
+            text(&layout.visible(&conv, Scroll::Follow, 2)),
+            ["› new", ""],
+            "following shows it"
+        );
+        assert_eq!(layout.wraps(), wraps + 1);
+    }
+
+    #[test]
+    fn settled_lines_are_taken_once_and_a_streaming_answer_line_by_line() {
+        let mut conv = conversation(2);
+        let mut layout = Layout::new(40);
+        let mut printed = Pos { cell: 0, line: 0 };
+        assert_eq!(
+            text(&layout.take_stable(&conv, &mut printed)),
+            ["› m0", "", "› m1", ""]
+        );
+        assert!(layout.take_stable(&conv, &mut printed).is_empty());
+        let mut seq = 1;
+        let mut event = |conv: &mut Conversation, event: Event| {
+            seq += 1;
+            conv.apply(Frame::Event {
+                cursor: Cursor::new(1, seq),
+                seq,
+                runtime_id: "local".into(),
+                worker_id: Some("w_1".into()),
+                at_ms: 0,
+                event,
+            });
+        };
+        let run = || "r_9".to_string();
+        event(&mut conv, Event::RunStarted { run_id: run() });
+        for part in ["first li", "ne\nsecond", " line\nthi"] {
+            event(
+                &mut conv,
+                Event::TextDelta {
+                    run_id: run(),
+                    text: part.into(),
+                },
+            );
+        }
+        // Complete lines only; the partial "thi" stays in the viewport.
+        assert_eq!(
+            text(&layout.take_stable(&conv, &mut printed)),
+            ["first line", "second line"]
+        );
+        assert_eq!(text(&layout.unprinted(&conv, printed)), ["thi", ""]);
+        event(
+            &mut conv,
+            Event::RunCompleted {
+                run_id: run(),
+                stop_reason: yoi_protocol::StopReason::EndTurn,
+            },
+        );
+        assert_eq!(text(&layout.take_stable(&conv, &mut printed)), ["thi", ""]);
+    }
+}

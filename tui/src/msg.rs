@@ -15,10 +15,8 @@ use yoi_protocol::{ErrorCode, Frame, Input, RuntimeInfo, WorkerInfo, WorkerSpec}
 pub enum Msg {
     Key(KeyEvent),
     Paste(String),
-    Resize {
-        width: u16,
-        height: u16,
-    },
+    /// The terminal changed size (what is drawn next uses it).
+    Resize,
     /// A timer tick (animations, the clock of a reconnect countdown).
     Tick,
     Runtimes(Result<Vec<RuntimeInfo>, Failure>),

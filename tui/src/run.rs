@@ -77,7 +77,7 @@ async fn main_loop(
     backend: Backend,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel(QUEUE);
-    let (mut app, cmds) = App::new(options, term.size()?);
+    let (mut app, cmds) = App::new(options);
     let mut net = Net::new(backend, tx);
     for cmd in cmds {
         net.run(cmd);
@@ -120,7 +120,7 @@ fn terminal_msg(event: TermEvent) -> Option<Msg> {
     match event {
         TermEvent::Key(key) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
         TermEvent::Paste(text) => Some(Msg::Paste(text)),
-        TermEvent::Resize(width, height) => Some(Msg::Resize { width, height }),
+        TermEvent::Resize(..) => Some(Msg::Resize),
         _ => None,
     }
 }

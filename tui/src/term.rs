@@ -74,11 +74,6 @@ impl Term {
         }
     }
 
-    pub fn size(&self) -> io::Result<(u16, u16)> {
-        let size = self.terminal.size()?;
-        Ok((size.width, size.height))
-    }
-
     /// Draws the state; in the inline mode first prints what settled into the scrollback.
     pub fn draw(&mut self, app: &mut App) -> io::Result<()> {
         if self.inline && app.screen == Screen::Console {

@@ -19,7 +19,8 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(key) => keys::on_key(app, key, &mut cmds),
         Msg::Paste(text) => keys::on_paste(app, &text),
-        Msg::Resize { width, height } => app.size = (width, height),
+        // The next draw lays out at the new size (and the page size follows).
+        Msg::Resize => {}
         Msg::Tick => app.tick = app.tick.wrapping_add(1),
         Msg::Runtimes(result) => on_runtimes(app, result, &mut cmds),
         Msg::Workers { runtime_id, result } => on_workers(app, &runtime_id, result, &mut cmds),

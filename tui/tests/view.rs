@@ -68,7 +68,7 @@ struct Harness {
 
 impl Harness {
     fn new(options: Options) -> Self {
-        let (app, cmds) = App::new(options, (WIDTH, HEIGHT));
+        let (app, cmds) = App::new(options);
         assert_eq!(cmds, [Cmd::LoadRuntimes]);
         Harness {
             app,

@@ -84,7 +84,7 @@ impl Bench {
             worker: Some("w_1".into()),
             ..Options::default()
         };
-        let (mut app, _) = App::new(options, (width, height));
+        let (mut app, _) = App::new(options);
         update(&mut app, Msg::Runtimes(Ok(vec![runtime()])));
         let cmds = update(
             &mut app,
