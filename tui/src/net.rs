@@ -23,12 +23,12 @@ impl From<ClientError> for Failure {
             ClientError::Http { code, message, .. } | ClientError::Stream { code, message } => {
                 Failure::new(Some(code), message)
             }
-            ClientError::Network { .. } | ClientError::Timeout { .. } => {
-                Failure::new(Some(e.code()), e.to_string())
-            }
-            ClientError::BadResponse { .. } | ClientError::Config { .. } => {
-                Failure::new(None, e.to_string())
-            }
+            ClientError::Timeout { .. } => Failure::new(Some(e.code()), e.to_string()),
+            // The host itself is unreachable: its message says so (the client's
+            // closest code, `runtime_unavailable`, would blame a runtime).
+            ClientError::Network { .. }
+            | ClientError::BadResponse { .. }
+            | ClientError::Config { .. } => Failure::new(None, e.to_string()),
         }
     }
 }
