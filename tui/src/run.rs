@@ -32,7 +32,8 @@ const INPUT_POLL: Duration = Duration::from_millis(50);
 /// Terminal events waiting to be applied.
 const INPUT_QUEUE: usize = 64;
 
-/// Runs the client until the user quits (or SIGTERM / SIGHUP).
+/// Runs the client until the user quits (or SIGTERM, SIGHUP, SIGINT), and restores the
+/// terminal.
 pub async fn run(options: Options, backend: Backend) -> anyhow::Result<()> {
     let mut term = Term::enter(options.inline)?;
     let (input_tx, input) = mpsc::channel(INPUT_QUEUE);
@@ -86,6 +87,8 @@ async fn main_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    // Ctrl+C is a key in raw mode; this is an INT sent from elsewhere.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     loop {
         term.draw(&mut app)?;
         let first = tokio::select! {
@@ -98,6 +101,7 @@ async fn main_loop(
             _ = tick.tick() => Msg::Tick,
             _ = terminate.recv() => return Ok(()),
             _ = hangup.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
         };
         let mut next = Some(first);
         let mut applied = 0;
