@@ -123,8 +123,12 @@ impl Tui {
 
     /// Quits with Ctrl+Q and waits for the process; returns whether it exited with 0 and
     /// the screen it left.
-    fn quit(mut self) -> (bool, vt100::Screen) {
+    fn quit(self) -> (bool, vt100::Screen) {
         self.type_keys("\x11");
+        self.wait_exit()
+    }
+
+    fn wait_exit(mut self) -> (bool, vt100::Screen) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -219,5 +223,33 @@ async fn inline_mode_keeps_the_conversation_in_the_scrollback() {
     assert!(contents.contains("› hello there"), "{contents}");
     assert!(contents.contains("You said: \"hello there\""), "{contents}");
     assert!(!contents.contains("Enter sends"), "{contents}");
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminate_signal_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_host(dir.path()).await;
+    let url = format!("http://{}", host.local_addr());
+    let token_file = host.token_file().to_str().unwrap().to_string();
+    let tui = Tui::spawn(&[
+        "--host",
+        &url,
+        "--token-file",
+        &token_file,
+        "--new-worker",
+        "sig",
+    ]);
+    tui.wait_for(&["● connected", "local / sig (w_1)"]);
+    let pid = tui.child.process_id().expect("a process id");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, screen) = tui.wait_exit();
+    assert!(ok, "a terminate signal is a clean exit");
+    assert!(!screen.alternate_screen());
+    assert!(!screen.hide_cursor());
     host.shutdown().await.unwrap();
 }
