@@ -11,14 +11,16 @@
 //!   `cargo fmt --check`, clippy with `-D warnings`, the workspace tests (with
 //!   `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two components,
 //!   `YOI_PLUGINS_DIR` and `YOI_TEST_PLUGINS_DIR` at the two plugin folders).
-//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` in release: the embedded
-//!   default runtime with the scripted demo model, ready for curl or a WebSocket client.
+//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` (release, in the background,
+//!   on a temporary data dir: the embedded runtime with the scripted demo model) and
+//!   `yoi-tui` on a new worker in the foreground; the host stops when the TUI exits.
 //! - `llm-test`: opt-in tests against a real model (see `llm.rs`).
 //! - `bench [FILTER]`: release benchmarks; figures printed and merged into
 //!   `target/bench/results.json`.
 //!
 //! Only std is used so the task runner itself builds in a second.
 
+mod demo;
 mod llm;
 
 use std::env;
@@ -111,7 +113,8 @@ fn print_help() {
          build-plugins [--dev]\n                \
          build the example policy plugins (release; --dev: debug) into target/{PLUGINS_OUT}\n                \
          (and the test-only ones into target/{TEST_PLUGINS_OUT})\n  \
-         demo [ARGS]   build-guest, then run `yoi-host serve [ARGS]` (release) on the embedded runtime\n  \
+         demo [ARGS]   build-guest, start `yoi-host serve [ARGS]` (release) in the background and\n                \
+         open yoi-tui on a new worker; the host stops when the TUI exits\n  \
          test          build-guest, build-plugins --dev, fmt --check, clippy -D warnings, cargo test --workspace\n  \
          llm-test      opt-in: build llama.cpp's server and a small model (target/llm), run the\n                \
          real-model tests against it (host/server/tests/real_llm.rs)\n  \
@@ -351,19 +354,5 @@ fn bench(args: &[String]) -> Result {
 
 fn demo(args: &[String]) -> Result {
     let component = build_guest()?.shipped;
-    run(
-        "yoi-host serve (Ctrl-C stops it)",
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "--package",
-                "yoi-host",
-                "--",
-                "serve",
-                "--component",
-            ])
-            .arg(&component)
-            .args(args),
-    )
+    demo::demo(&component, args)
 }
