@@ -53,6 +53,11 @@ impl Guest for Component {
         with(|rt| rt.configure(limits.into()))
     }
 
+    fn configure_models(budgets: Vec<w::ModelBudget>) {
+        let budgets = list(budgets);
+        with(|rt| rt.configure_models(budgets))
+    }
+
     fn create_worker(now_ms: u64, spec: w::WorkerSpec) -> Result<w::WorkerInfo, w::CoreError> {
         out(with(|rt| rt.create_worker(now_ms, spec.into())))
     }

@@ -144,7 +144,16 @@ impl Runtime {
                 }
             }
             ModelPart::Fragment(piece) => self.fragment(now_ms, index, run_id, piece),
-            ModelPart::Usage(usage) => self.emit(index, now_ms, Event::Usage { run_id, usage }),
+            ModelPart::Usage(usage) => {
+                if let Some(worker) = self.workers.get_mut(index)
+                    && let Some(run) = &worker.run
+                    && let Some(calibration) =
+                        crate::context::calibration(usage.input_tokens, run.live.request_estimate)
+                {
+                    worker.calibration = calibration;
+                }
+                self.emit(index, now_ms, Event::Usage { run_id, usage })
+            }
             ModelPart::Done(finish_reason) => {
                 self.calls.remove(&call_id);
                 self.model_done(now_ms, index, run_id, finish_reason);
@@ -412,7 +421,7 @@ impl Runtime {
         match &run.phase {
             Phase::Model(_) => {
                 if run.live.model_call.is_none() {
-                    self.call_model(index);
+                    self.call_model(index, now_ms);
                 }
             }
             Phase::Tools {

@@ -12,8 +12,8 @@
 //! component (`component.rs`, the wit-bindgen glue).
 //!
 //! Modules: `runtime` (state, event emission, commands), `deliver` (completions and the
-//! step loop), `worker` (per-worker state and the one event `apply`), `restore`,
-//! `validate`, `ids`.
+//! step loop), `worker` (per-worker state and the one event `apply`), `context` (which
+//! messages a model request carries), `restore`, `validate`, `ids`.
 //!
 //! Decisions the contract leaves open:
 //! - A request id already used by this worker (the run in flight or one of its last 256
@@ -32,6 +32,7 @@
 //! - Between `restore` and `finish_restore`, commands that change state are refused
 //!   (`invalid_request`) and deliveries ignored.
 
+mod context;
 mod deliver;
 mod ids;
 mod restore;
@@ -44,6 +45,6 @@ mod component;
 
 pub use runtime::Runtime;
 pub use yoi_protocol::{
-    Completion, CoreError, Effect, Event, EventRecord, Input, Limits, Message, RestoreSummary,
-    WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, Event, EventRecord, Input, Limits, Message, ModelBudget,
+    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };

@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use yoi_protocol::{
-    CoreError, Effect, Event, EventRecord, Input, Level, Limits, Message, ModelRequest, WorkerInfo,
-    WorkerSnapshot, WorkerSpec, WorkerStatus,
+    CoreError, Effect, Event, EventRecord, Input, Level, Limits, Message, ModelBudget,
+    ModelRequest, Role, WorkerInfo, WorkerSnapshot, WorkerSpec, WorkerStatus,
 };
 
+use crate::context;
 use crate::ids;
 use crate::validate;
 use crate::worker::{Phase, Worker};
@@ -43,6 +44,8 @@ pub(crate) enum CallKind {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub(crate) limits: Limits,
+    /// Prompt-token budgets by model (see `context`).
+    pub(crate) budgets: Vec<ModelBudget>,
     /// Every worker, oldest first (workers are never removed).
     pub(crate) workers: Vec<Worker>,
     /// Worker id → index in `workers`.
@@ -79,6 +82,7 @@ impl Runtime {
     pub fn new() -> Self {
         Runtime {
             limits: Limits::default(),
+            budgets: Vec::new(),
             workers: Vec::new(),
             by_id: BTreeMap::new(),
             next_worker: 1,
@@ -94,6 +98,11 @@ impl Runtime {
     /// Replaces the runtime-wide limits; they apply to later commands.
     pub fn configure(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Replaces the models' prompt-token budgets; they apply to later model requests.
+    pub fn configure_models(&mut self, budgets: Vec<ModelBudget>) {
+        self.budgets = budgets;
     }
 
     // ----- state plumbing -------------------------------------------------------------
@@ -183,8 +192,9 @@ impl Runtime {
         id
     }
 
-    /// Issues the model call of the current step of the worker's run.
-    pub(crate) fn call_model(&mut self, index: usize) {
+    /// Issues the model call of the current step of the worker's run, with the messages
+    /// that fit the worker's context budget (`context_trimmed` when some are left out).
+    pub(crate) fn call_model(&mut self, index: usize, now_ms: u64) {
         let call_id = self.next_call_id();
         let Some(worker) = self.workers.get_mut(index) else {
             return;
@@ -192,7 +202,25 @@ impl Runtime {
         let Some(run) = worker.run.as_mut() else {
             return;
         };
+        let budget = context::budget(
+            &self.budgets,
+            &worker.info.model,
+            worker.info.context_tokens,
+        );
+        let run_start = worker
+            .transcript
+            .iter()
+            .rposition(|m| m.role == Role::User && m.run_id == run.id)
+            .unwrap_or(0);
+        let selection = context::select(
+            &worker.transcript,
+            run_start,
+            worker.info.system_prompt.as_deref(),
+            budget,
+            worker.calibration,
+        );
         run.live.model_call = Some(call_id);
+        run.live.request_estimate = selection.raw_estimate;
         let request = ModelRequest {
             call_id,
             worker_id: worker.info.id.clone(),
@@ -200,9 +228,23 @@ impl Runtime {
             step: run.step,
             model: worker.info.model.clone(),
             system_prompt: worker.info.system_prompt.clone(),
-            messages: worker.transcript.clone(),
+            messages: selection.messages,
             tools: worker.info.tools.clone(),
         };
+        if selection.omitted > 0 {
+            let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+            self.emit(
+                index,
+                now_ms,
+                Event::ContextTrimmed {
+                    run_id: request.run_id.clone(),
+                    step: request.step,
+                    omitted_messages: selection.omitted,
+                    estimated_tokens: to_u32(selection.estimated),
+                    budget_tokens: budget.unwrap_or(u32::MAX),
+                },
+            );
+        }
         self.calls.insert(
             call_id,
             Call {
@@ -312,6 +354,7 @@ impl Runtime {
             run_count: 0,
             message_count: 0,
             usage: Default::default(),
+            context_tokens: spec.context_tokens,
         };
         if let Err(message) = self.add_worker(&info) {
             return Err(CoreError::InvalidRequest { message });
@@ -395,7 +438,7 @@ impl Runtime {
                 run_id: run_id.clone(),
             },
         );
-        self.call_model(index);
+        self.call_model(index, now_ms);
         Ok(run_id)
     }
 

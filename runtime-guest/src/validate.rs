@@ -13,6 +13,8 @@ pub(crate) const MAX_TOOL_NAME: usize = 64;
 /// Allowed `max_steps` range.
 pub(crate) const MIN_STEPS: u32 = 1;
 pub(crate) const MAX_STEPS: u32 = 64;
+/// Smallest prompt-token budget a worker may ask for.
+pub(crate) const MIN_CONTEXT_TOKENS: u32 = 64;
 /// Longest client request id, in bytes.
 pub(crate) const MAX_REQUEST_ID_BYTES: usize = 128;
 
@@ -78,6 +80,13 @@ pub(crate) fn spec(spec: &WorkerSpec, limits: &Limits) -> Result<u32, CoreError>
             )));
         }
     }
+    if let Some(n) = spec.context_tokens
+        && n < MIN_CONTEXT_TOKENS
+    {
+        return Err(invalid(format!(
+            "context_tokens must be at least {MIN_CONTEXT_TOKENS} (got {n})"
+        )));
+    }
     match spec.max_steps {
         None => Ok(default_max_steps(limits)),
         Some(n) if (MIN_STEPS..=MAX_STEPS).contains(&n) => Ok(n),
@@ -137,6 +146,7 @@ mod tests {
             system_prompt: None,
             tools: vec!["search".into(), "calc-2_x".into()],
             max_steps: None,
+            context_tokens: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub(crate) struct Worker {
     pub run: Option<Run>,
     /// `(request_id, run_id)` of the latest runs that carried a request id, oldest first.
     pub request_ids: VecDeque<(String, String)>,
+    /// Provider-reported over estimated prompt tokens, in thousandths (see `context`).
+    /// Live only: not observable, not restored.
+    pub calibration: u32,
 }
 
 /// The run in flight.
@@ -76,6 +79,8 @@ pub(crate) struct LiveRun {
     pub fragments: BTreeMap<u32, Fragment>,
     /// Tool calls in flight: `(tool_call_id, call_id)`, in the order they were issued.
     pub tool_calls: Vec<(String, u64)>,
+    /// Raw token estimate of the model request in flight (for calibration).
+    pub request_estimate: u64,
 }
 
 /// A tool call being streamed, as the model indexes it.
@@ -142,6 +147,7 @@ impl Worker {
             transcript: Vec::new(),
             run: None,
             request_ids: VecDeque::new(),
+            calibration: crate::context::UNCALIBRATED,
         }
     }
 
@@ -437,6 +443,7 @@ impl Worker {
                 self.end_run();
                 Ok(())
             }
+            Event::ContextTrimmed { run_id, .. } => self.run_mut(run_id).map(|_| ()),
             Event::Diagnostic { .. } => Ok(()),
         }
     }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use yoi_protocol::{
     Completion, Effect, ErrorInfo, Event, EventRecord, FinishReason, Input, Level, Limits, Message,
-    Role, StopReason, Usage, WorkerInfo, WorkerSpec, WorkerStatus,
+    ModelBudget, Role, StopReason, Usage, WorkerInfo, WorkerSpec, WorkerStatus,
 };
 use yoi_runtime_guest::Runtime;
 
@@ -174,14 +174,16 @@ fn spec_strategy() -> impl Strategy<Value = WorkerSpec> {
             3 => (1u32..4).prop_map(Some),
             1 => prop_oneof![Just(0u32), Just(65), Just(u32::MAX)].prop_map(Some),
         ],
+        prop_oneof![3 => Just(None), 2 => (64u32..160).prop_map(Some), 1 => Just(Some(1))],
     )
         .prop_map(
-            |(name, model, system_prompt, tools, max_steps)| WorkerSpec {
+            |(name, model, system_prompt, tools, max_steps, context_tokens)| WorkerSpec {
                 name,
                 model,
                 system_prompt,
                 tools,
                 max_steps,
+                context_tokens,
             },
         )
 }
@@ -262,6 +264,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
             run_count: count,
             message_count: 0,
             usage: Usage::default(),
+            context_tokens: None,
         });
     prop_oneof![
         worker.prop_map(|worker| Event::WorkerCreated {
@@ -385,8 +388,14 @@ struct Driver {
 
 impl Driver {
     fn new() -> Self {
+        // A small budget for the usual model, so long conversations get trimmed.
+        let mut rt = Runtime::new();
+        rt.configure_models(vec![ModelBudget {
+            model: "scripted".into(),
+            prompt_tokens: 120,
+        }]);
         Driver {
-            rt: Runtime::new(),
+            rt,
             now: 0,
             workers: Vec::new(),
             calls: Vec::new(),
@@ -679,6 +688,7 @@ proptest! {
             system_prompt: None,
             tools: vec![],
             max_steps: None,
+            context_tokens: None,
         };
         let a = rt.create_worker(1, spec.clone()).unwrap();
         let b = d.rt.create_worker(1, spec).unwrap();

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use yoi_protocol::{
-    CoreError, Effect, ErrorInfo, Event, FinishReason, Limits, Role, StopReason, ToolCall, Usage,
-    WorkerStatus,
+    CoreError, Effect, ErrorInfo, Event, FinishReason, Limits, ModelBudget, Role, StopReason,
+    ToolCall, Usage, WorkerStatus,
 };
 use yoi_runtime_guest::Runtime;
 
@@ -951,4 +951,177 @@ fn pulls_take_at_most_max_oldest_first() {
     assert!(h.rt.pull_effects(0).is_empty());
     assert_eq!(h.rt.pull_effects(5).len(), 1);
     assert!(h.rt.pull_effects(5).is_empty());
+}
+
+// ----- the context window ---------------------------------------------------------------
+
+/// A finished run: input, an answer of `answer` bytes.
+fn chat(h: &mut Harness, w: &str, input: &str, answer: &str) -> yoi_protocol::ModelRequest {
+    h.input(w, input).unwrap();
+    let call = h.model_call();
+    h.deliver(vec![
+        text(call.call_id, answer),
+        done(call.call_id, FinishReason::Stop),
+    ]);
+    call
+}
+
+#[test]
+fn requests_carry_the_most_recent_whole_runs_that_fit_the_budget() {
+    let mut h = Harness::new();
+    h.rt.configure_models(vec![ModelBudget {
+        model: "scripted".into(),
+        prompt_tokens: 300,
+    }]);
+    let w = h.create(spec("long", &[]));
+    let answer = "x".repeat(400); // ~100 tokens
+    let first = chat(&mut h, &w, "one", &answer);
+    assert_eq!(first.messages.len(), 1);
+    chat(&mut h, &w, "two", &answer);
+    h.events();
+    // Three runs of ~105 tokens and a new input do not fit in 300: the oldest whole
+    // run is left out, and the request says so.
+    chat(&mut h, &w, "three", &answer);
+    h.input(&w, "four").unwrap();
+    let events = h.events();
+    let call = h.model_call();
+    let transcript = h.rt.transcript(&w).unwrap();
+    assert_eq!(
+        transcript.len(),
+        7,
+        "the transcript itself keeps everything"
+    );
+    assert_eq!(
+        call.messages[..],
+        transcript[transcript.len() - call.messages.len()..]
+    );
+    assert_eq!(
+        call.messages[0].role,
+        Role::User,
+        "history starts with a user message"
+    );
+    let omitted = transcript.len() - call.messages.len();
+    assert!(
+        omitted >= 2 && omitted.is_multiple_of(2),
+        "whole runs: {omitted}"
+    );
+    let trimmed = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ContextTrimmed {
+                omitted_messages,
+                budget_tokens,
+                estimated_tokens,
+                step,
+                ..
+            } => Some((*omitted_messages, *budget_tokens, *estimated_tokens, *step)),
+            _ => None,
+        })
+        .expect("a context_trimmed event");
+    assert_eq!(trimmed.0 as usize, omitted);
+    assert_eq!(trimmed.1, 300);
+    assert!(trimmed.2 <= 300);
+    assert_eq!(trimmed.3, 1);
+    // Restore replays the event.
+    let mut restored = Runtime::new();
+    restored.restore(h.log.clone()).unwrap();
+    assert_eq!(restored.snapshot(&w), h.rt.snapshot(&w));
+}
+
+#[test]
+fn a_tool_call_is_never_separated_from_its_result_and_the_input_is_always_kept() {
+    let mut h = Harness::new();
+    h.rt.configure_models(vec![ModelBudget {
+        model: "scripted".into(),
+        prompt_tokens: 120,
+    }]);
+    let w = h.create(spec("tools", &["search"]));
+    let input = "find everything about rust";
+    h.input(&w, input).unwrap();
+    let big = "y".repeat(300);
+    for (i, id) in ["call_a", "call_b", "call_c"].into_iter().enumerate() {
+        let call = h.model_call();
+        assert_eq!(
+            call.messages[0].content,
+            input,
+            "step {}: the run's input",
+            i + 1
+        );
+        for (at, m) in call.messages.iter().enumerate() {
+            if m.role == Role::Tool {
+                let before = &call.messages[..at];
+                let asked = before
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == Role::Assistant)
+                    .expect("its assistant message is there");
+                assert!(
+                    asked
+                        .tool_calls
+                        .iter()
+                        .any(|c| Some(&c.id) == m.tool_call_id.as_ref())
+                );
+            }
+        }
+        h.deliver(vec![
+            fragment(
+                call.call_id,
+                0,
+                Some(id),
+                Some("search"),
+                "{\"q\":\"rust\"}",
+            ),
+            done(call.call_id, FinishReason::ToolCalls),
+        ]);
+        let tool = h.tool_calls().remove(0);
+        h.deliver(vec![tool_done(tool.call_id, &big, false)]);
+    }
+    // Step 4: input + the latest step only (the two earlier steps do not fit).
+    let call = h.model_call();
+    assert_eq!(call.messages.len(), 3);
+    assert_eq!(call.messages[0].content, input);
+    assert_eq!(call.messages[1].tool_calls[0].id, "call_c");
+    assert_eq!(call.messages[2].tool_call_id.as_deref(), Some("call_c"));
+    let kinds = h.kinds();
+    assert!(kinds.contains(&"context_trimmed"), "{kinds:?}");
+}
+
+#[test]
+fn the_worker_budget_lowers_the_model_budget_and_reports_calibrate_it() {
+    let mut h = Harness::new();
+    let mut s = spec("small", &[]);
+    s.context_tokens = Some(150);
+    let w = h.create(s);
+    assert_eq!(h.rt.get_worker(&w).unwrap().context_tokens, Some(150));
+    let answer = "z".repeat(200); // ~55 tokens a run
+    let first = chat(&mut h, &w, "a", &answer);
+    assert_eq!(first.messages.len(), 1);
+    chat(&mut h, &w, "b", &answer);
+    let call = {
+        h.input(&w, "c").unwrap();
+        h.model_call()
+    };
+    // ~115 tokens fit in 150: nothing left out yet.
+    assert_eq!(call.messages.len(), 5);
+    // The provider says the prompt was three times the estimate: from now on the same
+    // history no longer fits.
+    h.deliver(vec![
+        usage(call.call_id, 400, 1),
+        text(call.call_id, "ok"),
+        done(call.call_id, FinishReason::Stop),
+    ]);
+    h.input(&w, "d").unwrap();
+    let call = h.model_call();
+    assert!(
+        call.messages.len() < 7,
+        "calibrated: {}",
+        call.messages.len()
+    );
+    let mut bad = spec("tiny", &[]);
+    bad.context_tokens = Some(10);
+    let now = h.now;
+    assert!(matches!(
+        h.rt.create_worker(now, bad),
+        Err(yoi_protocol::CoreError::InvalidRequest { .. })
+    ));
 }

@@ -57,14 +57,15 @@ macro_rules! wit_mirror {
             // Records: `plain` fields move as they are, `conv` fields go through `Into`,
             // `vec`/`opt` fields convert element-wise.
             $crate::wit_mirror!(@record WorkerSpec {
-                plain: [name, model, system_prompt, tools, max_steps], conv: [], vec: [], opt: []
+                plain: [name, model, system_prompt, tools, max_steps, context_tokens],
+                conv: [], vec: [], opt: []
             });
             $crate::wit_mirror!(@record Usage {
                 plain: [input_tokens, output_tokens], conv: [], vec: [], opt: []
             });
             $crate::wit_mirror!(@record WorkerInfo {
                 plain: [id, name, model, system_prompt, tools, max_steps, created_at_ms,
-                        current_run, run_count, message_count],
+                        current_run, run_count, message_count, context_tokens],
                 conv: [status, usage], vec: [], opt: []
             });
             $crate::wit_mirror!(@record ToolCall {
@@ -102,6 +103,9 @@ macro_rules! wit_mirror {
                 plain: [max_workers, max_input_bytes, default_max_steps],
                 conv: [], vec: [], opt: []
             });
+            $crate::wit_mirror!(@record ModelBudget {
+                plain: [model, prompt_tokens], conv: [], vec: [], opt: []
+            });
             $crate::wit_mirror!(@record Input {
                 plain: [text, request_id], conv: [], vec: [], opt: []
             });
@@ -134,6 +138,10 @@ macro_rules! wit_mirror {
                 RunFailed(RunFailed) { plain: [run_id], conv: [error] },
                 RunCancelled(RunRef) { plain: [run_id], conv: [] },
                 Diagnostic(Diagnostic) { plain: [code, message], conv: [level] },
+                ContextTrimmed(ContextTrimmed) {
+                    plain: [run_id, step, omitted_messages, estimated_tokens, budget_tokens],
+                    conv: []
+                },
             });
 
             $crate::wit_mirror!(@variant Completion {

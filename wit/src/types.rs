@@ -37,6 +37,10 @@ pub struct WorkerSpec {
     pub tools: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
+    /// Most prompt tokens a model request of this worker may carry (lowers the model's
+    /// budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_tokens: Option<u32>,
 }
 
 /// Token counts reported by a model call.
@@ -68,6 +72,9 @@ pub struct WorkerInfo {
     pub run_count: u32,
     pub message_count: u32,
     pub usage: Usage,
+    /// The worker's own prompt-token limit, if its spec set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_tokens: Option<u32>,
 }
 
 /// Who said a transcript message.
@@ -266,6 +273,14 @@ pub enum Event {
         code: String,
         message: String,
     },
+    /// A model request left out older messages to fit the context budget.
+    ContextTrimmed {
+        run_id: String,
+        step: u32,
+        omitted_messages: u32,
+        estimated_tokens: u32,
+        budget_tokens: u32,
+    },
 }
 
 impl Event {
@@ -290,6 +305,7 @@ impl Event {
             Event::RunFailed { .. } => "run_failed",
             Event::RunCancelled { .. } => "run_cancelled",
             Event::Diagnostic { .. } => "diagnostic",
+            Event::ContextTrimmed { .. } => "context_trimmed",
         }
     }
 
@@ -313,7 +329,8 @@ impl Event {
             | Event::StepFinished { run_id, .. }
             | Event::RunCompleted { run_id, .. }
             | Event::RunFailed { run_id, .. }
-            | Event::RunCancelled { run_id } => Some(run_id),
+            | Event::RunCancelled { run_id }
+            | Event::ContextTrimmed { run_id, .. } => Some(run_id),
         }
     }
 
@@ -449,6 +466,14 @@ impl Default for Limits {
             default_max_steps: 8,
         }
     }
+}
+
+/// The prompt-token budget of a model (exact name, or `provider/*` for every model of a
+/// provider).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelBudget {
+    pub model: String,
+    pub prompt_tokens: u32,
 }
 
 /// Client input for a worker.

@@ -4,14 +4,24 @@
 //!   `target/guest/yoi_runtime.wasm` (installs the `wasm32-wasip2` target when missing),
 //!   and the test-only fault-injection build of it into
 //!   `target/guest/yoi_runtime_faults.wasm`.
-//! - `test`: build-guest, `cargo fmt --check`, clippy with `-D warnings`, the workspace
-//!   tests (with `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two builds).
-//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` in release: the embedded
-//!   default runtime with the scripted demo model, ready for curl or a WebSocket client.
+//! - `build-plugins [--dev]`: build the example policy plugins (release by default: what
+//!   an operator installs) into `target/plugins/`, and the test-only plugins into
+//!   `target/plugins-test/`.
+//! - `test`: build-guest, build-plugins (dev profile: the tests' build, fast to redo),
+//!   `cargo fmt --check`, clippy with `-D warnings`, the workspace tests (with
+//!   `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two components,
+//!   `YOI_PLUGINS_DIR` and `YOI_TEST_PLUGINS_DIR` at the two plugin folders).
+//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` (release, in the background,
+//!   on a temporary data dir: the embedded runtime with the scripted demo model) and
+//!   `yoi-tui` on a new worker in the foreground; the host stops when the TUI exits.
+//! - `llm-test`: opt-in tests against a real model (see `llm.rs`).
 //! - `bench [FILTER]`: release benchmarks; figures printed and merged into
 //!   `target/bench/results.json`.
 //!
 //! Only std is used so the task runner itself builds in a second.
+
+mod demo;
+mod llm;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -30,21 +40,55 @@ const FAULTS_FEATURE: &str = "fault-injection";
 /// Where the fault-injection component lands; the recovery tests look for it here.
 const FAULTS_OUT: &str = "guest/yoi_runtime_faults.wasm";
 
-/// The two components `build-guest` writes.
-struct Guests {
+/// The example policy plugins (`cdylib` crates in `plugins/`).
+const PLUGIN_CRATES: [&str; 3] = [
+    "yoi-policy-redact-reasoning",
+    "yoi-policy-read-only",
+    "yoi-policy-truncate-tool-output",
+];
+/// The test-only plugins: the examples of this crate, each a `cdylib`.
+const TEST_PLUGINS_CRATE: &str = "yoi-policy-test-plugins";
+const TEST_PLUGINS: [&str; 6] = [
+    "test_policy",
+    "garbage",
+    "wrong_version",
+    "small_table",
+    "null_entry",
+    "no_table",
+];
+/// Where the example plugins land, ready to copy into a host's plugins folder.
+const PLUGINS_OUT: &str = "plugins";
+/// Where the test-only plugins land: a folder of their own, so they are never mistaken
+/// for (or installed with) the examples.
+const TEST_PLUGINS_OUT: &str = "plugins-test";
+
+/// The two folders `build-plugins` fills.
+struct PluginDirs {
     shipped: PathBuf,
-    faults: PathBuf,
+    test: PathBuf,
 }
 
-type Result<T = ()> = std::result::Result<T, String>;
+/// The two components `build-guest` writes.
+pub(crate) struct Guests {
+    pub shipped: PathBuf,
+    pub faults: PathBuf,
+}
+
+pub(crate) type Result<T = ()> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-guest") => build_guest().map(|_| ()),
+        Some("build-plugins") => match args.get(1).map(String::as_str) {
+            None => build_plugins(false).map(|_| ()),
+            Some("--dev") => build_plugins(true).map(|_| ()),
+            Some(other) => Err(format!("build-plugins: unknown argument `{other}`")),
+        },
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(&args[1..]),
+        Some("llm-test") => llm::llm_test(),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -66,8 +110,14 @@ fn print_help() {
          tasks:\n  \
          build-guest   build the runtime component into target/{GUEST_OUT}\n                \
          (and the test-only fault-injection build into target/{FAULTS_OUT})\n  \
-         demo [ARGS]   build-guest, then run `yoi-host serve [ARGS]` (release) on the embedded runtime\n  \
-         test          build-guest, fmt --check, clippy -D warnings, cargo test --workspace\n  \
+         build-plugins [--dev]\n                \
+         build the example policy plugins (release; --dev: debug) into target/{PLUGINS_OUT}\n                \
+         (and the test-only ones into target/{TEST_PLUGINS_OUT})\n  \
+         demo [ARGS]   build-guest, start `yoi-host serve [ARGS]` (release) in the background and\n                \
+         open yoi-tui on a new worker; the host stops when the TUI exits\n  \
+         test          build-guest, build-plugins --dev, fmt --check, clippy -D warnings, cargo test --workspace\n  \
+         llm-test      opt-in: build llama.cpp's server and a small model (target/llm), run the\n                \
+         real-model tests against it (host/server/tests/real_llm.rs)\n  \
          bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
          figures go to target/bench/results.json"
     );
@@ -80,19 +130,19 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root());
     cmd
 }
 
-fn run(what: &str, cmd: &mut Command) -> Result {
+pub(crate) fn run(what: &str, cmd: &mut Command) -> Result {
     eprintln!("xtask: {what}");
     let status = cmd
         .status()
@@ -127,7 +177,7 @@ fn ensure_guest_target() -> Result {
 
 /// Builds the shipped component and the test-only fault-injection one and copies each
 /// to its stable path.
-fn build_guest() -> Result<Guests> {
+pub(crate) fn build_guest() -> Result<Guests> {
     ensure_guest_target()?;
     let shipped = build_component(
         "building the runtime component",
@@ -192,8 +242,75 @@ fn build_component(what: &str, profile: &str, extra: &[&str], out: &str) -> Resu
     Ok(out)
 }
 
+/// Builds the example plugins and the test-only ones in one cargo run, then copies each
+/// library to its folder (emptied of libraries first, so a removed plugin does not
+/// linger).
+fn build_plugins(dev: bool) -> Result<PluginDirs> {
+    let mut cmd = cargo();
+    cmd.arg("build");
+    if !dev {
+        cmd.arg("--release");
+    }
+    for krate in PLUGIN_CRATES.iter().chain([&TEST_PLUGINS_CRATE]) {
+        cmd.args(["--package", krate]);
+    }
+    // The examples' libraries, and the test crate's examples (its plugins).
+    cmd.args(["--lib", "--examples"]);
+    run("building the policy plugins", &mut cmd)?;
+
+    let built = target_dir().join(if dev { "debug" } else { "release" });
+    let library = |name: &str| {
+        format!(
+            "{}{}{}",
+            std::env::consts::DLL_PREFIX,
+            name.replace('-', "_"),
+            std::env::consts::DLL_SUFFIX
+        )
+    };
+    let shipped = fill_plugin_dir(
+        PLUGINS_OUT,
+        PLUGIN_CRATES.iter().map(|c| built.join(library(c))),
+    )?;
+    let test = fill_plugin_dir(
+        TEST_PLUGINS_OUT,
+        TEST_PLUGINS
+            .iter()
+            .map(|p| built.join("examples").join(library(p))),
+    )?;
+    println!(
+        "plugins ({}): {} (test-only: {})",
+        if dev { "dev" } else { "release" },
+        shipped.display(),
+        test.display()
+    );
+    Ok(PluginDirs { shipped, test })
+}
+
+/// Empties `target/<out>` of libraries and copies `files` into it.
+fn fill_plugin_dir(out: &str, files: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
+    let dir = target_dir().join(out);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+        {
+            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+        }
+    }
+    for file in files {
+        let name = file.file_name().expect("a library path has a file name");
+        std::fs::copy(&file, dir.join(name))
+            .map_err(|e| format!("copying {}: {e}", file.display()))?;
+    }
+    Ok(dir)
+}
+
 fn test() -> Result {
     let guests = build_guest()?;
+    let plugins = build_plugins(true)?;
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
@@ -214,7 +331,9 @@ fn test() -> Result {
         cargo()
             .args(["test", "--workspace"])
             .env("YOI_GUEST_WASM", &guests.shipped)
-            .env("YOI_GUEST_FAULTS_WASM", &guests.faults),
+            .env("YOI_GUEST_FAULTS_WASM", &guests.faults)
+            .env("YOI_PLUGINS_DIR", &plugins.shipped)
+            .env("YOI_TEST_PLUGINS_DIR", &plugins.test),
     )
 }
 
@@ -235,19 +354,5 @@ fn bench(args: &[String]) -> Result {
 
 fn demo(args: &[String]) -> Result {
     let component = build_guest()?.shipped;
-    run(
-        "yoi-host serve (Ctrl-C stops it)",
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "--package",
-                "yoi-host",
-                "--",
-                "serve",
-                "--component",
-            ])
-            .arg(&component)
-            .args(args),
-    )
+    demo::demo(&component, args)
 }

@@ -32,6 +32,7 @@ fn drive(core: &mut dyn Core) -> anyhow::Result<Outcome> {
             system_prompt: None,
             tools: vec!["list_dir".into()],
             max_steps: None,
+            context_tokens: None,
         };
         workers.push(core.create_worker(0, spec)?.id);
     }

@@ -54,6 +54,7 @@ async fn drive(rt: &LocalRuntime) -> anyhow::Result<Outcome> {
             system_prompt: None,
             tools: vec![],
             max_steps: None,
+            context_tokens: None,
         };
         ids.push(rt.create_worker(spec).await?.id);
     }

@@ -3,7 +3,8 @@
 //! Each section prints its figures and the run merges them into
 //! `target/bench/results.json`. Sections: `core` (the runtime core, native vs wasm),
 //! `local` (a whole LocalRuntime with persistence), `host` (end to end through
-//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline).
+//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline), `tui`
+//! (the terminal client over a 10,000-message history).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -13,6 +14,7 @@ mod core;
 mod host;
 mod local;
 mod results;
+mod tui;
 
 use results::Results;
 
@@ -32,6 +34,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("host") {
         rt.block_on(host::run(&mut results))?;
+    }
+    if wanted("tui") {
+        tui::run(&mut results)?;
     }
     let path = results.save()?;
     println!("saved {}", path.display());

@@ -30,8 +30,8 @@ pub mod wasm;
 use std::fmt;
 
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary, WorkerInfo,
-    WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, ModelBudget,
+    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 pub use native::NativeCore;
@@ -55,6 +55,8 @@ pub use wasm::{
 pub trait Core: Send + 'static {
     /// Replace the runtime-wide limits (effective for later commands).
     fn configure(&mut self, limits: Limits) -> Result<(), Fault>;
+    /// Replace the models' prompt-token budgets (effective for later model requests).
+    fn configure_models(&mut self, budgets: Vec<ModelBudget>) -> Result<(), Fault>;
     /// Create an idle worker.
     fn create_worker(&mut self, now_ms: u64, spec: WorkerSpec) -> Result<WorkerInfo, CallError>;
     /// Every worker, oldest first.

@@ -3,8 +3,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use yoi_protocol::{
-    Completion, Effect, EventRecord, Input, Limits, Message, RestoreSummary, WorkerInfo,
-    WorkerSnapshot, WorkerSpec,
+    Completion, Effect, EventRecord, Input, Limits, Message, ModelBudget, RestoreSummary,
+    WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 use yoi_runtime_guest::Runtime;
 
@@ -77,6 +77,10 @@ impl Default for NativeCore {
 impl Core for NativeCore {
     fn configure(&mut self, limits: Limits) -> Result<(), Fault> {
         self.call("configure", |rt| rt.configure(limits))
+    }
+
+    fn configure_models(&mut self, budgets: Vec<ModelBudget>) -> Result<(), Fault> {
+        self.call("configure-models", |rt| rt.configure_models(budgets))
     }
 
     fn create_worker(&mut self, now_ms: u64, spec: WorkerSpec) -> Result<WorkerInfo, CallError> {

@@ -37,8 +37,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use yoi_protocol::{
-    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, RestoreSummary, WorkerInfo,
-    WorkerSnapshot, WorkerSpec,
+    Completion, CoreError, Effect, EventRecord, Input, Limits, Message, ModelBudget,
+    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 use crate::{CallError, Core, Fault, FaultKind};
@@ -733,6 +733,13 @@ impl Core for WasmCore {
     fn configure(&mut self, limits: Limits) -> Result<(), Fault> {
         let limits = w::Limits::from(limits);
         self.call("configure", |g, s| g.call_configure(s, limits))
+    }
+
+    fn configure_models(&mut self, budgets: Vec<ModelBudget>) -> Result<(), Fault> {
+        let budgets: Vec<w::ModelBudget> = list(budgets);
+        self.call("configure-models", |g, s| {
+            g.call_configure_models(s, &budgets)
+        })
     }
 
     fn create_worker(&mut self, now_ms: u64, spec: WorkerSpec) -> Result<WorkerInfo, CallError> {

@@ -25,6 +25,7 @@ fn works(engine: &WasmEngine, loaded: &Loaded) {
         system_prompt: None,
         tools: vec![],
         max_steps: None,
+        context_tokens: None,
     };
     core.create_worker(1, spec).unwrap();
     assert_eq!(core.list_workers().unwrap().len(), 1);

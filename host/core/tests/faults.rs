@@ -32,6 +32,7 @@ fn spec() -> WorkerSpec {
         system_prompt: None,
         tools: vec![],
         max_steps: None,
+        context_tokens: None,
     }
 }
 

@@ -76,6 +76,7 @@ fn worker(status: WorkerStatus, full: bool) -> WorkerInfo {
         run_count: 3,
         message_count: 7,
         usage: usage(),
+        context_tokens: full.then_some(2048),
     }
 }
 
@@ -143,9 +144,10 @@ fn event_case(e: &Event) -> usize {
         Event::RunFailed { .. } => 15,
         Event::RunCancelled { .. } => 16,
         Event::Diagnostic { .. } => 17,
+        Event::ContextTrimmed { .. } => 18,
     }
 }
-const EVENT_CASES: usize = 18;
+const EVENT_CASES: usize = 19;
 
 fn events() -> Vec<Event> {
     let run = || s("r_1");
@@ -222,6 +224,13 @@ fn events() -> Vec<Event> {
             error: error_info(),
         },
         Event::RunCancelled { run_id: run() },
+        Event::ContextTrimmed {
+            run_id: run(),
+            step: 2,
+            omitted_messages: 12,
+            estimated_tokens: 3000,
+            budget_tokens: 3072,
+        },
     ];
     for (from, to) in [
         (WorkerStatus::Idle, WorkerStatus::Running),
@@ -540,6 +549,7 @@ fn every_record_round_trips() {
             system_prompt: opt("sys"),
             tools: if full { vec![s("read_file")] } else { vec![] },
             max_steps: full.then_some(3),
+            context_tokens: full.then_some(4096),
         });
         roundtrip::<Input, w::Input>(Input {
             text: s("hello"),
@@ -583,6 +593,10 @@ fn every_record_round_trips() {
         max_workers: 1,
         max_input_bytes: u32::MAX,
         default_max_steps: 64,
+    });
+    roundtrip::<ModelBudget, w::ModelBudget>(ModelBudget {
+        model: s("openai/*"),
+        prompt_tokens: 3072,
     });
     roundtrip::<RestoreSummary, w::RestoreSummary>(RestoreSummary {
         workers: 3,

@@ -230,6 +230,7 @@ fn spec(name: &str, tools: &[&str]) -> WorkerSpec {
         system_prompt: Some("be brief".into()),
         tools: tools.iter().map(|t| t.to_string()).collect(),
         max_steps: None,
+        context_tokens: None,
     }
 }
 

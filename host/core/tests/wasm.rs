@@ -30,6 +30,7 @@ fn spec(name: &str) -> WorkerSpec {
         system_prompt: None,
         tools: vec![],
         max_steps: None,
+        context_tokens: None,
     }
 }
 

@@ -58,4 +58,10 @@ pub mod codes {
     pub const UNAVAILABLE: &str = "unavailable";
     /// The request was refused as invalid (for example, an unknown model).
     pub const INVALID_REQUEST: &str = "invalid_request";
+    /// The prompt does not fit the model's context window.
+    pub const CONTEXT_LENGTH: &str = "context_length";
+    /// The model failed while answering (an error in the middle of a stream).
+    pub const MODEL_ERROR: &str = "model_error";
+    /// The answer passed the most a model call may produce.
+    pub const OUTPUT_TOO_LARGE: &str = "output_too_large";
 }

@@ -37,6 +37,10 @@
 //!
 //! # What it emits
 //!
+//! With [`ScriptedConfig::context_tokens`] set, a prompt of more words than that fails
+//! at once with `context_length`, as a real model's server refuses a prompt longer than
+//! its window.
+//!
 //! In order: reasoning deltas (when [`ScriptedConfig::reasoning`] is on), then either
 //! text deltas or tool-call fragments, then one `Usage`, then `ModelDone`. Reasoning and
 //! text are streamed token by token, a token being a word with the whitespace that
@@ -52,9 +56,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
-use yoi_protocol::{Completion, FinishReason, Message, ModelRequest, Role, Usage};
+use yoi_protocol::{Completion, ErrorInfo, FinishReason, Message, ModelRequest, Role, Usage};
 
-use crate::provider::{BoxFuture, Provider};
+use crate::provider::{BoxFuture, Provider, codes};
 
 /// The model name under which the scripted model is usually registered.
 pub const MODEL_NAME: &str = "scripted";
@@ -75,6 +79,9 @@ pub struct ScriptedConfig {
     pub max_stream_tokens: usize,
     /// How many bytes of each tool output an answer quotes. Default: 2,000.
     pub quote_limit: usize,
+    /// The model's context window, in its tokens (words): like a real model, it refuses
+    /// a longer prompt with `context_length`. Default: unlimited.
+    pub context_tokens: Option<u64>,
 }
 
 impl Default for ScriptedConfig {
@@ -85,6 +92,7 @@ impl Default for ScriptedConfig {
             filler: None,
             max_stream_tokens: 100_000,
             quote_limit: 2_000,
+            context_tokens: None,
         }
     }
 }
@@ -173,6 +181,16 @@ impl ScriptedModel {
     /// tool-call fragments, `Usage`, `ModelDone`. Pure and deterministic.
     pub fn plan(&self, request: &ModelRequest) -> Vec<Completion> {
         let call_id = request.call_id;
+        let prompt = input_words(request);
+        if let Some(window) = self.config.context_tokens
+            && prompt > window
+        {
+            let error = ErrorInfo::new(
+                codes::CONTEXT_LENGTH,
+                format!("the prompt has {prompt} tokens; the scripted model's window is {window}"),
+            );
+            return vec![Completion::ModelFailed { call_id, error }];
+        }
         let reply = self.reply(request);
         let mut out = Vec::new();
         for token in tokens(&reply.reasoning) {
@@ -206,7 +224,7 @@ impl ScriptedModel {
             }
         }
         let usage = Usage {
-            input_tokens: input_words(request),
+            input_tokens: prompt,
             output_tokens: out.len() as u64,
         };
         out.push(Completion::Usage { call_id, usage });

@@ -662,6 +662,7 @@ fn delta_kinds_match_the_protocol() {
         run_count: 0,
         message_count: 0,
         usage: Default::default(),
+        context_tokens: None,
     };
     let r = || "r".to_string();
     let events = vec![

@@ -14,6 +14,11 @@
 //! max_page = 1000                   # events per page at most (`limit` is capped to it)
 //! max_page_bytes = 4194304          # bytes per page at most (at least one event)
 //!
+//! [providers.local]                 # as a host's: an OpenAI-compatible server
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:8080/v1"
+//! models = ["smollm2"]              # workers use model "local/smollm2"
+//!
 //! [streams]                         # as a host's: yoi_serving::StreamConfig
 //! [http]                            # as a host's: yoi_serving::HttpConfig
 //!
@@ -24,12 +29,14 @@
 //!
 //! Unknown keys and bad values are errors that name the key and its line.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use yoi_runtime::config::{RuntimeId, RuntimeSettings};
+use yoi_driver::{ModelCatalog, ProviderConfig};
+use yoi_runtime::config::{ProviderError, RuntimeId, RuntimeSettings};
 pub use yoi_serving::ConfigError;
 use yoi_serving::{HttpConfig, StreamConfig};
 
@@ -54,6 +61,9 @@ pub struct Config {
     pub streams: StreamConfig,
     pub http: HttpConfig,
     pub runtime: RuntimeSettings,
+    /// Model providers the runtime serves besides `scripted` (`[providers.NAME]`).
+    #[serde(deserialize_with = "yoi_runtime::config::deserialize_providers")]
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 impl Default for Config {
@@ -70,6 +80,7 @@ impl Default for Config {
             streams: StreamConfig::default(),
             http: HttpConfig::default(),
             runtime: RuntimeSettings::default(),
+            providers: BTreeMap::new(),
         }
     }
 }
@@ -107,6 +118,11 @@ impl Config {
     /// `~/.local/share/yoi-runtime`.
     pub fn resolved_data_dir(&self) -> Result<PathBuf, ConfigError> {
         yoi_serving::resolve_data_dir(self.data_dir.as_deref(), "yoi-runtime")
+    }
+
+    /// Every configured provider, built (API keys read) into a catalog of their models.
+    pub fn provider_models(&self) -> Result<ModelCatalog, ProviderError> {
+        yoi_runtime::config::provider_models(&self.providers)
     }
 
     /// The token file: configured, else `<data_dir>/runtime.token`.
@@ -152,6 +168,10 @@ max_connections = 8
 token_delay_ms = 0
 [runtime.log]
 retain_events = 10
+[providers.llm]
+kind = "openai"
+base_url = "http://127.0.0.1:8080/v1"
+models = ["m"]
 "#,
             "x",
         )
@@ -163,6 +183,9 @@ retain_events = 10
         assert_eq!(c.http.max_connections.get(), 8);
         assert_eq!(c.runtime.scripted.token_delay_ms, 0);
         assert_eq!(c.runtime.log.retain_events, Some(10));
+        assert_eq!(c.providers["llm"].models[0].id, "m");
+        let models = c.provider_models().unwrap();
+        assert!(models.serves("llm/m"), "{models:?}");
     }
 
     #[test]
@@ -178,6 +201,15 @@ retain_events = 10
         assert!(e.contains("line 2") && e.contains("lgo"), "{e}");
         let e = err("[runtime.driver]\nmax_concurrent_tools = 5000\n");
         assert!(e.contains("line 2") && e.contains("at most 4096"), "{e}");
+        let e = err(
+            "[providers.scripted]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\n",
+        );
+        assert!(e.contains("not `scripted`"), "{e}");
+        let e = err(
+            "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\napi_key = \"sk-secret\"\n",
+        );
+        assert!(e.contains("line 5") && e.contains("api_key_env"), "{e}");
+        assert!(!e.contains("sk-secret"), "the key is not repeated: {e}");
         let e = err("[events]\nmax_page = 0\n");
         assert!(e.contains("line 2") && e.contains("max_page"), "{e}");
     }

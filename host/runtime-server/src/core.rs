@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use yoi_core::NativeCore;
+use yoi_driver::ModelCatalog;
 use yoi_runtime::LocalRuntime;
 use yoi_runtime::config::RuntimeSettings;
 
@@ -33,17 +34,21 @@ impl CoreChoice {
         }
     }
 
-    /// Opens (or creates) the runtime in `dir` (blocking: restores its event log, and
-    /// for a component compiles it, through the compiled-code cache in `cache_dir`).
+    /// Opens (or creates) the runtime in `dir`, serving `scripted` and `models`
+    /// (blocking: restores its event log, and for a component compiles it, through the
+    /// compiled-code cache in `cache_dir`).
     pub fn open(
         &self,
         settings: &RuntimeSettings,
+        models: &ModelCatalog,
         dir: &Path,
         cache_dir: &Path,
     ) -> anyhow::Result<LocalRuntime> {
         let opened = match self {
-            CoreChoice::Native => settings.open(dir, || Ok(NativeCore::new())),
-            CoreChoice::Wasm(component) => return open_wasm(settings, dir, component, cache_dir),
+            CoreChoice::Native => settings.open(dir, models, || Ok(NativeCore::new())),
+            CoreChoice::Wasm(component) => {
+                return open_wasm(settings, models, dir, component, cache_dir);
+            }
         };
         opened.map_err(|e| anyhow::anyhow!("opening the runtime: {e}"))
     }
@@ -67,6 +72,7 @@ fn wasm_component(_: &Path) -> Result<PathBuf, String> {
 #[cfg(feature = "wasm")]
 fn open_wasm(
     settings: &RuntimeSettings,
+    models: &ModelCatalog,
     dir: &Path,
     component: &Path,
     cache_dir: &Path,
@@ -75,13 +81,19 @@ fn open_wasm(
     let (engine, component) =
         yoi_core::shared_component(component, cache_dir).map_err(|f| anyhow::anyhow!("{f}"))?;
     settings
-        .open(dir, move || {
+        .open(dir, models, move || {
             WasmCore::instantiate(&engine, &component, GuestLimits::default())
         })
         .map_err(|e| anyhow::anyhow!("opening the runtime: {e}"))
 }
 
 #[cfg(not(feature = "wasm"))]
-fn open_wasm(_: &RuntimeSettings, _: &Path, _: &Path, _: &Path) -> anyhow::Result<LocalRuntime> {
+fn open_wasm(
+    _: &RuntimeSettings,
+    _: &ModelCatalog,
+    _: &Path,
+    _: &Path,
+    _: &Path,
+) -> anyhow::Result<LocalRuntime> {
     anyhow::bail!(NO_WASM)
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use yoi_driver::ModelCatalog;
 use yoi_serving::{Authenticator, Endpoint, LocalSource, Shutdown};
 
 use crate::config::Config;
@@ -37,7 +38,9 @@ impl RuntimeServer {
     pub async fn start(config: Config) -> anyhow::Result<RuntimeServer> {
         let data_dir = config.resolved_data_dir()?;
         config.streams.warn_deprecated();
-        // Fail before binding when the component is missing: the message says what to do.
+        // Fail before binding when a provider cannot be set up (a missing API key, say)
+        // or the component is missing: the message says what to fix.
+        let models = config.provider_models()?;
         let core = CoreChoice::new(config.component.as_deref()).map_err(anyhow::Error::msg)?;
         let token_file = config.resolved_token_file(&data_dir);
         let endpoint = Endpoint::open(&data_dir, token_file, config.bind).await?;
@@ -46,7 +49,7 @@ impl RuntimeServer {
             "in the file runtime.token in the runtime's data directory",
         );
         let state = AppState::new(config, core, auth);
-        let opener = tokio::spawn(open_runtime(state.clone(), data_dir));
+        let opener = tokio::spawn(open_runtime(state.clone(), models, data_dir));
         let config = state.config();
         let server = tokio::spawn(yoi_serving::serve(
             endpoint.listener,
@@ -124,18 +127,17 @@ impl RuntimeServer {
     }
 }
 
-/// Opens the runtime in `<data_dir>/runtime` (its compiled components cached in
-/// `<data_dir>/cache`); a failure stops the server.
-async fn open_runtime(state: AppState, data_dir: PathBuf) {
+/// Opens the runtime in `<data_dir>/runtime` serving `scripted` and `models` (its
+/// compiled components cached in `<data_dir>/cache`); a failure stops the server.
+async fn open_runtime(state: AppState, models: ModelCatalog, data_dir: PathBuf) {
     let started = std::time::Instant::now();
     let opening = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
             let config = state.config();
             let dir = data_dir.join("runtime");
-            state
-                .core()
-                .open(&config.runtime, &dir, &data_dir.join("cache"))
+            let cache = data_dir.join("cache");
+            state.core().open(&config.runtime, &models, &dir, &cache)
         })
     };
     match opening.await {

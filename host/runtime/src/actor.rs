@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use yoi_core::{CallError, Core, Fault};
 use yoi_eventlog::EventLog;
 use yoi_protocol::{
-    Completion, Cursor, Effect, EventRecord, Input, Level, Limits, Message, RestoreSummary,
-    WorkerInfo, WorkerSnapshot, WorkerSpec,
+    Completion, Cursor, Effect, EventRecord, Input, Level, Limits, Message, ModelBudget,
+    RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
 use crate::driver::Driver;
@@ -106,6 +106,14 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a core is configured with after it is made or replaced.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CoreSettings {
+    pub limits: Limits,
+    /// Prompt-token budgets of the runtime's models.
+    pub budgets: Vec<ModelBudget>,
+}
+
 pub(crate) struct Actor<C: Core> {
     pub core: C,
     pub make_core: CoreFactory<C>,
@@ -115,7 +123,7 @@ pub(crate) struct Actor<C: Core> {
     pub completed: mpsc::Receiver<Completed>,
     /// Only to wait on both channels at once from the actor's own thread.
     pub rt: Handle,
-    pub limits: Limits,
+    pub settings: CoreSettings,
     pub stats: Arc<RuntimeStats>,
     /// Set when a replacement core could not be restored: every command then fails.
     pub broken: Option<String>,
@@ -137,7 +145,7 @@ pub(crate) struct Parts<C: Core> {
     pub commands: mpsc::Receiver<Msg>,
     pub completed: mpsc::Receiver<Completed>,
     pub rt: Handle,
-    pub limits: Limits,
+    pub settings: CoreSettings,
     pub stats: Arc<RuntimeStats>,
 }
 
@@ -151,7 +159,7 @@ impl<C: Core> Actor<C> {
             commands: p.commands,
             completed: p.completed,
             rt: p.rt,
-            limits: p.limits,
+            settings: p.settings,
             stats: p.stats,
             broken: None,
             events: Vec::new(),
@@ -476,7 +484,7 @@ impl<C: Core> Actor<C> {
         let restored = (self.make_core)()
             .map_err(|f| f.to_string())
             .and_then(|mut core| {
-                restore_core(&mut core, &self.log, self.limits).map(|(_, events)| (core, events))
+                restore_core(&mut core, &self.log, &self.settings).map(|(_, events)| (core, events))
             });
         match restored {
             Ok((core, events)) => {
@@ -523,9 +531,11 @@ fn is_final(c: &Completion) -> bool {
 pub(crate) fn restore_core<C: Core>(
     core: &mut C,
     log: &EventLog,
-    limits: Limits,
+    settings: &CoreSettings,
 ) -> Result<(RestoreSummary, Vec<EventRecord>), String> {
-    core.configure(limits).map_err(|f| f.to_string())?;
+    core.configure(settings.limits).map_err(|f| f.to_string())?;
+    core.configure_models(settings.budgets.clone())
+        .map_err(|f| f.to_string())?;
     let mut after = 0;
     loop {
         let chunk = log
@@ -564,8 +574,9 @@ pub(crate) fn restore_core<C: Core>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{DriverConfig, Providers};
+    use crate::driver::DriverConfig;
     use yoi_core::NativeCore;
+    use yoi_driver::ModelCatalog;
     use yoi_driver::Workspaces;
     use yoi_eventlog::LogConfig;
 
@@ -576,6 +587,7 @@ mod tests {
             system_prompt: None,
             tools: vec![],
             max_steps: None,
+            context_tokens: None,
         }
     }
 
@@ -610,7 +622,7 @@ mod tests {
         let driver = Driver::new(
             rt.clone(),
             completed_tx.clone(),
-            Arc::new(Providers::new()),
+            Arc::new(ModelCatalog::new()),
             tools,
             DriverConfig::default(),
         );
@@ -623,7 +635,7 @@ mod tests {
             commands,
             completed,
             rt,
-            limits: Limits::default(),
+            settings: CoreSettings::default(),
             stats: Arc::new(RuntimeStats::default()),
         });
 

@@ -9,6 +9,7 @@
 //! [scripted]                  # the `scripted` model
 //! token_delay_ms = 30         # pause between streamed tokens (0: none)
 //! reasoning = true            # stream a short reasoning before answers
+//! context_tokens = 2048       # its context window in words (default: unlimited)
 //! [limits]
 //! max_workers = 10000
 //! max_input_bytes = 65536
@@ -27,9 +28,15 @@
 //!
 //! Unknown keys and bad values are errors that name the key; TOML deserializers report
 //! them with the line (the keys are checked while they are read, not afterwards).
+//!
+//! Model providers besides `scripted` (`[providers.NAME]`, OpenAI-compatible servers) are
+//! configured next to the runtimes, since a host's runtimes share them:
+//! [`deserialize_providers`] reads and checks the tables and [`provider_models`] builds
+//! them into the catalog [`RuntimeSettings::open`] takes.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +44,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use yoi_core::{Core, Fault};
-use yoi_driver::{ScriptedConfig, ScriptedModel};
+use yoi_driver::{ModelCatalog, OpenAiProvider, ProviderConfig, ScriptedConfig, ScriptedModel};
 use yoi_protocol::is_runtime_id;
 
 use crate::{DriverConfig, LocalRuntime, LocalRuntimeConfig, OpenError};
@@ -82,28 +89,32 @@ impl RuntimeSettings {
         config
     }
 
-    /// Opens (or creates) the runtime in `data_dir` with these settings and its model
-    /// providers, on the cores `make_core` makes (see [`crate::RuntimeBuilder::open`]).
-    /// Blocking (restores the event log); call it within a tokio runtime.
+    /// Opens (or creates) the runtime in `data_dir` with these settings, serving the
+    /// `scripted` model and `providers`' models, on the cores `make_core` makes (see
+    /// [`crate::RuntimeBuilder::open`]). Blocking (restores the event log); call it within
+    /// a tokio runtime.
     pub fn open<C, F>(
         &self,
         data_dir: impl Into<PathBuf>,
+        providers: &ModelCatalog,
         make_core: F,
     ) -> Result<LocalRuntime, OpenError>
     where
         C: Core,
         F: FnMut() -> Result<C, Fault> + Send + 'static,
     {
-        let scripted = ScriptedConfig {
-            token_delay: Duration::from_millis(self.scripted.token_delay_ms),
-            reasoning: self.scripted.reasoning,
-            ..ScriptedConfig::default()
-        };
+        let scripted = self.scripted.to_scripted_config();
+        let budget = scripted
+            .context_tokens
+            .map(|n| n.min(u64::from(u32::MAX)) as u32);
+        let mut models = providers.clone();
+        models.add(
+            yoi_driver::scripted::MODEL_NAME,
+            Arc::new(ScriptedModel::new(scripted)),
+            budget,
+        );
         LocalRuntime::builder(self.local_config(data_dir))
-            .provider(
-                yoi_driver::scripted::MODEL_NAME,
-                Arc::new(ScriptedModel::new(scripted)),
-            )
+            .models(&models)
             .open(make_core)
     }
 }
@@ -202,6 +213,20 @@ pub struct ScriptedSettings {
     /// Pause between two streamed tokens (0: as fast as possible).
     pub token_delay_ms: u64,
     pub reasoning: bool,
+    /// Its context window in words (unset: unlimited); requests are trimmed to fit it
+    /// and a longer prompt fails with `context_length`, as with a real model.
+    pub context_tokens: Option<NonZeroU32>,
+}
+
+impl ScriptedSettings {
+    pub fn to_scripted_config(&self) -> ScriptedConfig {
+        ScriptedConfig {
+            token_delay: Duration::from_millis(self.token_delay_ms),
+            reasoning: self.reasoning,
+            context_tokens: self.context_tokens.map(|n| u64::from(n.get())),
+            ..ScriptedConfig::default()
+        }
+    }
 }
 
 impl Default for ScriptedSettings {
@@ -210,8 +235,53 @@ impl Default for ScriptedSettings {
         ScriptedSettings {
             token_delay_ms: demo.token_delay.as_millis() as u64,
             reasoning: demo.reasoning,
+            context_tokens: None,
         }
     }
+}
+
+/// Reads `[providers.NAME]` tables. Provider names are used in model names
+/// (`NAME/model-id`): the runtime-id alphabet, and not `scripted`. Each table is checked
+/// as a whole (key sources, models, values).
+pub fn deserialize_providers<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, ProviderConfig>, D::Error> {
+    let providers = BTreeMap::<String, ProviderConfig>::deserialize(d)?;
+    for (name, provider) in &providers {
+        if !is_runtime_id(name) || name == yoi_driver::scripted::MODEL_NAME {
+            return Err(de::Error::custom(format!(
+                "providers.{name}: a provider name is 1 to 64 of a-z, 0-9, `_` and `-`, and not `scripted`"
+            )));
+        }
+        provider
+            .validate()
+            .map_err(|e| de::Error::custom(format!("providers.{name}.{e}")))?;
+    }
+    Ok(providers)
+}
+
+/// A provider that cannot be set up (a missing API key, say): names it and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("providers.{name}.{message}")]
+pub struct ProviderError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Every configured provider, built (API keys read) into a catalog of their models.
+pub fn provider_models(
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<ModelCatalog, ProviderError> {
+    let mut catalog = ModelCatalog::new();
+    for (name, provider) in providers {
+        OpenAiProvider::register(name, provider, &mut catalog).map_err(|message| {
+            ProviderError {
+                name: name.clone(),
+                message,
+            }
+        })?;
+    }
+    Ok(catalog)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

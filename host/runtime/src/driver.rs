@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use yoi_driver::{Cancel, Provider, ToolOutput, Workspaces};
+use yoi_driver::{Cancel, ModelCatalog, Provider, ToolOutput, Workspaces};
 use yoi_protocol::{Completion, Effect, ErrorInfo, ModelRequest, ToolRequest};
 
 use crate::actor::Completed;
@@ -45,9 +45,6 @@ impl Default for DriverConfig {
         }
     }
 }
-
-/// Model providers by model name.
-pub type Providers = HashMap<String, Arc<dyn Provider>>;
 
 /// Runs tool calls. The default is [`Workspaces`]: the built-in tools on a per-worker
 /// workspace directory.
@@ -79,7 +76,7 @@ const PROVIDER_BUFFER: usize = 256;
 pub(crate) struct Driver {
     rt: Handle,
     completed: mpsc::Sender<Completed>,
-    providers: Arc<Providers>,
+    models: Arc<ModelCatalog>,
     tools: Arc<dyn ToolRunner>,
     config: DriverConfig,
     calls: HashMap<u64, AbortHandle>,
@@ -93,14 +90,14 @@ impl Driver {
     pub fn new(
         rt: Handle,
         completed: mpsc::Sender<Completed>,
-        providers: Arc<Providers>,
+        models: Arc<ModelCatalog>,
         tools: Arc<dyn ToolRunner>,
         config: DriverConfig,
     ) -> Self {
         Driver {
             rt,
             completed,
-            providers,
+            models,
             tools,
             calls: HashMap::new(),
             generation: 0,
@@ -119,7 +116,7 @@ impl Driver {
         };
         let task = match effect {
             Effect::CallModel(request) => {
-                let provider = self.providers.get(&request.model).cloned();
+                let provider = self.models.resolve(&request.model).cloned();
                 let limits = ModelLimits {
                     idle: self.config.model_idle_timeout,
                     max_output_bytes: self.config.max_model_output_bytes,
@@ -449,7 +446,7 @@ mod tests {
         let mut driver = Driver::new(
             Handle::current(),
             tx,
-            Arc::new(Providers::new()),
+            Arc::new(ModelCatalog::new()),
             crowd.clone(),
             config,
         );

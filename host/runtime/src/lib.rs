@@ -24,17 +24,17 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use yoi_core::{Core, Fault};
-use yoi_driver::{Provider, Workspaces};
+use yoi_driver::{ModelCatalog, Provider, Workspaces};
 use yoi_eventlog::{EventLog, LogConfig, LogReader};
 use yoi_protocol::{
     Cursor, Input, Limits, Message, RestoreSummary, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 
-pub use driver::{DriverConfig, Providers, ToolRunner};
+pub use driver::{DriverConfig, ToolRunner};
 pub use error::{OpenError, RuntimeError};
 pub use stats::{CORE_CALL_BUCKETS, RuntimeStats, StatsSnapshot};
 
-use actor::{Actor, Msg, Read};
+use actor::{Actor, CoreSettings, Msg, Read};
 
 /// Everything a runtime needs to open.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ struct Inner {
     tx: mpsc::Sender<Msg>,
     reader: LogReader,
     stats: Arc<RuntimeStats>,
-    models: Vec<String>,
+    models: Arc<ModelCatalog>,
     limits: Limits,
     restored: RestoreSummary,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -80,14 +80,22 @@ struct Inner {
 /// Sets up a runtime: its providers, its tools, then [`RuntimeBuilder::open`].
 pub struct RuntimeBuilder {
     config: LocalRuntimeConfig,
-    providers: Providers,
+    models: ModelCatalog,
     tools: Option<Arc<dyn ToolRunner>>,
 }
 
 impl RuntimeBuilder {
-    /// Serves `model` with `provider`.
+    /// Serves `model` with `provider`, with no context budget (requests carry the whole
+    /// transcript).
     pub fn provider(mut self, model: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
-        self.providers.insert(model.into(), provider);
+        self.models.add(model, provider, None);
+        self
+    }
+
+    /// Serves every model of `models` (adding to what is there; a name given twice
+    /// takes the later provider).
+    pub fn models(mut self, models: &ModelCatalog) -> Self {
+        self.models.extend(models);
         self
     }
 
@@ -110,9 +118,13 @@ impl RuntimeBuilder {
     {
         let RuntimeBuilder {
             config,
-            providers,
+            models,
             tools,
         } = self;
+        let settings = CoreSettings {
+            limits: config.limits,
+            budgets: models.budgets(),
+        };
         let dir_error = |path: &Path| {
             let path = path.display().to_string();
             move |source| OpenError::Workspace { path, source }
@@ -129,7 +141,7 @@ impl RuntimeBuilder {
             .map_err(|e| OpenError::Log(e.to_string()))?;
         let mut core = make_core().map_err(|f| OpenError::Core(f.to_string()))?;
         let (restored, closing) =
-            actor::restore_core(&mut core, &log, config.limits).map_err(OpenError::Restore)?;
+            actor::restore_core(&mut core, &log, &settings).map_err(OpenError::Restore)?;
         if !closing.is_empty() {
             log.append(closing)
                 .map_err(|e| OpenError::Log(e.to_string()))?;
@@ -138,13 +150,12 @@ impl RuntimeBuilder {
         let (tx, commands) = mpsc::channel(config.inbox_capacity.max(1));
         let (completed_tx, completed) = mpsc::channel(config.inbox_capacity.max(1));
         let stats = Arc::new(RuntimeStats::default());
-        let mut models: Vec<String> = providers.keys().cloned().collect();
-        models.sort();
+        let models = Arc::new(models);
         let rt = tokio::runtime::Handle::current();
         let driver = driver::Driver::new(
             rt.clone(),
             completed_tx,
-            Arc::new(providers),
+            models.clone(),
             tools,
             config.driver.clone(),
         );
@@ -157,7 +168,7 @@ impl RuntimeBuilder {
             commands,
             completed,
             rt,
-            limits: config.limits,
+            settings,
             stats: stats.clone(),
         });
         let thread = std::thread::Builder::new()
@@ -184,7 +195,7 @@ impl LocalRuntime {
     pub fn builder(config: LocalRuntimeConfig) -> RuntimeBuilder {
         RuntimeBuilder {
             config,
-            providers: Providers::new(),
+            models: ModelCatalog::new(),
             tools: None,
         }
     }
@@ -204,7 +215,7 @@ impl LocalRuntime {
 
     /// Creates an idle worker. The model must be one this runtime serves.
     pub async fn create_worker(&self, spec: WorkerSpec) -> Result<WorkerInfo, RuntimeError> {
-        if !self.inner.models.contains(&spec.model) {
+        if !self.inner.models.serves(&spec.model) {
             return Err(RuntimeError::UnknownModel(spec.model));
         }
         self.ask(|r| Msg::CreateWorker(spec, r)).await
@@ -265,9 +276,9 @@ impl LocalRuntime {
         self.inner.stats.snapshot(self.inner.reader.stats())
     }
 
-    /// Model names this runtime serves.
-    pub fn models(&self) -> &[String] {
-        &self.inner.models
+    /// Model names this runtime serves (`name/*`: any model id of provider `name`).
+    pub fn models(&self) -> Vec<String> {
+        self.inner.models.models()
     }
 
     /// The runtime-wide limits it enforces.

@@ -21,6 +21,12 @@
 //! header_read_timeout_ms = 10000
 //! request_timeout_ms = 30000
 //!
+//! [providers.local]                 # an OpenAI-compatible server (see yoi_driver::openai)
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:8080/v1"
+//! models = ["smollm2"]              # workers use model "local/smollm2"
+//! context_tokens = 4096
+//!
 //! [[runtimes]]                      # default: one embedded runtime "local"
 //! id = "local"
 //! kind = "embedded"
@@ -33,7 +39,7 @@
 //! `deny_unknown_fields` and validating newtypes, reported by the `toml` crate with the
 //! span of the offending value).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -42,8 +48,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use yoi_driver::{ModelCatalog, ProviderConfig};
 pub use yoi_runtime::config::RuntimeId;
-use yoi_runtime::config::{KnownKey, RuntimeSettings};
+use yoi_runtime::config::{KnownKey, ProviderError, RuntimeSettings};
 pub use yoi_serving::ConfigError;
 use yoi_serving::{HttpConfig, StreamConfig};
 
@@ -68,6 +75,9 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(deserialize_with = "unique_runtimes")]
     pub runtimes: Vec<RuntimeConfig>,
+    /// Model providers every embedded runtime serves, by name (`[providers.NAME]`).
+    #[serde(deserialize_with = "yoi_runtime::config::deserialize_providers")]
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 impl Default for Config {
@@ -83,6 +93,7 @@ impl Default for Config {
             streams: StreamConfig::default(),
             http: HttpConfig::default(),
             runtimes: Vec::new(),
+            providers: BTreeMap::new(),
         }
     }
 }
@@ -243,6 +254,12 @@ impl Config {
         yoi_serving::load_toml(path)
     }
 
+    /// Every configured provider, built (API keys read) into a catalog of their models.
+    /// Errors name the provider and the key at fault.
+    pub fn provider_models(&self) -> Result<ModelCatalog, ProviderError> {
+        yoi_runtime::config::provider_models(&self.providers)
+    }
+
     /// The runtimes to serve: the configured ones, or the default embedded `local`.
     pub fn effective_runtimes(&self) -> Vec<RuntimeConfig> {
         if self.runtimes.is_empty() {
@@ -383,6 +400,37 @@ id = "b-2"
         assert!(
             e.contains("line 4") && e.contains("max_concurrent_tools"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn providers_parse_and_bad_ones_are_named() {
+        let c = Config::from_toml(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodels = [\"m\"]\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.providers["local"].models[0].id, "m");
+        let e = err(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\ntemprature = 1\n",
+        );
+        assert!(e.contains("line 5") && e.contains("temprature"), "{e}");
+        let e = err("[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = []\n");
+        assert!(e.contains("providers.local.models"), "{e}");
+        let e = err(
+            "[providers.scripted]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\n",
+        );
+        assert!(
+            e.contains("providers.scripted") && e.contains("not `scripted`"),
+            "{e}"
+        );
+        let e = err(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\napi_key = \"sk-do-not-print\"\n",
+        );
+        assert!(e.contains("line 5") && e.contains("api_key_env"), "{e}");
+        assert!(
+            !e.contains("sk-do-not-print"),
+            "the key is not repeated: {e}"
         );
     }
 

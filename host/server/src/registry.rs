@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 use yoi_core::{GuestLimits, WasmCore};
+use yoi_driver::ModelCatalog;
 use yoi_eventlog::ReplayPage;
 use yoi_protocol::{
     Cursor, Envelope, ErrorCode, Input, Message, RuntimeInfo, WorkerInfo, WorkerSnapshot,
@@ -47,8 +48,13 @@ impl RuntimeRegistry {
         }
     }
 
-    /// Opens every runtime of `config` (compiling each component once).
-    pub async fn load(config: &Config, data_dir: &Path) -> anyhow::Result<Self> {
+    /// Opens every runtime of `config` (compiling each component once); each serves the
+    /// scripted model and `models` (the configured providers').
+    pub async fn load(
+        config: &Config,
+        data_dir: &Path,
+        models: &ModelCatalog,
+    ) -> anyhow::Result<Self> {
         let mut handles = Vec::new();
         for rc in config.effective_runtimes() {
             let component =
@@ -58,9 +64,11 @@ impl RuntimeRegistry {
             let cache = data_dir.join("cache");
             let started = std::time::Instant::now();
             let rc2 = rc.clone();
-            let runtime =
-                tokio::task::spawn_blocking(move || open_embedded(&rc2, &dir, &cache, &component))
-                    .await??;
+            let models = models.clone();
+            let runtime = tokio::task::spawn_blocking(move || {
+                open_embedded(&rc2, &dir, &cache, &component, &models)
+            })
+            .await??;
             let restored = runtime.restored();
             tracing::info!(
                 runtime = %rc.id,
@@ -234,11 +242,12 @@ fn open_embedded(
     dir: &Path,
     cache_dir: &Path,
     component: &Path,
+    models: &ModelCatalog,
 ) -> anyhow::Result<LocalRuntime> {
     let (engine, component) =
         yoi_core::shared_component(component, cache_dir).map_err(|f| anyhow::anyhow!("{f}"))?;
     rc.settings
-        .open(dir, move || {
+        .open(dir, models, move || {
             WasmCore::instantiate(&engine, &component, GuestLimits::default())
         })
         .map_err(|e| anyhow::anyhow!("runtime {}: {e}", rc.id))

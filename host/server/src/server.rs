@@ -47,7 +47,9 @@ impl Host {
     ) -> anyhow::Result<Host> {
         let data_dir = config.resolved_data_dir()?;
         config.streams.warn_deprecated();
-        // Fail before binding when a component is missing: the message says how to build it.
+        // Fail before binding when a provider cannot be set up (a missing API key, say)
+        // or a component is missing: the message says what to fix.
+        let models = config.provider_models()?;
         for rc in config.effective_runtimes() {
             yoi_core::component_file(rc.component.as_deref().or(config.component.as_deref()))
                 .map_err(anyhow::Error::msg)?;
@@ -63,7 +65,7 @@ impl Host {
         let loader = {
             let state = state.clone();
             tokio::spawn(async move {
-                match RuntimeRegistry::load(state.config(), &data_dir).await {
+                match RuntimeRegistry::load(state.config(), &data_dir, &models).await {
                     Ok(registry) => {
                         state.loading().set(Arc::new(registry));
                         tracing::info!("ready");

@@ -127,8 +127,27 @@ pub enum ConfigError {
 pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Invalid {
         path: origin.to_string(),
-        message: e.to_string(),
+        message: config_message(&e, text),
     })
+}
+
+/// The parser's message, which quotes the offending line; except for an API key written
+/// into the file, whose line is not repeated (it would put the key into logs).
+fn config_message(e: &toml::de::Error, text: &str) -> String {
+    if e.message().contains("unknown field `api_key`") {
+        let line = e.span().map_or(0, |span| {
+            text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        return format!(
+            "line {line}: `api_key` is not a config key: keep the key out of the file and \
+             name where it is with `api_key_env` (an environment variable) or `api_key_file`"
+        );
+    }
+    e.to_string()
 }
 
 /// Reads and parses a config file (see [`parse_toml`]).

@@ -60,6 +60,7 @@ pub fn spec(name: &str, tools: &[&str]) -> WorkerSpec {
         system_prompt: None,
         tools: tools.iter().map(|t| t.to_string()).collect(),
         max_steps: None,
+        context_tokens: None,
     }
 }
 

@@ -143,6 +143,7 @@ mod tests {
             run_count: 0,
             message_count: 0,
             usage: Usage::default(),
+            context_tokens: None,
         };
         let text = frame_text(&SnapshotFrame {
             cursor: &cursor.encode(),

@@ -37,7 +37,7 @@ impl LocalSource {
     /// and both kinds of stream.
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {
-            models: self.runtime.models().to_vec(),
+            models: self.runtime.models(),
             tools: yoi_driver::tools::names()
                 .iter()
                 .map(|t| t.to_string())

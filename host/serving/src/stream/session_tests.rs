@@ -51,6 +51,7 @@ fn info(id: &str) -> WorkerInfo {
         run_count: 0,
         message_count: 0,
         usage: Usage::default(),
+        context_tokens: None,
     }
 }
 
