@@ -57,7 +57,8 @@ pub(crate) struct Driver<'a, S, V> {
 }
 
 /// The session's timer: one `Sleep`, moved only when the session's deadline changes (a
-/// timer registered afresh on every wake-up of a busy stream cost measurable CPU).
+/// timer made afresh on every wake-up would cost a busy stream a timer-wheel insertion
+/// and removal per burst of events).
 pub(crate) struct Timer {
     sleep: Pin<Box<tokio::time::Sleep>>,
     armed: Option<Instant>,
