@@ -19,15 +19,21 @@
 //! - **Estimates.** Tokens are estimated from bytes (4 per token, plus a few per
 //!   message for the chat template) and scaled by a per-worker calibration: the ratio
 //!   of the provider's reported `prompt_tokens` to the estimate of the request it
-//!   answered. Calibration is live state only: after a restart it starts from the plain
-//!   estimate until the next answer.
+//!   answered, when the provider counted more (never less: see [`MIN_CALIBRATION`]).
+//!   Calibration is live state only: after a restart it starts from the plain estimate
+//!   until the next answer.
 
 use yoi_protocol::{Message, ModelBudget, Role};
 
 /// Calibration is kept in thousandths (integer arithmetic: native and wasm agree).
 pub(crate) const UNCALIBRATED: u32 = 1000;
-/// A calibration never moves estimates by more than this factor either way.
-const MIN_CALIBRATION: u32 = 250;
+/// Calibration only ever raises estimates (a provider counting fewer tokens than the
+/// estimate leaves it as it is): a request estimated too small fails its run, one
+/// estimated too large only leaves out a little more history. Short requests are
+/// dominated by per-message overheads that vary between servers, so a factor learned on
+/// one would mislead on a longer one.
+const MIN_CALIBRATION: u32 = UNCALIBRATED;
+/// ... and by at most this factor.
 const MAX_CALIBRATION: u32 = 4000;
 
 /// Bytes per token of the plain estimate.

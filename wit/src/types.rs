@@ -465,8 +465,10 @@ impl Completion {
     }
 }
 
-/// Runtime-wide limits.
+/// Runtime-wide limits. Fields a peer does not send take their defaults, so a client
+/// reads the limits of an older runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// Live workers (not stopped, not deleted) at once.
     pub max_workers: u32,

@@ -50,11 +50,30 @@ pub struct EventsPage {
     pub more: bool,
 }
 
+/// `GET /v1/workers/{id}/snapshot` (runtime API): one worker's state (the shape of a
+/// `snapshot` frame) and the cursor it is consistent with; the events after the cursor
+/// are exactly what happened since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    pub cursor: Cursor,
+    #[serde(flatten)]
+    pub snapshot: WorkerSnapshot,
+}
+
+/// `GET /v1/snapshot` (runtime API): every worker's state and the cursor they are
+/// consistent with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotsResponse {
+    pub cursor: Cursor,
+    pub workers: Vec<WorkerSnapshot>,
+}
+
 /// What a client may know of a runtime: never a path, URL, socket or token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeInfo {
     pub id: String,
-    /// `embedded` or `remote`.
+    /// On a host: `embedded` or `remote`, where the runtime runs. A runtime server
+    /// (`GET /v1/runtime`) says which core it runs: `native` or `wasm`.
     pub kind: String,
     /// `ready` or `unavailable`.
     pub state: String,

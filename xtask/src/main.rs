@@ -11,12 +11,17 @@
 //!   `cargo fmt --check`, clippy with `-D warnings`, the workspace tests (with
 //!   `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two components,
 //!   `YOI_PLUGINS_DIR` and `YOI_TEST_PLUGINS_DIR` at the two plugin folders).
-//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` in release: the embedded
-//!   default runtime with the scripted demo model, ready for curl or a WebSocket client.
+//! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` (release, in the background,
+//!   on a temporary data dir: the embedded runtime with the scripted demo model) and
+//!   `yoi-tui` on a new worker in the foreground; the host stops when the TUI exits.
+//! - `llm-test`: opt-in tests against a real model (see `llm.rs`).
 //! - `bench [FILTER]`: release benchmarks; figures printed and merged into
 //!   `target/bench/results.json`.
 //!
 //! Only std is used so the task runner itself builds in a second.
+
+mod demo;
+mod llm;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -64,12 +69,12 @@ struct PluginDirs {
 }
 
 /// The two components `build-guest` writes.
-struct Guests {
-    shipped: PathBuf,
-    faults: PathBuf,
+pub(crate) struct Guests {
+    pub shipped: PathBuf,
+    pub faults: PathBuf,
 }
 
-type Result<T = ()> = std::result::Result<T, String>;
+pub(crate) type Result<T = ()> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(&args[1..]),
+        Some("llm-test") => llm::llm_test(),
         Some("-h" | "--help" | "help") | None => {
             print_help();
             Ok(())
@@ -107,8 +113,11 @@ fn print_help() {
          build-plugins [--dev]\n                \
          build the example policy plugins (release; --dev: debug) into target/{PLUGINS_OUT}\n                \
          (and the test-only ones into target/{TEST_PLUGINS_OUT})\n  \
-         demo [ARGS]   build-guest, then run `yoi-host serve [ARGS]` (release) on the embedded runtime\n  \
+         demo [ARGS]   build-guest, start `yoi-host serve [ARGS]` (release) in the background and\n                \
+         open yoi-tui on a new worker; the host stops when the TUI exits\n  \
          test          build-guest, build-plugins --dev, fmt --check, clippy -D warnings, cargo test --workspace\n  \
+         llm-test      opt-in: build llama.cpp's server and a small model (target/llm), run the\n                \
+         real-model tests against it (host/server/tests/real_llm.rs)\n  \
          bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
          figures go to target/bench/results.json"
     );
@@ -121,19 +130,19 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root());
     cmd
 }
 
-fn run(what: &str, cmd: &mut Command) -> Result {
+pub(crate) fn run(what: &str, cmd: &mut Command) -> Result {
     eprintln!("xtask: {what}");
     let status = cmd
         .status()
@@ -168,7 +177,7 @@ fn ensure_guest_target() -> Result {
 
 /// Builds the shipped component and the test-only fault-injection one and copies each
 /// to its stable path.
-fn build_guest() -> Result<Guests> {
+pub(crate) fn build_guest() -> Result<Guests> {
     ensure_guest_target()?;
     let shipped = build_component(
         "building the runtime component",
@@ -345,19 +354,5 @@ fn bench(args: &[String]) -> Result {
 
 fn demo(args: &[String]) -> Result {
     let component = build_guest()?.shipped;
-    run(
-        "yoi-host serve (Ctrl-C stops it)",
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "--package",
-                "yoi-host",
-                "--",
-                "serve",
-                "--component",
-            ])
-            .arg(&component)
-            .args(args),
-    )
+    demo::demo(&component, args)
 }

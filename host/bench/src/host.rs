@@ -41,6 +41,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use yoi_host::config::{Config, RuntimeConfig};
 use yoi_host::{Host, RuntimeHandle};
 use yoi_protocol::{Event, WorkerStatus};
+use yoi_serving::EventSource;
 
 use crate::results::{Results, Samples};
 

@@ -3,8 +3,9 @@
 //! Each section prints its figures and the run merges them into
 //! `target/bench/results.json`. Sections: `core` (the runtime core, native vs wasm),
 //! `local` (a whole LocalRuntime with persistence), `host` (end to end through
-//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline),
-//! `ready` (start-to-ready over a million events: full replay against the worker index).
+//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline), `tui`
+//! (the terminal client over a 10,000-message history), `ready` (start-to-ready over a
+//! million events: full replay against the worker index).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -15,6 +16,7 @@ mod host;
 mod local;
 mod ready;
 mod results;
+mod tui;
 
 use results::Results;
 
@@ -34,6 +36,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("host") {
         rt.block_on(host::run(&mut results))?;
+    }
+    if wanted("tui") {
+        tui::run(&mut results)?;
     }
     if wanted("ready") {
         rt.block_on(ready::run(&mut results))?;

@@ -116,6 +116,13 @@ impl<A> RuntimeApi<A> {
         Ok(r.worker)
     }
 
+    /// Deletes the worker (stopping it first if needed); its events stay in the log.
+    pub async fn delete_worker(&self, worker_id: &str) -> Result<(), ClientError> {
+        self.transport
+            .delete(&self.path(&["workers", worker_id]))
+            .await
+    }
+
     pub async fn transcript(&self, worker_id: &str) -> Result<Vec<Message>, ClientError> {
         let r: TranscriptResponse = self
             .transport

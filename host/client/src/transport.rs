@@ -108,10 +108,27 @@ impl Transport {
         self.call(request).await
     }
 
+    /// A DELETE, answered with no body.
+    pub(crate) async fn delete(&self, path: &[&str]) -> Result<(), ClientError> {
+        self.send(self.inner.http.delete(self.url(path))).await?;
+        Ok(())
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        let response = self.send(request).await?;
+        let body = read_body(response, self.inner.options.max_response_bytes).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::bad_response(format!("the answer does not decode: {e}")))
+    }
+
+    /// Sends `request` with the token; a non-2xx answer becomes its typed error.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let response = request
             .header(AUTHORIZATION, self.inner.auth.clone())
             .send()
@@ -125,9 +142,7 @@ impl Transport {
                 .unwrap_or_default();
             return Err(ClientError::from_status(status.as_u16(), &body));
         }
-        let body = read_body(response, self.inner.options.max_response_bytes).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| ClientError::bad_response(format!("the answer does not decode: {e}")))
+        Ok(response)
     }
 
     /// A stream at `path` (below the base URL), starting after `start`.

@@ -57,6 +57,14 @@ async fn every_call_answers_its_protocol_type() {
         local.worker(&created.id).await.unwrap().status,
         WorkerStatus::Stopped
     );
+
+    local.delete_worker(&created.id).await.unwrap();
+    assert_http(
+        &local.worker(&created.id).await.unwrap_err(),
+        404,
+        ErrorCode::WorkerNotFound,
+    );
+    assert_eq!(local.workers().await.unwrap(), vec![]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,6 +107,7 @@ async fn not_found_and_invalid_requests_are_typed() {
         local.cancel("w_404").await.unwrap_err(),
         local.stop("w_404").await.unwrap_err(),
         local.transcript("w_404").await.map(|_| ()).unwrap_err(),
+        local.delete_worker("w_404").await.unwrap_err(),
     ] {
         assert_http(&e, 404, ErrorCode::WorkerNotFound);
     }

@@ -12,6 +12,10 @@
 //! Both return the same results and produce the same events and effects for the same
 //! calls; the scenario suite in `tests/scenarios.rs` checks that.
 //!
+//! `WasmCore` and everything around it (engine, component cache) are behind the default
+//! cargo feature `wasm`: a native-only build (`default-features = false`) links no
+//! wasmtime.
+//!
 //! Every call distinguishes two kinds of failure ([`CallError`]): the core *rejecting*
 //! a command (a typed [`CoreError`] for the client, the core is fine) and the core
 //! *faulting* (a [`Fault`]: the guest trapped, ran past its deadline or out of memory,
@@ -20,6 +24,7 @@
 //! restores it from its event log.
 
 mod native;
+#[cfg(feature = "wasm")]
 pub mod wasm;
 
 use std::fmt;
@@ -30,9 +35,11 @@ use yoi_protocol::{
 };
 
 pub use native::NativeCore;
+#[cfg(feature = "wasm")]
 pub use wasm::{
-    ComponentCache, GuestLimits, Loaded, WasmConfig, WasmCore, WasmEngine, component_imports,
-    fault_guest_component_path, guest_component_path, load_component,
+    ComponentCache, GuestLimits, Loaded, WasmConfig, WasmCore, WasmEngine, component_file,
+    component_imports, fault_guest_component_path, guest_component_path, load_component,
+    shared_component,
 };
 
 /// A runtime core: the command API, event and effect pull, completion delivery and

@@ -441,6 +441,50 @@ pub fn guest_component_path() -> Result<PathBuf, String> {
     component_path("YOI_GUEST_WASM", "yoi_runtime.wasm", "runtime component")
 }
 
+/// The component file to run: `configured` when given (it must exist), else
+/// [`guest_component_path`]. The error says how to build the component.
+pub fn component_file(configured: Option<&Path>) -> Result<PathBuf, String> {
+    match configured {
+        Some(path) if path.is_file() => Ok(path.to_path_buf()),
+        Some(path) => Err(format!(
+            "the runtime component {} does not exist; build it with `cargo xtask build-guest` \
+             (it writes target/guest/yoi_runtime.wasm) or pass --component FILE",
+            path.display()
+        )),
+        None => guest_component_path(),
+    }
+}
+
+/// The component at `path` compiled by the process's one [`WasmEngine`]: each file is
+/// compiled once per process (a process may open many runtimes, tests start many
+/// servers), and across restarts the compiled code comes from the [`ComponentCache`] in
+/// `cache_dir`. A file that changed on disk (size or modification time) is loaded anew.
+pub fn shared_component(path: &Path, cache_dir: &Path) -> Result<(WasmEngine, Component), Fault> {
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static SHARED: std::sync::Mutex<
+        Option<(WasmEngine, std::collections::HashMap<Key, Component>)>,
+    > = std::sync::Mutex::new(None);
+    let meta = fs::metadata(path).map_err(|e| {
+        Fault::new(
+            FaultKind::Instantiate,
+            format!("cannot read the component {}: {e}", path.display()),
+        )
+    })?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if shared.is_none() {
+        *shared = Some((WasmEngine::new()?, std::collections::HashMap::new()));
+    }
+    let (engine, components) = shared.as_mut().expect("initialised above");
+    if let Some(component) = components.get(&key) {
+        return Ok((engine.clone(), component.clone()));
+    }
+    let loaded = ComponentCache::new(cache_dir).load(engine, path)?;
+    tracing::info!(component = %path.display(), from_cache = loaded.from_cache, "runtime component loaded");
+    components.insert(key, loaded.component.clone());
+    Ok((engine.clone(), loaded.component))
+}
+
 /// Where the **test-only** fault-injection build of the runtime component is:
 /// `$YOI_GUEST_FAULTS_WASM` when set, else `<target>/guest/yoi_runtime_faults.wasm`
 /// (`cargo xtask build-guest` writes it next to the shipped one). In that build the

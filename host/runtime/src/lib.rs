@@ -5,8 +5,16 @@
 //! lives on one actor thread (module `actor`). The core type is chosen at
 //! [`RuntimeBuilder::open`] (`NativeCore` or `WasmCore`), so the handle itself is not
 //! generic.
+//!
+//! [`config::RuntimeSettings`] (cargo feature `config`, on by default) is a runtime's
+//! settings as config files write them, and the one function that opens a runtime from
+//! them. The library depends on no server crate, and on wasmtime only when a dependent
+//! enables `yoi-core/wasm` (a native-only build links none; `tests/dependencies.rs`
+//! checks both).
 
 mod actor;
+#[cfg(feature = "config")]
+pub mod config;
 mod driver;
 mod error;
 mod restore;
@@ -78,6 +86,7 @@ struct Inner {
     reader: LogReader,
     stats: Arc<RuntimeStats>,
     models: Arc<ModelCatalog>,
+    limits: Limits,
     restored: RestoreSummary,
     request_deadline: Duration,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -194,6 +203,7 @@ impl RuntimeBuilder {
                 reader,
                 stats,
                 models,
+                limits: config.limits,
                 restored: restored.summary,
                 request_deadline: config.request_deadline,
                 thread: Mutex::new(Some(thread)),
@@ -327,6 +337,11 @@ impl LocalRuntime {
     /// Model names this runtime serves (`name/*`: any model id of provider `name`).
     pub fn models(&self) -> Vec<String> {
         self.inner.models.models()
+    }
+
+    /// The runtime-wide limits it enforces.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// What the restore at open rebuilt.

@@ -9,10 +9,17 @@
 //! token_file = "/etc/yoi/host.token"  # default: <data_dir>/host.token
 //! shutdown_grace_ms = 5000          # how long streams get to flush their closing frame
 //!
-//! [streams]
+//! [streams]                         # yoi_serving::StreamConfig
 //! replay_page = 512                 # events per replay page
 //! ping_interval_ms = 20000          # WebSocket ping on every stream
 //! write_timeout_ms = 30000          # a client that accepts nothing for this long is dropped
+//! max_open = 4096                   # streams open at once (429 limit_exceeded beyond)
+//! max_open_per_client = 1024
+//!
+//! [http]                            # yoi_serving::HttpConfig
+//! max_connections = 1024
+//! header_read_timeout_ms = 10000
+//! request_timeout_ms = 30000
 //!
 //! [providers.local]                 # an OpenAI-compatible server (see yoi_driver::openai)
 //! kind = "openai"
@@ -24,27 +31,8 @@
 //! id = "local"
 //! kind = "embedded"
 //! component = "…"                   # default: the top-level `component`
-//! [runtimes.scripted]
-//! token_delay_ms = 30
-//! reasoning = true
-//! context_tokens = 2048             # default: unlimited
-//! [runtimes.limits]
-//! max_workers = 100000              # live workers (not stopped or deleted)
-//! max_input_bytes = 65536
-//! default_max_steps = 8
-//! [runtimes.core]                   # the runtime core's budgets and sandbox
-//! memory_bytes = 1073741824         # guest linear memory limit
-//! call_deadline_ms = 5000           # longest one call into the guest may run
-//! call_bytes = 4194304              # most bytes one call carries across the boundary
-//! request_deadline_ms = 30000       # longest a request waits for the runtime
-//! max_resident_workers = 1024       # workers whose transcripts stay in the core
-//! max_resident_bytes = 268435456    # transcript bytes they may hold
-//! max_request_bytes = 4194304       # largest model request (run fails beyond it)
-//! [runtimes.log]
-//! window_capacity = 65536
-//! broadcast_capacity = 16384
-//! retain_events = 1000000           # default: keep every delta
-//! durability = "normal"             # or "full"
+//! [runtimes.scripted]               # and `limits`, `log`, `driver`: the runtime's
+//! token_delay_ms = 30               # settings, yoi_runtime::config::RuntimeSettings
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key and its line (serde's
@@ -54,13 +42,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::num::NonZeroUsize;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use yoi_driver::{ModelCatalog, OpenAiProvider, ProviderConfig};
-use yoi_protocol::is_runtime_id;
+use yoi_driver::{ModelCatalog, ProviderConfig};
+pub use yoi_runtime::config::RuntimeId;
+use yoi_runtime::config::{KnownKey, ProviderError, RuntimeSettings};
+pub use yoi_serving::ConfigError;
+use yoi_serving::{HttpConfig, StreamConfig};
 
 /// The default listen address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:38700";
@@ -80,10 +72,11 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
     pub shutdown_grace_ms: u64,
     pub streams: StreamConfig,
+    pub http: HttpConfig,
     #[serde(deserialize_with = "unique_runtimes")]
     pub runtimes: Vec<RuntimeConfig>,
     /// Model providers every embedded runtime serves, by name (`[providers.NAME]`).
-    #[serde(deserialize_with = "valid_providers")]
+    #[serde(deserialize_with = "yoi_runtime::config::deserialize_providers")]
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
@@ -98,71 +91,87 @@ impl Default for Config {
             token_file: None,
             shutdown_grace_ms: 5_000,
             streams: StreamConfig::default(),
+            http: HttpConfig::default(),
             runtimes: Vec::new(),
             providers: BTreeMap::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StreamConfig {
-    /// Events per replay page (replay is backpressured, never lagged).
-    pub replay_page: NonZeroUsize,
-    pub ping_interval_ms: NonZeroU64,
-    pub write_timeout_ms: NonZeroU64,
-    /// No longer used: a stream's queue is its place in its runtime's live buffer
-    /// (`runtimes.log.broadcast_capacity`). Accepted so older config files still load;
-    /// the host logs a warning when it is set.
-    #[serde(rename = "queue")]
-    pub unused_queue: Option<NonZeroUsize>,
-}
-
-impl Default for StreamConfig {
-    fn default() -> Self {
-        StreamConfig {
-            replay_page: NonZeroUsize::new(512).expect("non-zero"),
-            ping_interval_ms: NonZeroU64::new(20_000).expect("non-zero"),
-            write_timeout_ms: NonZeroU64::new(30_000).expect("non-zero"),
-            unused_queue: None,
-        }
-    }
-}
-
-/// One runtime the host serves.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One runtime the host serves: its id, kind and component, and the runtime's own
+/// settings (the keys `scripted`, `limits`, `log`, `driver`, read by the type
+/// `yoi-runtime serve` reads them with). It derefs to those settings.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     pub id: RuntimeId,
-    #[serde(default)]
     pub kind: RuntimeKind,
-    #[serde(default)]
     pub component: Option<PathBuf>,
-    #[serde(default)]
-    pub scripted: ScriptedSettings,
-    #[serde(default)]
-    pub limits: LimitSettings,
-    #[serde(default)]
-    pub core: CoreSettings,
-    #[serde(default)]
-    pub log: LogSettings,
-    #[serde(default)]
-    pub driver: DriverSettings,
+    pub settings: RuntimeSettings,
 }
 
 impl RuntimeConfig {
     /// The embedded runtime served when the config names none.
     pub fn default_local() -> Self {
         RuntimeConfig {
-            id: RuntimeId(DEFAULT_RUNTIME.into()),
+            id: RuntimeId::parse(DEFAULT_RUNTIME).expect("a valid runtime id"),
             kind: RuntimeKind::Embedded,
             component: None,
-            scripted: ScriptedSettings::default(),
-            limits: LimitSettings::default(),
-            core: CoreSettings::default(),
-            log: LogSettings::default(),
-            driver: DriverSettings::default(),
+            settings: RuntimeSettings::default(),
         }
+    }
+}
+
+impl Deref for RuntimeConfig {
+    type Target = RuntimeSettings;
+
+    fn deref(&self) -> &RuntimeSettings {
+        &self.settings
+    }
+}
+
+impl DerefMut for RuntimeConfig {
+    fn deref_mut(&mut self) -> &mut RuntimeSettings {
+        &mut self.settings
+    }
+}
+
+/// Keys of a `[[runtimes]]` entry besides the runtime's settings.
+const ENTRY_KEYS: &[&str] = &["id", "kind", "component"];
+
+impl<'de> Deserialize<'de> for RuntimeConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = RuntimeConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a runtime entry")
+            }
+            // By hand rather than with `#[serde(flatten)]`, which cannot refuse unknown
+            // keys and loses their line numbers.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut id = None;
+                let mut kind = RuntimeKind::default();
+                let mut component = None;
+                let mut settings = RuntimeSettings::default();
+                let keys = KnownKey(&[ENTRY_KEYS, RuntimeSettings::KEYS]);
+                while let Some(key) = map.next_key_seed(KnownKey(keys.0))? {
+                    match key {
+                        "id" => id = Some(map.next_value()?),
+                        "kind" => kind = map.next_value()?,
+                        "component" => component = map.next_value()?,
+                        key => settings.deserialize_key(key, &mut map)?,
+                    }
+                }
+                let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
+                Ok(RuntimeConfig {
+                    id,
+                    kind,
+                    component,
+                    settings,
+                })
+            }
+        }
+        d.deserialize_map(EntryVisitor)
     }
 }
 
@@ -180,267 +189,6 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Embedded => "embedded",
         }
-    }
-}
-
-/// The `scripted` model every embedded runtime serves.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScriptedSettings {
-    /// Pause between two streamed tokens (0: as fast as possible).
-    pub token_delay_ms: u64,
-    pub reasoning: bool,
-    /// Its context window in words (unset: unlimited); requests are trimmed to fit it
-    /// and a longer prompt fails with `context_length`, as with a real model.
-    pub context_tokens: Option<NonZeroU32>,
-}
-
-impl ScriptedSettings {
-    pub fn to_scripted_config(&self) -> yoi_driver::ScriptedConfig {
-        yoi_driver::ScriptedConfig {
-            token_delay: Duration::from_millis(self.token_delay_ms),
-            reasoning: self.reasoning,
-            context_tokens: self.context_tokens.map(|n| u64::from(n.get())),
-            ..yoi_driver::ScriptedConfig::default()
-        }
-    }
-}
-
-impl Default for ScriptedSettings {
-    fn default() -> Self {
-        let demo = yoi_driver::ScriptedConfig::demo();
-        ScriptedSettings {
-            token_delay_ms: demo.token_delay.as_millis() as u64,
-            reasoning: demo.reasoning,
-            context_tokens: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitSettings {
-    pub max_workers: u32,
-    pub max_input_bytes: u32,
-    pub default_max_steps: u32,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        let l = yoi_protocol::Limits::default();
-        LimitSettings {
-            max_workers: l.max_workers,
-            max_input_bytes: l.max_input_bytes,
-            default_max_steps: l.default_max_steps,
-        }
-    }
-}
-
-impl LimitSettings {
-    /// The core's limits: these, with the budgets of `[runtimes.core]`.
-    pub fn to_limits(&self, core: &CoreSettings) -> yoi_protocol::Limits {
-        yoi_protocol::Limits {
-            max_workers: self.max_workers,
-            max_input_bytes: self.max_input_bytes,
-            default_max_steps: self.default_max_steps,
-            max_resident_workers: core.max_resident_workers.get(),
-            max_resident_bytes: core.max_resident_bytes,
-            max_request_bytes: core.max_request_bytes.get(),
-        }
-    }
-}
-
-/// `[runtimes.core]`: the runtime core's memory, budgets and deadlines, with defaults
-/// a long-lived deployment can live with (memory set by budgets, not by history).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CoreSettings {
-    /// The guest's linear memory limit (a grow past it faults the core, which is
-    /// restored from the log).
-    pub memory_bytes: NonZeroU64,
-    /// Longest one call into the guest may run before it traps.
-    pub call_deadline_ms: NonZeroU64,
-    /// Most estimated bytes one call carries across the component boundary (at least
-    /// 64 KiB, at most 64 MiB).
-    #[serde(deserialize_with = "call_bytes")]
-    pub call_bytes: u32,
-    /// Longest a request waits for the runtime before `runtime_unavailable`.
-    pub request_deadline_ms: NonZeroU64,
-    /// Workers whose transcripts stay in the core.
-    pub max_resident_workers: NonZeroU32,
-    /// Estimated transcript bytes the resident workers may hold.
-    pub max_resident_bytes: u64,
-    /// Largest model request; a larger one fails its run with `request_too_large`.
-    /// Must not exceed `call_bytes`.
-    pub max_request_bytes: NonZeroU32,
-}
-
-fn call_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let n = u32::deserialize(d)?;
-    if !(64 << 10..=64 << 20).contains(&n) {
-        return Err(serde::de::Error::custom(format!(
-            "call_bytes must be 65536 to 67108864 (got {n})"
-        )));
-    }
-    Ok(n)
-}
-
-impl Default for CoreSettings {
-    fn default() -> Self {
-        let limits = yoi_protocol::Limits::default();
-        let call_bytes = yoi_runtime::DEFAULT_CALL_BYTES;
-        let nz64 = |n: u64| NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN);
-        let nz32 = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        CoreSettings {
-            memory_bytes: nz64(1 << 30),
-            call_deadline_ms: nz64(5_000),
-            call_bytes,
-            request_deadline_ms: nz64(30_000),
-            max_resident_workers: nz32(limits.max_resident_workers),
-            max_resident_bytes: limits.max_resident_bytes,
-            max_request_bytes: nz32(limits.max_request_bytes.min(call_bytes)),
-        }
-    }
-}
-
-impl CoreSettings {
-    /// The sandbox of the runtime's wasm core.
-    pub fn guest_limits(&self) -> yoi_core::GuestLimits {
-        yoi_core::GuestLimits {
-            max_memory_bytes: usize::try_from(self.memory_bytes.get()).unwrap_or(usize::MAX),
-            call_deadline: Duration::from_millis(self.call_deadline_ms.get()),
-            ..yoi_core::GuestLimits::default()
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    pub window_capacity: usize,
-    pub broadcast_capacity: NonZeroUsize,
-    /// Keep deltas of only the most recent N events; older cursors expire.
-    pub retain_events: Option<u64>,
-    pub durability: DurabilitySetting,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        let l = yoi_eventlog::LogConfig::default();
-        LogSettings {
-            window_capacity: l.window_capacity,
-            broadcast_capacity: NonZeroUsize::new(l.broadcast_capacity.max(1)).expect("non-zero"),
-            retain_events: l.retain_events,
-            durability: DurabilitySetting::Normal,
-        }
-    }
-}
-
-impl LogSettings {
-    pub fn to_log_config(&self) -> yoi_eventlog::LogConfig {
-        yoi_eventlog::LogConfig {
-            window_capacity: self.window_capacity,
-            broadcast_capacity: self.broadcast_capacity.get(),
-            retain_events: self.retain_events,
-            durability: match self.durability {
-                DurabilitySetting::Normal => yoi_eventlog::Durability::Normal,
-                DurabilitySetting::Full => yoi_eventlog::Durability::Full,
-            },
-            ..yoi_eventlog::LogConfig::default()
-        }
-    }
-}
-
-/// How the runtime's driver runs model and tool calls.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DriverSettings {
-    /// Longest a tool call may take (an error tool result after it).
-    pub tool_timeout_ms: NonZeroU64,
-    /// Longest a model call may produce nothing (the run fails with `timeout`).
-    pub model_idle_timeout_ms: NonZeroU64,
-    /// Tool calls running at once (1 to 4,096); more wait their turn.
-    #[serde(deserialize_with = "tool_slots")]
-    pub max_concurrent_tools: NonZeroUsize,
-    /// Most bytes one model call may stream (the run fails with `output_too_large`).
-    pub max_model_output_bytes: NonZeroUsize,
-}
-
-/// Most tool slots a runtime may have: each is a blocking thread when busy.
-const MAX_TOOL_SLOTS: usize = 4096;
-
-fn tool_slots<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
-    let n = NonZeroUsize::deserialize(d)?;
-    if n.get() > MAX_TOOL_SLOTS {
-        return Err(serde::de::Error::custom(format!(
-            "at most {MAX_TOOL_SLOTS} tool calls can run at once, not {n}"
-        )));
-    }
-    Ok(n)
-}
-
-impl Default for DriverSettings {
-    fn default() -> Self {
-        let d = yoi_runtime::DriverConfig::default();
-        let ms = |t: Duration| NonZeroU64::new(t.as_millis() as u64).expect("non-zero");
-        DriverSettings {
-            tool_timeout_ms: ms(d.tool_timeout),
-            model_idle_timeout_ms: ms(d.model_idle_timeout),
-            max_concurrent_tools: NonZeroUsize::new(d.max_concurrent_tools).expect("non-zero"),
-            max_model_output_bytes: NonZeroUsize::new(d.max_model_output_bytes).expect("non-zero"),
-        }
-    }
-}
-
-impl DriverSettings {
-    pub fn to_driver_config(&self) -> yoi_runtime::DriverConfig {
-        yoi_runtime::DriverConfig {
-            tool_timeout: Duration::from_millis(self.tool_timeout_ms.get()),
-            model_idle_timeout: Duration::from_millis(self.model_idle_timeout_ms.get()),
-            max_concurrent_tools: self.max_concurrent_tools.get(),
-            max_model_output_bytes: self.max_model_output_bytes.get(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DurabilitySetting {
-    #[default]
-    Normal,
-    Full,
-}
-
-/// A runtime id: 1 to 64 of `a-z 0-9 _ -`, so it is safe in URLs and in host cursors.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RuntimeId(String);
-
-impl RuntimeId {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if is_runtime_id(text) {
-            Ok(RuntimeId(text.to_string()))
-        } else {
-            Err(format!(
-                "invalid runtime id {text:?}: use 1 to 64 of a-z, 0-9, `_` and `-`"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RuntimeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for RuntimeId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        RuntimeId::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -482,25 +230,6 @@ impl<'de> Deserialize<'de> for Origin {
     }
 }
 
-/// Provider names are used in model names (`NAME/model-id`): the runtime-id alphabet,
-/// and not `scripted`. Each table is checked as a whole (key sources, models, values).
-fn valid_providers<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, ProviderConfig>, D::Error> {
-    let providers = BTreeMap::<String, ProviderConfig>::deserialize(d)?;
-    for (name, provider) in &providers {
-        if !is_runtime_id(name) || name == yoi_driver::scripted::MODEL_NAME {
-            return Err(serde::de::Error::custom(format!(
-                "providers.{name}: a provider name is 1 to 64 of a-z, 0-9, `_` and `-`, and not `scripted`"
-            )));
-        }
-        provider
-            .validate()
-            .map_err(|e| serde::de::Error::custom(format!("providers.{name}.{e}")))?;
-    }
-    Ok(providers)
-}
-
 fn unique_runtimes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RuntimeConfig>, D::Error> {
     let runtimes = Vec::<RuntimeConfig>::deserialize(d)?;
     let mut seen = BTreeSet::new();
@@ -515,55 +244,20 @@ fn unique_runtimes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RuntimeConfig>
     Ok(runtimes)
 }
 
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    /// The TOML parser's message names the key and shows its line.
-    #[error("invalid config file {path}:\n{message}")]
-    Invalid { path: String, message: String },
-    #[error("providers.{name}.{message}")]
-    Provider { name: String, message: String },
-    #[error(
-        "no data directory: set --data-dir (or `data_dir` in the config), or XDG_DATA_HOME or HOME"
-    )]
-    NoDataDir,
-}
-
 impl Config {
     /// Parses a config file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            path: origin.to_string(),
-            message: e.to_string(),
-        })
+        yoi_serving::parse_toml(text, origin)
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
+        yoi_serving::load_toml(path)
     }
 
     /// Every configured provider, built (API keys read) into a catalog of their models.
     /// Errors name the provider and the key at fault.
-    pub fn provider_models(&self) -> Result<ModelCatalog, ConfigError> {
-        let mut catalog = ModelCatalog::new();
-        for (name, provider) in &self.providers {
-            OpenAiProvider::register(name, provider, &mut catalog).map_err(|message| {
-                ConfigError::Provider {
-                    name: name.clone(),
-                    message,
-                }
-            })?;
-        }
-        Ok(catalog)
+    pub fn provider_models(&self) -> Result<ModelCatalog, ProviderError> {
+        yoi_runtime::config::provider_models(&self.providers)
     }
 
     /// The runtimes to serve: the configured ones, or the default embedded `local`.
@@ -577,10 +271,7 @@ impl Config {
 
     /// The data dir: configured, else `$XDG_DATA_HOME/yoi`, else `~/.local/share/yoi`.
     pub fn resolved_data_dir(&self) -> Result<PathBuf, ConfigError> {
-        if let Some(dir) = &self.data_dir {
-            return Ok(dir.clone());
-        }
-        default_data_dir().ok_or(ConfigError::NoDataDir)
+        yoi_serving::resolve_data_dir(self.data_dir.as_deref(), "yoi")
     }
 
     /// The token file: configured, else `<data_dir>/host.token`.
@@ -593,16 +284,15 @@ impl Config {
 
 /// `$XDG_DATA_HOME/yoi`, else `$HOME/.local/share/yoi` (what `yoi-tui` looks at too).
 pub fn default_data_dir() -> Option<PathBuf> {
-    let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
-        return Some(PathBuf::from(xdg).join("yoi"));
-    }
-    non_empty("HOME").map(|home| PathBuf::from(home).join(".local/share/yoi"))
+    yoi_serving::default_data_dir("yoi")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use yoi_protocol::is_runtime_id;
+    use yoi_runtime::config::{DriverSettings, DurabilitySetting};
 
     fn err(text: &str) -> String {
         Config::from_toml(text, "test.toml")
@@ -631,6 +321,9 @@ max_body_bytes = 4096
 [streams]
 replay_page = 4
 queue = 1024
+max_open = 3
+[http]
+request_timeout_ms = 500
 [[runtimes]]
 id = "a"
 [runtimes.scripted]
@@ -652,6 +345,12 @@ id = "b-2"
         assert_eq!(c.streams.ping_interval_ms.get(), 20_000);
         // Older files set the stream queue, which no longer exists: still accepted.
         assert_eq!(c.streams.unused_queue.map(|q| q.get()), Some(1024));
+        assert_eq!(c.streams.settings().limits.max_open, 3);
+        assert_eq!(c.http.limits().request_timeout, Duration::from_millis(500));
+        assert_eq!(
+            c.http.max_connections,
+            HttpConfig::default().max_connections
+        );
         assert_eq!(c.runtimes.len(), 2);
         assert_eq!(c.runtimes[0].log.retain_events, Some(10));
         assert_eq!(c.runtimes[0].log.durability, DurabilitySetting::Full);
@@ -691,10 +390,47 @@ id = "b-2"
         assert!(e.contains("used twice"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 5000\n");
         assert!(e.contains("line 4") && e.contains("at most 4096"), "{e}");
+        let e = err("[[runtimes]]\nid = \"a\"\n\n[runtimes.lgo]\n");
+        assert!(e.contains("line 4") && e.contains("lgo"), "{e}");
+        let e = err("[[runtimes]]\nkind = \"embedded\"\n");
+        assert!(e.contains("line 1") && e.contains("id"), "{e}");
+        let e = err("[http]\nmax_connections = 0\n");
+        assert!(e.contains("line 2") && e.contains("max_connections"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 0\n");
         assert!(
             e.contains("line 4") && e.contains("max_concurrent_tools"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn providers_parse_and_bad_ones_are_named() {
+        let c = Config::from_toml(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodels = [\"m\"]\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.providers["local"].models[0].id, "m");
+        let e = err(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\ntemprature = 1\n",
+        );
+        assert!(e.contains("line 5") && e.contains("temprature"), "{e}");
+        let e = err("[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = []\n");
+        assert!(e.contains("providers.local.models"), "{e}");
+        let e = err(
+            "[providers.scripted]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\n",
+        );
+        assert!(
+            e.contains("providers.scripted") && e.contains("not `scripted`"),
+            "{e}"
+        );
+        let e = err(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = [\"m\"]\napi_key = \"sk-do-not-print\"\n",
+        );
+        assert!(e.contains("line 5") && e.contains("api_key_env"), "{e}");
+        assert!(
+            !e.contains("sk-do-not-print"),
+            "the key is not repeated: {e}"
         );
     }
 

@@ -4,9 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
-use yoi_host::cli::{Cli, Command};
-use yoi_host::server::{Host, shutdown_signal};
+use yoi_host::Host;
+use yoi_host::cli::{Cli, Command, ServeArgs};
 
 /// Every event is a handful of small strings allocated and freed on several threads;
 /// mimalloc does that markedly faster than glibc's allocator (see BENCHMARKS.md).
@@ -14,33 +13,12 @@ use yoi_host::server::{Host, shutdown_signal};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("yoi-host: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Command::Serve(args) = cli.command;
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("yoi-host: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let Command::Serve(args) = Cli::parse().command;
+    yoi_serving::run_binary("yoi-host", || serve(args))
 }
 
-async fn serve(args: yoi_host::cli::ServeArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
-    let host = Host::start(config).await?;
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let host = Host::start(args.config()?).await?;
     if host.token_created() {
         tracing::info!(path = %host.token_file().display(), "wrote a new access token");
     }
@@ -53,10 +31,6 @@ async fn serve(args: yoi_host::cli::ServeArgs) -> anyhow::Result<()> {
         host.token_file().display()
     );
     let _ = stdout.flush();
-    let trigger = host.shutdown_trigger();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        trigger.trigger();
-    });
+    host.shutdown_trigger().on_termination_signal();
     host.wait().await
 }

@@ -6,7 +6,10 @@
 //! [`Principal`]. The stream code and the REST handlers call nothing else, so no path
 //! around the policy exists.
 
-use yoi_protocol::{Envelope, Event, Input, WorkerInfo, WorkerSnapshot, WorkerSpec};
+use std::sync::Arc;
+
+use yoi_protocol::{Envelope, Input, WorkerInfo, WorkerSnapshot, WorkerSpec};
+use yoi_serving::{Observed, Visibility};
 
 /// Who is asking. Today every valid token maps to the one owner principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,17 +102,6 @@ impl Command<'_> {
     }
 }
 
-/// What a principal sees of one event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Observed {
-    /// The event as it is.
-    Allow,
-    /// A rewritten event in its place (same sequence number and cursor).
-    Redact(Event),
-    /// Nothing; the stream's cursor still moves past it.
-    Deny,
-}
-
 /// The policy every client interaction passes. All methods default to pass-through.
 pub trait Projection: Send + Sync + 'static {
     /// May `principal` run `command`? `Err(reason)` becomes `403 forbidden`.
@@ -153,3 +145,29 @@ pub trait Projection: Send + Sync + 'static {
 pub struct PassThrough;
 
 impl Projection for PassThrough {}
+
+/// A stream's view: what the projection lets one principal see.
+pub struct ProjectedView {
+    projection: Arc<dyn Projection>,
+    principal: Principal,
+}
+
+impl ProjectedView {
+    pub fn new(projection: Arc<dyn Projection>, principal: Principal) -> Self {
+        ProjectedView {
+            projection,
+            principal,
+        }
+    }
+}
+
+impl Visibility for ProjectedView {
+    fn event(&self, runtime_id: &str, event: &Envelope) -> Observed {
+        self.projection.observe(&self.principal, runtime_id, event)
+    }
+
+    fn snapshot(&self, runtime_id: &str, snapshot: WorkerSnapshot) -> Option<WorkerSnapshot> {
+        self.projection
+            .snapshot(&self.principal, runtime_id, snapshot)
+    }
+}

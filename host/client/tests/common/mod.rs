@@ -11,6 +11,7 @@ use yoi_client::{
 use yoi_host::Host;
 use yoi_host::config::{Config, RuntimeConfig};
 use yoi_protocol::{Cursor, Frame, Input, WorkerSpec};
+use yoi_serving::EventSource;
 
 /// Generous guard so a broken test fails instead of hanging; never a performance bound.
 pub const PATIENCE: Duration = Duration::from_secs(120);

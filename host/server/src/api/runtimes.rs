@@ -3,19 +3,18 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
+use yoi_serving::{ApiPath, ServeError};
 
-use crate::api::ApiPath;
-use crate::error::HostError;
 use crate::projection::{Command, Principal};
 use crate::registry::RuntimeHandle;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A runtime's description, counting the workers `principal` may see.
 async fn describe(
     state: &AppState,
     principal: &Principal,
     runtime: &RuntimeHandle,
-) -> Result<RuntimeInfo, HostError> {
+) -> Result<RuntimeInfo, ServeError> {
     let workers = runtime.list_workers().await?;
     let visible = workers
         .into_iter()
@@ -27,38 +26,38 @@ async fn describe(
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<RuntimesResponse>, HostError> {
-    let result = async {
-        state.authorize(&principal, &Command::ListRuntimes)?;
-        let registry = state.registry()?;
-        let mut runtimes = Vec::new();
-        for runtime in registry.all() {
-            runtimes.push(describe(&state, &principal, runtime).await?);
-        }
-        Ok(Json(RuntimesResponse { runtimes }))
-    }
-    .await;
-    state.metrics().command("list_runtimes", &result);
-    result
+) -> Result<Json<RuntimesResponse>, ServeError> {
+    let metrics = state.metrics();
+    metrics
+        .count("list_runtimes", async {
+            state.authorize(&principal, &Command::ListRuntimes)?;
+            let registry = state.registry()?;
+            let mut runtimes = Vec::new();
+            for runtime in registry.all() {
+                runtimes.push(describe(&state, &principal, runtime).await?);
+            }
+            Ok(Json(RuntimesResponse { runtimes }))
+        })
+        .await
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath(runtime_id): ApiPath<String>,
-) -> Result<Json<RuntimeResponse>, HostError> {
-    let result = async {
-        state.authorize(
-            &principal,
-            &Command::GetRuntime {
-                runtime: &runtime_id,
-            },
-        )?;
-        let runtime = state.registry()?.get(&runtime_id)?;
-        let runtime = describe(&state, &principal, &runtime).await?;
-        Ok(Json(RuntimeResponse { runtime }))
-    }
-    .await;
-    state.metrics().command("get_runtime", &result);
-    result
+) -> Result<Json<RuntimeResponse>, ServeError> {
+    let metrics = state.metrics();
+    metrics
+        .count("get_runtime", async {
+            state.authorize(
+                &principal,
+                &Command::GetRuntime {
+                    runtime: &runtime_id,
+                },
+            )?;
+            let runtime = state.registry()?.get(&runtime_id)?;
+            let runtime = describe(&state, &principal, &runtime).await?;
+            Ok(Json(RuntimeResponse { runtime }))
+        })
+        .await
 }

@@ -5,23 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use yoi_protocol::{
-    ErrorCode, Input, RunResponse, TranscriptResponse, WorkerInfo, WorkerResponse, WorkerSpec,
-    WorkersResponse,
+    Input, RunResponse, TranscriptResponse, WorkerInfo, WorkerResponse, WorkerSpec, WorkersResponse,
 };
+use yoi_serving::{ApiJson, ApiPath, ServeError};
 
-use crate::api::{ApiJson, ApiPath};
-use crate::error::HostError;
 use crate::projection::{Command, Principal};
-use crate::server::AppState;
+use crate::state::AppState;
 
 type Ids = ApiPath<(String, String)>;
-
-fn not_found(worker_id: &str) -> HostError {
-    HostError::new(
-        ErrorCode::WorkerNotFound,
-        format!("worker {worker_id} not found"),
-    )
-}
 
 /// A worker as `principal` may see it (hidden ones do not exist).
 fn visible(
@@ -29,28 +20,26 @@ fn visible(
     principal: &Principal,
     runtime_id: &str,
     worker: WorkerInfo,
-) -> Result<WorkerInfo, HostError> {
+) -> Result<WorkerInfo, ServeError> {
     let id = worker.id.clone();
     state
         .projection()
         .worker(principal, runtime_id, worker)
-        .ok_or_else(|| not_found(&id))
+        .ok_or_else(|| ServeError::worker_not_found(&id))
 }
 
-/// Runs a command: policy check, the command, then counts its outcome.
+/// Runs a command (its body checks the policy first) and counts its outcome.
 macro_rules! command {
-    ($state:expr, $name:literal, $body:expr) => {{
-        let result = async { $body }.await;
-        $state.metrics().command($name, &result);
-        result
-    }};
+    ($state:expr, $name:literal, $body:expr) => {
+        $state.metrics().count($name, async { $body }).await
+    };
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath(runtime_id): ApiPath<String>,
-) -> Result<Json<WorkersResponse>, HostError> {
+) -> Result<Json<WorkersResponse>, ServeError> {
     command!(state, "list_workers", {
         state.authorize(
             &principal,
@@ -73,8 +62,8 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath(runtime_id): ApiPath<String>,
-    body: Result<ApiJson<WorkerSpec>, HostError>,
-) -> Result<(StatusCode, Json<WorkerResponse>), HostError> {
+    body: Result<ApiJson<WorkerSpec>, ServeError>,
+) -> Result<(StatusCode, Json<WorkerResponse>), ServeError> {
     command!(state, "create_worker", {
         let ApiJson(spec) = body?;
         state.authorize(
@@ -95,7 +84,7 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath((runtime_id, worker_id)): Ids,
-) -> Result<Json<WorkerResponse>, HostError> {
+) -> Result<Json<WorkerResponse>, ServeError> {
     command!(state, "get_worker", {
         state.authorize(
             &principal,
@@ -117,8 +106,8 @@ pub async fn input(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath((runtime_id, worker_id)): Ids,
-    body: Result<ApiJson<Input>, HostError>,
-) -> Result<(StatusCode, Json<RunResponse>), HostError> {
+    body: Result<ApiJson<Input>, ServeError>,
+) -> Result<(StatusCode, Json<RunResponse>), ServeError> {
     command!(state, "input", {
         let ApiJson(input) = body?;
         state.authorize(
@@ -140,7 +129,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath((runtime_id, worker_id)): Ids,
-) -> Result<(StatusCode, Json<RunResponse>), HostError> {
+) -> Result<(StatusCode, Json<RunResponse>), ServeError> {
     command!(state, "cancel", {
         state.authorize(
             &principal,
@@ -159,7 +148,7 @@ pub async fn stop(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath((runtime_id, worker_id)): Ids,
-) -> Result<Json<WorkerResponse>, HostError> {
+) -> Result<Json<WorkerResponse>, ServeError> {
     command!(state, "stop", {
         state.authorize(
             &principal,
@@ -181,7 +170,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath((runtime_id, worker_id)): Ids,
-) -> Result<StatusCode, HostError> {
+) -> Result<StatusCode, ServeError> {
     command!(state, "delete_worker", {
         state.authorize(
             &principal,
@@ -203,7 +192,7 @@ pub async fn transcript(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiPath((runtime_id, worker_id)): Ids,
-) -> Result<Json<TranscriptResponse>, HostError> {
+) -> Result<Json<TranscriptResponse>, ServeError> {
     command!(state, "transcript", {
         state.authorize(
             &principal,

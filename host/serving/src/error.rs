@@ -1,5 +1,5 @@
-//! [`HostError`]: every failure a client can see, as `{"error":{"code","message"}}` with the
-//! HTTP status of its [`ErrorCode`].
+//! [`ServeError`]: every failure a client of a yoi server can see, answered as
+//! `{"error":{"code","message"}}` with the HTTP status of its [`ErrorCode`].
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -12,7 +12,7 @@ use yoi_runtime::RuntimeError;
 /// A typed error answer. The message never carries a secret, a path or a runtime address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
-pub struct HostError {
+pub struct ServeError {
     pub code: ErrorCode,
     pub message: String,
     /// Overrides the status of `code` (only where HTTP has a more precise status, such as
@@ -20,9 +20,9 @@ pub struct HostError {
     status: Option<StatusCode>,
 }
 
-impl HostError {
+impl ServeError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        HostError {
+        ServeError {
             code,
             message: message.into(),
             status: None,
@@ -41,17 +41,10 @@ impl HostError {
         Self::new(ErrorCode::Unauthorized, message)
     }
 
-    pub fn runtime_not_found(runtime_id: &str) -> Self {
+    pub fn worker_not_found(worker_id: &str) -> Self {
         Self::new(
-            ErrorCode::RuntimeNotFound,
-            format!("runtime {runtime_id} not found"),
-        )
-    }
-
-    pub fn not_ready() -> Self {
-        Self::new(
-            ErrorCode::RuntimeUnavailable,
-            "the host is still loading its runtimes",
+            ErrorCode::WorkerNotFound,
+            format!("worker {worker_id} not found"),
         )
     }
 
@@ -77,7 +70,7 @@ impl HostError {
     }
 }
 
-impl IntoResponse for HostError {
+impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
         let status = self.status();
         if self.code == ErrorCode::Internal {
@@ -89,16 +82,16 @@ impl IntoResponse for HostError {
     }
 }
 
-impl From<RuntimeError> for HostError {
+impl From<RuntimeError> for ServeError {
     fn from(e: RuntimeError) -> Self {
-        HostError::new(e.code(), e.to_string())
+        ServeError::new(e.code(), e.to_string())
     }
 }
 
-impl From<JsonRejection> for HostError {
+impl From<JsonRejection> for ServeError {
     fn from(rejection: JsonRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return HostError::new(
+            return ServeError::new(
                 ErrorCode::PayloadTooLarge,
                 "the request body is larger than the server accepts",
             );
@@ -115,25 +108,25 @@ impl From<JsonRejection> for HostError {
             }
             other => other.body_text(),
         };
-        HostError::invalid(message)
+        ServeError::invalid(message)
     }
 }
 
-impl From<QueryRejection> for HostError {
+impl From<QueryRejection> for ServeError {
     fn from(rejection: QueryRejection) -> Self {
-        HostError::invalid(rejection.body_text())
+        ServeError::invalid(rejection.body_text())
     }
 }
 
-impl From<PathRejection> for HostError {
+impl From<PathRejection> for ServeError {
     fn from(rejection: PathRejection) -> Self {
-        HostError::invalid(rejection.body_text())
+        ServeError::invalid(rejection.body_text())
     }
 }
 
-impl From<WebSocketUpgradeRejection> for HostError {
+impl From<WebSocketUpgradeRejection> for ServeError {
     fn from(rejection: WebSocketUpgradeRejection) -> Self {
-        HostError::invalid(format!(
+        ServeError::invalid(format!(
             "this route is a WebSocket stream: {}",
             rejection.body_text()
         ))
@@ -147,13 +140,13 @@ mod tests {
 
     #[test]
     fn status_follows_the_code() {
-        assert_eq!(HostError::invalid("x").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ServeError::invalid("x").status(), StatusCode::BAD_REQUEST);
         assert_eq!(
-            HostError::new(ErrorCode::PayloadTooLarge, "x").status(),
+            ServeError::new(ErrorCode::PayloadTooLarge, "x").status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(
-            HostError::invalid("x")
+            ServeError::invalid("x")
                 .with_status(StatusCode::METHOD_NOT_ALLOWED)
                 .status(),
             StatusCode::METHOD_NOT_ALLOWED

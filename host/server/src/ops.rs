@@ -1,0 +1,34 @@
+//! `/readyz` and `/metrics`: what operators and orchestrators read.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use yoi_serving::PromText;
+
+use crate::state::AppState;
+
+/// `200 ready` once every runtime is loaded, else `503 runtime_unavailable`.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.registry() {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The Prometheus text page: readiness, streams, commands, and per runtime its event log
+/// and core figures.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let registry = state.registry().ok();
+    let mut page = PromText::new();
+    page.gauge(
+        "yoi_host_ready",
+        "1 once every runtime is loaded.",
+        i64::from(registry.is_some()),
+    );
+    state.metrics().render(&mut page);
+    if let Some(registry) = registry {
+        let stats: Vec<_> = registry.all().map(|r| (r.id.as_str(), r.stats())).collect();
+        page.runtimes(stats.iter().map(|(id, s)| (*id, s.runtime, s.last_seq)));
+    }
+    page.into_response()
+}

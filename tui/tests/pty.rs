@@ -1,0 +1,255 @@
+//! The real `yoi-tui` binary in a pseudo-terminal against a real `yoi-host` (in-process,
+//! the built runtime component, the scripted model): it types a message and reads the
+//! answer off the screen (parsed with `vt100`), then quits and leaves the terminal as
+//! it found it. Needs the component (`cargo xtask build-guest`; `YOI_GUEST_WASM`).
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use yoi_host::Host;
+use yoi_host::config::{Config, RuntimeConfig};
+
+/// Generous guard so a broken test fails instead of hanging; never a performance bound.
+const PATIENCE: Duration = Duration::from_secs(120);
+const ROWS: u16 = 30;
+const COLS: u16 = 100;
+
+async fn start_host(dir: &std::path::Path) -> Host {
+    let mut runtime = RuntimeConfig::default_local();
+    runtime.scripted.token_delay_ms = 0;
+    let config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: Some(dir.to_path_buf()),
+        component: Some(yoi_core::guest_component_path().unwrap_or_else(|e| panic!("{e}"))),
+        runtimes: vec![runtime],
+        ..Config::default()
+    };
+    let host = Host::start(config).await.expect("host starts");
+    tokio::time::timeout(PATIENCE, host.ready())
+        .await
+        .expect("runtimes load in time")
+        .expect("runtimes load");
+    host
+}
+
+/// `yoi-tui` running in a pseudo-terminal, its screen kept by a terminal emulator.
+struct Tui {
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Arc<Mutex<Box<dyn Write + Send>>>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    // Kept open until the end: closing it hangs up the terminal.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Tui {
+    fn spawn(args: &[&str]) -> Tui {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_yoi-tui"));
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        let child = pair.slave.spawn_command(cmd).expect("spawn yoi-tui");
+        drop(pair.slave);
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            ROWS.try_into().unwrap(),
+            COLS.try_into().unwrap(),
+            1000,
+        )));
+        let writer: Arc<Mutex<Box<dyn Write + Send>>> =
+            Arc::new(Mutex::new(pair.master.take_writer().unwrap()));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let (parser, answer) = (screen.clone(), writer.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut parser = parser.lock().unwrap();
+                // Feed up to each cursor position query and answer it, as a terminal
+                // does (the inline viewport asks where it is).
+                let mut rest = &buf[..n];
+                while let Some(i) = find(rest, b"\x1b[6n") {
+                    parser.process(&rest[..i]);
+                    let (row, col) = parser.screen().cursor_position();
+                    let reply = format!("\x1b[{};{}R", row + 1, col + 1);
+                    let _ = answer.lock().unwrap().write_all(reply.as_bytes());
+                    rest = &rest[i + 4..];
+                }
+                parser.process(rest);
+            }
+        });
+        Tui {
+            screen,
+            writer,
+            child,
+            _master: pair.master,
+        }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    /// Waits until the screen shows every one of `texts`.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.contents();
+            if texts.iter().all(|t| screen.contains(t)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never showed {texts:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&self, keys: &str) {
+        let mut writer = self.writer.lock().unwrap();
+        writer.write_all(keys.as_bytes()).unwrap();
+        writer.flush().unwrap();
+    }
+
+    /// Quits with Ctrl+Q and waits for the process; returns whether it exited with 0 and
+    /// the screen it left.
+    fn quit(self) -> (bool, vt100::Screen) {
+        self.type_keys("\x11");
+        self.wait_exit()
+    }
+
+    fn wait_exit(mut self) -> (bool, vt100::Screen) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader take the last output.
+                std::thread::sleep(Duration::from_millis(100));
+                return (
+                    status.success(),
+                    self.screen.lock().unwrap().screen().clone(),
+                );
+            }
+            assert!(Instant::now() < deadline, "yoi-tui did not quit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn types_a_message_and_reads_the_answer_off_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_host(dir.path()).await;
+    let url = format!("http://{}", host.local_addr());
+    let token_file = host.token_file().to_str().unwrap().to_string();
+    let tui = Tui::spawn(&[
+        "--host",
+        &url,
+        "--token-file",
+        &token_file,
+        "--new-worker",
+        "e2e",
+    ]);
+
+    tui.wait_for(&["● connected", "local / e2e (w_1)", "Enter sends"]);
+    assert!(tui.screen.lock().unwrap().screen().alternate_screen());
+    tui.type_keys("list files\r");
+    let screen = tui.wait_for(&[
+        "› list files",
+        "⚙ list_dir {\"path\":\".\"} ✓",
+        "Here is what the list_dir tool returned:",
+        "(empty directory)",
+        "│ idle │",
+    ]);
+    assert!(screen.contains("∴ thought · "), "{screen}");
+
+    // The run happened on the host, as the screen says.
+    let client = yoi_client::HostClient::new(&url, host.token()).unwrap();
+    let messages = client.runtime("local").transcript("w_1").await.unwrap();
+    assert_eq!(messages.len(), 4, "user, tool call, tool result, answer");
+
+    let (ok, screen) = tui.quit();
+    assert!(ok, "yoi-tui exits with 0");
+    assert!(!screen.alternate_screen(), "the alternate screen is left");
+    assert!(!screen.hide_cursor(), "the cursor is shown again");
+    assert!(!screen.bracketed_paste(), "bracketed paste is off");
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_mode_keeps_the_conversation_in_the_scrollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_host(dir.path()).await;
+    let url = format!("http://{}", host.local_addr());
+    let token_file = host.token_file().to_str().unwrap().to_string();
+    let tui = Tui::spawn(&[
+        "--inline",
+        "--host",
+        &url,
+        "--token-file",
+        &token_file,
+        "--new-worker",
+        "inline",
+    ]);
+    tui.wait_for(&["● connected", "local / inline (w_1)"]);
+    assert!(!tui.screen.lock().unwrap().screen().alternate_screen());
+    tui.type_keys("hello there\r");
+    tui.wait_for(&["› hello there", "You said: \"hello there\"", "│ idle │"]);
+
+    let (ok, screen) = tui.quit();
+    assert!(ok);
+    // What was printed stays on the terminal after the client is gone; its own
+    // viewport (status line, composer) is cleared.
+    let contents = screen.contents();
+    assert!(contents.contains("› hello there"), "{contents}");
+    assert!(contents.contains("You said: \"hello there\""), "{contents}");
+    assert!(!contents.contains("Enter sends"), "{contents}");
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminate_signal_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_host(dir.path()).await;
+    let url = format!("http://{}", host.local_addr());
+    let token_file = host.token_file().to_str().unwrap().to_string();
+    let tui = Tui::spawn(&[
+        "--host",
+        &url,
+        "--token-file",
+        &token_file,
+        "--new-worker",
+        "sig",
+    ]);
+    tui.wait_for(&["● connected", "local / sig (w_1)"]);
+    let pid = tui.child.process_id().expect("a process id");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, screen) = tui.wait_exit();
+    assert!(ok, "a terminate signal is a clean exit");
+    assert!(!screen.alternate_screen());
+    assert!(!screen.hide_cursor());
+    host.shutdown().await.unwrap();
+}
