@@ -48,6 +48,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// A bug or an unexpected failure; the message says what, never a secret.
     Internal,
+    /// A policy plugin failed to decide (it panicked or answered garbage): refused, to
+    /// fail closed.
+    PolicyError,
 }
 
 impl ErrorCode {
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
+            ErrorCode::PolicyError => "policy_error",
         }
     }
 
@@ -91,7 +95,7 @@ impl ErrorCode {
             ErrorCode::WorkerBusy | ErrorCode::WorkerStopped | ErrorCode::NotRunning => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::LimitExceeded | ErrorCode::Lagged => 429,
-            ErrorCode::Internal => 500,
+            ErrorCode::Internal | ErrorCode::PolicyError => 500,
             ErrorCode::Unsupported => 501,
             ErrorCode::RuntimeUnavailable | ErrorCode::ShuttingDown => 503,
             ErrorCode::Timeout => 504,
@@ -99,7 +103,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -121,6 +125,7 @@ impl ErrorCode {
         ErrorCode::Unsupported,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
+        ErrorCode::PolicyError,
     ];
 }
 

@@ -76,7 +76,7 @@ pub enum EventDecision {
 #[derive(Debug)]
 pub struct Redacted {
     event: Event,
-    json: Box<str>,
+    json: Arc<str>,
 }
 
 impl Redacted {
@@ -87,6 +87,12 @@ impl Redacted {
     /// The event's JSON (`{"type":…}`), to put in a frame as it is.
     pub fn json(&self) -> &str {
         &self.json
+    }
+
+    /// The event's JSON, shared (every stream of the role puts the same text in its
+    /// frames).
+    pub fn shared_json(&self) -> Arc<str> {
+        self.json.clone()
     }
 }
 

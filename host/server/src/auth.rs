@@ -7,8 +7,9 @@
 //!   the origin is listed in `allowed_origins`; requests without one (curl, `yoi-tui`)
 //!   are not affected. The same list drives the CORS headers.
 //!
-//! A valid token maps to the owner [`Principal`], put into the request's extensions for
-//! the handlers and the projection.
+//! A valid token maps to its [`Principal`] (the generated token to the owner, each
+//! `[[clients]]` token to that client; see [`crate::clients`]), put into the request's
+//! extensions for the handlers, the streams and the projection.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -16,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use yoi_serving::ServeError;
 
-use crate::projection::Principal;
 use crate::state::AppState;
 
 /// Whether a browser origin may call the API.
@@ -46,7 +46,7 @@ pub async fn require_token(
             origin.to_str().unwrap_or("this origin")
         )));
     }
-    state.auth().check(&request)?;
-    request.extensions_mut().insert(Principal::owner());
+    let principal = state.auth().identify(&request)?.clone();
+    request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }

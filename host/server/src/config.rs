@@ -27,6 +27,17 @@
 //! models = ["smollm2"]              # workers use model "local/smollm2"
 //! context_tokens = 4096
 //!
+//! plugins_dir = "/etc/yoi/plugins"  # policy plugins (default: <data_dir>/plugins)
+//!
+//! [[clients]]                       # more tokens, each a principal with a role
+//! name = "ci"                       # (the generated token stays the owner)
+//! role = "observer"                 # owner | operator | observer
+//! token_file = "/etc/yoi/ci.token"  # or token_env = "YOI_CI_TOKEN"
+//!
+//! [[policies]]                      # the policy chain, in order (reloadable)
+//! plugin = "redact-reasoning"       # a plugin, by the name it reports
+//! settings = { roles = ["observer"] }
+//!
 //! [[runtimes]]                      # default: one embedded runtime "local"
 //! id = "local"
 //! kind = "embedded"
@@ -49,6 +60,9 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use yoi_driver::{ModelCatalog, ProviderConfig};
+use yoi_policy_host::PolicyEntry;
+
+pub use crate::clients::ClientConfig;
 pub use yoi_runtime::config::RuntimeId;
 use yoi_runtime::config::{KnownKey, ProviderError, RuntimeSettings};
 pub use yoi_serving::ConfigError;
@@ -60,6 +74,10 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:38700";
 pub const DEFAULT_RUNTIME: &str = "local";
 /// File name of the access token inside the data dir.
 pub const TOKEN_FILE: &str = "host.token";
+/// The policy plugins folder inside the data dir.
+pub const PLUGINS_DIR: &str = "plugins";
+/// Where plugins are staged (loaded from private copies) inside the data dir.
+pub const PLUGINS_STAGING_DIR: &str = "cache/plugins";
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -78,6 +96,18 @@ pub struct Config {
     /// Model providers every embedded runtime serves, by name (`[providers.NAME]`).
     #[serde(deserialize_with = "yoi_runtime::config::deserialize_providers")]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Clients besides the owner (`[[clients]]`), each with its own token and role.
+    #[serde(deserialize_with = "crate::clients::unique_clients")]
+    pub clients: Vec<ClientConfig>,
+    /// The policy chain (`[[policies]]`), in order; re-read from [`Config::file`] on a
+    /// reload.
+    pub policies: Vec<PolicyEntry>,
+    /// Where policy plugins are dropped (default: `<data_dir>/plugins`).
+    pub plugins_dir: Option<PathBuf>,
+    /// The file this config was read from (set by [`Config::load`]); a policy reload
+    /// reads its `[[policies]]` again.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -94,6 +124,10 @@ impl Default for Config {
             http: HttpConfig::default(),
             runtimes: Vec::new(),
             providers: BTreeMap::new(),
+            clients: Vec::new(),
+            policies: Vec::new(),
+            plugins_dir: None,
+            file: None,
         }
     }
 }
@@ -251,7 +285,16 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        yoi_serving::load_toml(path)
+        let mut config: Config = yoi_serving::load_toml(path)?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The policy plugins folder: configured, else `<data_dir>/plugins`.
+    pub fn resolved_plugins_dir(&self, data_dir: &Path) -> PathBuf {
+        self.plugins_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join(PLUGINS_DIR))
     }
 
     /// Every configured provider, built (API keys read) into a catalog of their models.

@@ -32,5 +32,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let _ = stdout.flush();
     host.shutdown_trigger().on_termination_signal();
+    host.reload_on_hangup()?;
     host.wait().await
 }

@@ -15,8 +15,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The Prometheus text page: readiness, streams, commands, and per runtime its event log
-/// and core figures.
+/// The Prometheus text page: readiness, streams, commands, the policy chain, and per
+/// runtime its event log and core figures.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let registry = state.registry().ok();
     let mut page = PromText::new();
@@ -26,9 +26,40 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         i64::from(registry.is_some()),
     );
     state.metrics().render(&mut page);
+    render_policy_metrics(&state, &mut page);
     if let Some(registry) = registry {
         let stats: Vec<_> = registry.all().map(|r| (r.id.as_str(), r.stats())).collect();
         page.runtimes(stats.iter().map(|(id, s)| (*id, s.runtime, s.last_seq)));
     }
     page.into_response()
+}
+
+/// `yoi_policy_plugin_calls_total`, `yoi_policy_cache_hits_total` and
+/// `yoi_policy_failures_total{plugin,call}` (kept across reloads).
+fn render_policy_metrics(state: &AppState, page: &mut PromText) {
+    let figures = state.projection().policies().metrics().snapshot();
+    page.counter(
+        "yoi_policy_plugin_calls_total",
+        "Calls into policy plugins (observe and command).",
+        figures.plugin_calls,
+    );
+    page.counter(
+        "yoi_policy_cache_hits_total",
+        "Event decisions answered from the per-(event, role) cache.",
+        figures.cache_hits,
+    );
+    page.family(
+        "yoi_policy_failures_total",
+        "counter",
+        "Policy plugin calls that failed (panic, garbage, refused input), by plugin and call; \
+         each failed closed.",
+    );
+    for failure in &figures.failures {
+        page.line(format_args!(
+            "yoi_policy_failures_total{{plugin=\"{}\",call=\"{}\"}} {}",
+            failure.plugin.escape_default(),
+            failure.call,
+            failure.count
+        ));
+    }
 }

@@ -1,173 +1,151 @@
-//! The projection seam: every command a client sends and every event, worker and
-//! snapshot a client receives passes a [`Projection`].
+//! The projection: every command a client sends and every event, snapshot, transcript,
+//! worker and runtime a client receives passes here, decided for the client's
+//! [`Principal`] by its role and the policy chain ([`yoi_policy_host`]). The stream code
+//! and the REST handlers call nothing else, so no path around the policies exists.
 //!
-//! Today the host installs [`PassThrough`]. Policy plugins (a later issue) plug in here:
-//! a chain of plugins behind one `Projection` implementation, deciding per
-//! [`Principal`]. The stream code and the REST handlers call nothing else, so no path
-//! around the policy exists.
+//! Roles set what a principal may do before any policy narrows it: an `observer` runs
+//! no command that changes state, only the `owner` administers the host (the reload
+//! endpoint). Then the chain decides. A policy's `deny(reason)` is `403 forbidden` with
+//! the reason; a policy that fails (panics, answers garbage) refuses the command with
+//! `policy_error` and denies the item it was asked about (fail closed).
 
 use std::sync::Arc;
 
-use yoi_protocol::{Envelope, Input, WorkerInfo, WorkerSnapshot, WorkerSpec};
-use yoi_serving::{Observed, Visibility};
+use yoi_policy::{Command, Principal, Role};
+use yoi_policy_host::{CommandRefusal, EventDecision, EventRef, Policies};
+use yoi_protocol::{Envelope, ErrorCode, Message, RuntimeInfo, WorkerInfo, WorkerSnapshot};
+use yoi_serving::{FrameCache, Observed, ServeError, Visibility};
 
-/// Who is asking. Today every valid token maps to the one owner principal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub role: Role,
+/// The host's policies, asked on behalf of principals. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    policies: Arc<Policies>,
 }
 
-impl Principal {
-    pub fn owner() -> Self {
-        Principal {
-            name: "owner".into(),
-            role: Role::Owner,
+impl Projection {
+    pub fn new(policies: Arc<Policies>) -> Self {
+        Projection { policies }
+    }
+
+    pub fn policies(&self) -> &Arc<Policies> {
+        &self.policies
+    }
+
+    /// May `principal` run `command`? Its role first, then the chain.
+    pub fn authorize(&self, principal: &Principal, command: &Command) -> Result<(), ServeError> {
+        if principal.role == Role::Observer && command.changes_state() {
+            return Err(ServeError::forbidden(format!(
+                "`{}` is an observer: it may only read, not {}",
+                principal.name,
+                command.name()
+            )));
+        }
+        self.policies
+            .chain()
+            .command(principal, command)
+            .map_err(|refusal| match refusal {
+                CommandRefusal::Denied { reason, .. } => ServeError::forbidden(reason),
+                failed @ CommandRefusal::Failed { .. } => {
+                    ServeError::new(ErrorCode::PolicyError, failed.to_string())
+                }
+            })
+    }
+
+    /// Administration (reloading the policies): the owner only.
+    pub fn authorize_admin(&self, principal: &Principal) -> Result<(), ServeError> {
+        if principal.role == Role::Owner {
+            Ok(())
+        } else {
+            Err(ServeError::forbidden(format!(
+                "administration is for the owner; `{}` is an {}",
+                principal.name, principal.role
+            )))
         }
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Holds the host's access token: may do everything.
-    Owner,
-    /// May observe only (for policies that hand out read-only principals).
-    Observer,
-}
-
-/// A command a client sends, as the policy sees it.
-#[derive(Debug, Clone, Copy)]
-pub enum Command<'a> {
-    ListRuntimes,
-    GetRuntime {
-        runtime: &'a str,
-    },
-    ListWorkers {
-        runtime: &'a str,
-    },
-    CreateWorker {
-        runtime: &'a str,
-        spec: &'a WorkerSpec,
-    },
-    GetWorker {
-        runtime: &'a str,
-        worker: &'a str,
-    },
-    Input {
-        runtime: &'a str,
-        worker: &'a str,
-        input: &'a Input,
-    },
-    Cancel {
-        runtime: &'a str,
-        worker: &'a str,
-    },
-    Stop {
-        runtime: &'a str,
-        worker: &'a str,
-    },
-    /// Deleting a worker (stopping it first if needed).
-    DeleteWorker {
-        runtime: &'a str,
-        worker: &'a str,
-    },
-    Transcript {
-        runtime: &'a str,
-        worker: &'a str,
-    },
-    /// Opening a stream: one worker's, or (`worker: None`) every worker's of `runtime`
-    /// (`runtime: None`: of every runtime).
-    Observe {
-        runtime: Option<&'a str>,
-        worker: Option<&'a str>,
-    },
-}
-
-impl Command<'_> {
-    /// The metric label of this command.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::ListRuntimes => "list_runtimes",
-            Command::GetRuntime { .. } => "get_runtime",
-            Command::ListWorkers { .. } => "list_workers",
-            Command::CreateWorker { .. } => "create_worker",
-            Command::GetWorker { .. } => "get_worker",
-            Command::Input { .. } => "input",
-            Command::Cancel { .. } => "cancel",
-            Command::Stop { .. } => "stop",
-            Command::DeleteWorker { .. } => "delete_worker",
-            Command::Transcript { .. } => "transcript",
-            Command::Observe { .. } => "observe",
-        }
-    }
-}
-
-/// The policy every client interaction passes. All methods default to pass-through.
-pub trait Projection: Send + Sync + 'static {
-    /// May `principal` run `command`? `Err(reason)` becomes `403 forbidden`.
-    fn command(&self, principal: &Principal, command: &Command<'_>) -> Result<(), String> {
-        let _ = (principal, command);
-        Ok(())
+    /// The workers of a listing `principal` may see.
+    pub fn workers(
+        &self,
+        principal: &Principal,
+        runtime_id: &str,
+        workers: Vec<WorkerInfo>,
+    ) -> Vec<WorkerInfo> {
+        self.policies
+            .chain()
+            .observe_workers(principal, runtime_id, workers)
     }
 
-    /// What `principal` sees of one event of `runtime_id`.
-    fn observe(&self, principal: &Principal, runtime_id: &str, event: &Envelope) -> Observed {
-        let _ = (principal, runtime_id, event);
-        Observed::Allow
-    }
-
-    /// A worker as `principal` sees it in listings and answers (`None`: hidden, as if it
-    /// did not exist).
-    fn worker(
+    /// One worker as `principal` sees it (`None`: hidden, as if it did not exist).
+    pub fn worker(
         &self,
         principal: &Principal,
         runtime_id: &str,
         worker: WorkerInfo,
     ) -> Option<WorkerInfo> {
-        let _ = (principal, runtime_id);
-        Some(worker)
+        let id = worker.id.clone();
+        self.workers(principal, runtime_id, vec![worker])
+            .into_iter()
+            .find(|w| w.id == id)
     }
 
-    /// A snapshot (worker, transcript, in-flight output) as `principal` sees it.
-    fn snapshot(
+    /// The runtimes of a listing `principal` may see.
+    pub fn runtimes(&self, principal: &Principal, runtimes: Vec<RuntimeInfo>) -> Vec<RuntimeInfo> {
+        self.policies.chain().observe_runtimes(principal, runtimes)
+    }
+
+    /// A worker's transcript as `principal` sees it (`None`: withheld).
+    pub fn transcript(
         &self,
         principal: &Principal,
         runtime_id: &str,
-        snapshot: WorkerSnapshot,
-    ) -> Option<WorkerSnapshot> {
-        let _ = (principal, runtime_id);
-        Some(snapshot)
+        worker_id: &str,
+        messages: Vec<Message>,
+    ) -> Option<Vec<Message>> {
+        self.policies
+            .chain()
+            .observe_transcript(principal, runtime_id, worker_id, messages)
     }
-}
 
-/// The default policy: everyone with a token sees and may do everything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThrough;
-
-impl Projection for PassThrough {}
-
-/// A stream's view: what the projection lets one principal see.
-pub struct ProjectedView {
-    projection: Arc<dyn Projection>,
-    principal: Principal,
-}
-
-impl ProjectedView {
-    pub fn new(projection: Arc<dyn Projection>, principal: Principal) -> Self {
+    /// A stream's view for `principal`.
+    pub fn view(&self, principal: Principal) -> ProjectedView {
         ProjectedView {
-            projection,
+            policies: self.policies.clone(),
             principal,
         }
     }
 }
 
+/// A stream's view: what the chain in use lets one principal see. Each event takes the
+/// chain in use at that moment, so a reload applies from a stream's next event.
+pub struct ProjectedView {
+    policies: Arc<Policies>,
+    principal: Principal,
+}
+
 impl Visibility for ProjectedView {
-    fn event(&self, runtime_id: &str, event: &Envelope) -> Observed {
-        self.projection.observe(&self.principal, runtime_id, event)
+    fn event(
+        &self,
+        runtime_id: &str,
+        epoch: u64,
+        event: &Envelope,
+        frames: &FrameCache,
+    ) -> Observed {
+        let event_ref = EventRef::new(runtime_id, epoch, event);
+        // Decided once per (event, role), from the JSON the frames are built of.
+        match self
+            .policies
+            .chain()
+            .observe_event(&self.principal, &event_ref, || frames.json(event))
+        {
+            EventDecision::Allow => Observed::Allow,
+            EventDecision::Redact(redacted) => Observed::Redact(redacted.shared_json()),
+            EventDecision::Deny => Observed::Deny,
+        }
     }
 
     fn snapshot(&self, runtime_id: &str, snapshot: WorkerSnapshot) -> Option<WorkerSnapshot> {
-        self.projection
-            .snapshot(&self.principal, runtime_id, snapshot)
+        self.policies
+            .chain()
+            .observe_snapshot(&self.principal, runtime_id, snapshot)
     }
 }

@@ -11,7 +11,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use yoi_serving::layers;
 
 use crate::state::AppState;
-use crate::{api, auth, ops, stream};
+use crate::{admin, api, auth, ops, stream};
 
 pub fn router(state: AppState) -> Router {
     let config = state.config();
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{worker}/events/ws"), get(stream::worker_stream))
         .route("/v1/events/ws", get(stream::all_stream))
+        .route("/v1/admin/reload", post(admin::reload))
         // Unknown `/api` routes are answered behind the token too.
         .fallback(layers::not_found)
         .method_not_allowed_fallback(layers::method_not_allowed)

@@ -15,10 +15,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use yoi_serving::{Authenticator, Endpoint, Shutdown};
+use yoi_serving::{Endpoint, Shutdown};
 
+use yoi_policy_host::ReloadReport;
+
+use crate::clients::authenticator;
 use crate::config::Config;
-use crate::projection::{PassThrough, Projection};
+use crate::policies::PolicySetup;
+use crate::projection::Projection;
 use crate::registry::RuntimeRegistry;
 use crate::router::router;
 use crate::state::AppState;
@@ -34,17 +38,11 @@ pub struct Host {
 }
 
 impl Host {
-    /// Checks the config, writes or reads the token, binds and starts serving; the
-    /// runtimes load in the background (see [`Host::ready`]).
+    /// Checks the config, reads the clients' tokens, loads the policy plugins, writes or
+    /// reads the host token, binds and starts serving; the runtimes load in the
+    /// background (see [`Host::ready`]). A policy plugin refused, or a client token that
+    /// cannot be read, stops the start with a message saying what to fix.
     pub async fn start(config: Config) -> anyhow::Result<Host> {
-        Self::start_with(config, Arc::new(PassThrough)).await
-    }
-
-    /// Like [`Host::start`] with another projection policy.
-    pub async fn start_with(
-        config: Config,
-        projection: Arc<dyn Projection>,
-    ) -> anyhow::Result<Host> {
         let data_dir = config.resolved_data_dir()?;
         config.streams.warn_deprecated();
         // Fail before binding when a provider cannot be set up (a missing API key, say)
@@ -54,13 +52,17 @@ impl Host {
             yoi_core::component_file(rc.component.as_deref().or(config.component.as_deref()))
                 .map_err(anyhow::Error::msg)?;
         }
+        let setup = PolicySetup::new(&config, &data_dir);
+        let (policies, report) = {
+            let setup = setup.clone();
+            tokio::task::spawn_blocking(move || setup.open()).await??
+        };
+        tracing::info!(chain = ?report.chain, "policy chain loaded");
         let token_file = config.resolved_token_file(&data_dir);
         let endpoint = Endpoint::open(&data_dir, token_file, config.bind).await?;
-        let auth = Authenticator::new(
-            endpoint.token,
-            "in the file host.token in the host's data directory",
-        );
-        let state = AppState::new(config, auth, projection);
+        let auth = authenticator(endpoint.token, &config.clients).map_err(anyhow::Error::msg)?;
+        let projection = Projection::new(Arc::new(policies));
+        let state = AppState::new(config, auth, projection, setup);
 
         let loader = {
             let state = state.clone();
@@ -119,6 +121,33 @@ impl Host {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Reloads the policy chain (what `SIGHUP` and `POST /api/v1/admin/reload` do).
+    pub async fn reload_policies(&self) -> anyhow::Result<ReloadReport> {
+        Ok(self.state.reload_policies().await?)
+    }
+
+    /// Reloads the policy chain on every `SIGHUP` until the host shuts down.
+    #[cfg(unix)]
+    pub fn reload_on_hangup(&self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup())?;
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let mut shutdown = state.shutdown().signal();
+            loop {
+                tokio::select! {
+                    got = hangups.recv() => if got.is_none() { return },
+                    _ = shutdown.triggered() => return,
+                }
+                tracing::info!("SIGHUP: reloading the policy chain");
+                if let Err(e) = state.reload_policies().await {
+                    tracing::error!(error = %e, "policy reload failed");
+                }
+            }
+        });
+        Ok(())
     }
 
     pub fn shutdown_trigger(&self) -> Shutdown {

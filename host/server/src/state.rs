@@ -5,7 +5,12 @@ use std::sync::Arc;
 use yoi_serving::{Authenticator, Loading, Metrics, ServeError, Shutdown, Streams};
 
 use crate::config::Config;
-use crate::projection::{Command, Principal, Projection};
+use yoi_policy::{Command, Principal};
+
+use yoi_policy_host::ReloadReport;
+
+use crate::policies::PolicySetup;
+use crate::projection::Projection;
 use crate::registry::RuntimeRegistry;
 
 /// State shared by every handler and stream. Cheap to clone.
@@ -16,9 +21,10 @@ pub struct AppState {
 
 struct Inner {
     config: Config,
-    auth: Authenticator,
+    auth: Authenticator<Principal>,
     registry: Loading<Arc<RuntimeRegistry>>,
-    projection: Arc<dyn Projection>,
+    projection: Projection,
+    policy_setup: PolicySetup,
     metrics: Arc<Metrics>,
     streams: Streams,
     shutdown: Shutdown,
@@ -27,7 +33,12 @@ struct Inner {
 impl AppState {
     /// The state of a host that has not loaded its runtimes yet (see
     /// [`AppState::loading`]).
-    pub fn new(config: Config, auth: Authenticator, projection: Arc<dyn Projection>) -> Self {
+    pub fn new(
+        config: Config,
+        auth: Authenticator<Principal>,
+        projection: Projection,
+        policy_setup: PolicySetup,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let shutdown = Shutdown::new();
         let streams = Streams::new(config.streams.settings(), metrics.clone(), shutdown.clone());
@@ -37,6 +48,7 @@ impl AppState {
                 auth,
                 registry: Loading::new("the host is still loading its runtimes"),
                 projection,
+                policy_setup,
                 metrics,
                 streams,
                 shutdown,
@@ -48,7 +60,7 @@ impl AppState {
         &self.inner.config
     }
 
-    pub fn auth(&self) -> &Authenticator {
+    pub fn auth(&self) -> &Authenticator<Principal> {
         &self.inner.auth
     }
 
@@ -62,7 +74,7 @@ impl AppState {
         &self.inner.registry
     }
 
-    pub fn projection(&self) -> &Arc<dyn Projection> {
+    pub fn projection(&self) -> &Projection {
         &self.inner.projection
     }
 
@@ -79,15 +91,19 @@ impl AppState {
         &self.inner.shutdown
     }
 
-    /// Asks the policy whether `principal` may run `command`.
-    pub fn authorize(
-        &self,
-        principal: &Principal,
-        command: &Command<'_>,
-    ) -> Result<(), ServeError> {
-        self.inner
-            .projection
-            .command(principal, command)
-            .map_err(ServeError::forbidden)
+    /// Reloads the policy chain (see [`crate::policies`]), off the async threads.
+    pub async fn reload_policies(&self) -> Result<ReloadReport, ServeError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let inner = &state.inner;
+            inner.policy_setup.reload(inner.projection.policies())
+        })
+        .await
+        .map_err(|e| ServeError::internal(format!("the policy reload failed: {e}")))
+    }
+
+    /// Asks the role and the policies whether `principal` may run `command`.
+    pub fn authorize(&self, principal: &Principal, command: &Command) -> Result<(), ServeError> {
+        self.inner.projection.authorize(principal, command)
     }
 }

@@ -2,7 +2,9 @@
 //! every worker of every runtime (`/api/v1/events/ws`, the multiplexed stream, with host
 //! cursors). Each resolves what it covers and whether the principal may watch it, then
 //! runs on [`yoi_serving::Streams`] (handshake, replay, live, cursor outcomes, lagged,
-//! keep-alive, close: see that crate) with the projection as its view.
+//! keep-alive, close: see that crate) with the principal's projection as its view: each
+//! event passes the policy chain in use when it is sent (decided once per event and
+//! role), snapshots too.
 
 use std::sync::Arc;
 
@@ -14,9 +16,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use yoi_serving::{Scope, ServeError, StartCursor, StreamQuery};
 
-use crate::projection::{Command, Principal, ProjectedView};
 use crate::registry::RuntimeHandle;
 use crate::state::AppState;
+use yoi_policy::{Command, Principal};
 
 /// `GET /api/v1/runtimes/{runtime_id}/workers/{worker_id}/events/ws?cursor=`
 pub async fn worker_stream(
@@ -38,7 +40,7 @@ pub async fn worker_stream(
                 open_worker(&state, &principal, &scope, &runtime_id, &worker_id, query).await;
             match opened {
                 Ok((runtime, cursor)) => {
-                    let view = ProjectedView::new(state.projection().clone(), principal);
+                    let view = state.projection().view(principal);
                     streams
                         .run(socket, scope, vec![runtime], cursor, view)
                         .await
@@ -63,7 +65,7 @@ pub async fn all_stream(
         .accept(ws?, &client, move |socket| async move {
             match open_all(&state, &principal, query).await {
                 Ok((runtimes, cursor)) => {
-                    let view = ProjectedView::new(state.projection().clone(), principal);
+                    let view = state.projection().view(principal);
                     streams
                         .run(socket, Scope::Host, runtimes, cursor, view)
                         .await
@@ -87,8 +89,8 @@ async fn open_worker(
     state.authorize(
         principal,
         &Command::Observe {
-            runtime: Some(runtime_id),
-            worker: Some(worker_id),
+            runtime: Some(runtime_id.to_string()),
+            worker: Some(worker_id.to_string()),
         },
     )?;
     let info = runtime.get_worker(worker_id).await?;

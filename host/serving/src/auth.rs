@@ -22,42 +22,93 @@ pub const WS_PROTOCOL: &str = "yoi";
 /// Prefix of the subprotocol that carries the token: `yoi.token.<token>`.
 pub const WS_TOKEN_PROTOCOL_PREFIX: &str = "yoi.token.";
 
-/// Checks the token of every request it is asked about.
+/// Checks the token of every request it is asked about, and says whose it is.
+///
+/// A server has its own token (the one it generated) and may accept more, each standing
+/// for a client identity `Id` (the host's principals; `()` for a server with one token).
+/// A presented token is compared with every accepted one, each in constant time and
+/// without stopping at the first match, so timing does not reveal which one (or how
+/// much of it) a guess matched.
 #[derive(Debug, Clone)]
-pub struct Authenticator {
+pub struct Authenticator<Id = ()> {
     token: AccessToken,
+    /// Accepted tokens and whose they are; the server's own first.
+    accepted: Vec<(AccessToken, Id)>,
     /// Where a client finds the token (said when a request has none).
     where_to_find: String,
 }
 
 impl Authenticator {
-    /// `where_to_find` completes "the token is …" in the answer to a request without one,
-    /// e.g. "in the file host.token in the host's data directory".
+    /// A server with one token. `where_to_find` completes "the token is …" in the answer
+    /// to a request without one, e.g. "in the file host.token in the host's data
+    /// directory".
     pub fn new(token: AccessToken, where_to_find: impl Into<String>) -> Self {
+        Authenticator::with_identity(token, (), where_to_find)
+    }
+
+    /// `Ok` when the request presents the token, else `401 unauthorized`.
+    pub fn check(&self, request: &Request) -> Result<(), ServeError> {
+        self.identify(request).map(|_| ())
+    }
+}
+
+impl<Id> Authenticator<Id> {
+    /// A server whose own token stands for `identity` (see [`Authenticator::new`] for
+    /// `where_to_find`).
+    pub fn with_identity(
+        token: AccessToken,
+        identity: Id,
+        where_to_find: impl Into<String>,
+    ) -> Self {
         Authenticator {
+            accepted: vec![(token.clone(), identity)],
             token,
             where_to_find: where_to_find.into(),
         }
     }
 
+    /// Accepts `token` too, as `identity`. Errs when the token is already accepted (two
+    /// identities cannot share one).
+    pub fn accept(&mut self, token: AccessToken, identity: Id) -> Result<(), DuplicateToken> {
+        let taken = self
+            .accepted
+            .iter()
+            .fold(false, |taken, (t, _)| taken | t.matches(token.expose()));
+        if taken {
+            return Err(DuplicateToken);
+        }
+        self.accepted.push((token, identity));
+        Ok(())
+    }
+
+    /// The server's own token.
     pub fn token(&self) -> &AccessToken {
         &self.token
     }
 
-    /// `Ok` when the request presents the token, else `401 unauthorized`.
-    pub fn check(&self, request: &Request) -> Result<(), ServeError> {
+    /// Whose token the request presents, else `401 unauthorized`.
+    pub fn identify(&self, request: &Request) -> Result<&Id, ServeError> {
         let Some(presented) = presented_token(request) else {
             return Err(ServeError::unauthorized(format!(
                 "missing access token: send `Authorization: Bearer <token>`; the token is {}",
                 self.where_to_find
             )));
         };
-        if !self.token.matches(&presented) {
-            return Err(ServeError::unauthorized("wrong access token"));
-        }
-        Ok(())
+        // Every token is compared: no early exit on a match.
+        let found = self.accepted.iter().fold(None, |found, (token, identity)| {
+            match (found, token.matches(&presented)) {
+                (None, true) => Some(identity),
+                (found, _) => found,
+            }
+        });
+        found.ok_or_else(|| ServeError::unauthorized("wrong access token"))
     }
 }
+
+/// Two clients were given the same token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this token is already another client's (or the server's own); give each its own")]
+pub struct DuplicateToken;
 
 /// Middleware for a server with one token: every request must present it.
 pub async fn require_token(
@@ -174,5 +225,23 @@ mod tests {
             auth.check(&request("/x", &[("authorization", &token)]))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn each_accepted_token_names_its_identity() {
+        let own = AccessToken::from_secret("own-token").unwrap();
+        let mut auth = Authenticator::with_identity(own.clone(), "owner", "here");
+        auth.accept(AccessToken::from_secret("ci-token").unwrap(), "ci")
+            .unwrap();
+        assert_eq!(auth.accept(own, "again"), Err(DuplicateToken));
+        let who = |token: &str| {
+            let header = format!("Bearer {token}");
+            auth.identify(&request("/x", &[("authorization", &header)]))
+                .copied()
+                .map_err(|e| e.code)
+        };
+        assert_eq!(who("own-token"), Ok("owner"));
+        assert_eq!(who("ci-token"), Ok("ci"));
+        assert_eq!(who("ci-tokem"), Err(yoi_protocol::ErrorCode::Unauthorized));
     }
 }

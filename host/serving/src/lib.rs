@@ -34,7 +34,9 @@ mod shutdown;
 mod stream;
 mod token;
 
-pub use auth::{Authenticator, WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX, require_token};
+pub use auth::{
+    Authenticator, DuplicateToken, WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX, require_token,
+};
 pub use config::{
     ConfigError, HttpConfig, StreamConfig, default_data_dir, load_toml, parse_toml,
     resolve_data_dir,
@@ -51,4 +53,4 @@ pub use stream::{
     AllVisible, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope, StartCursor,
     StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
 };
-pub use token::AccessToken;
+pub use token::{AccessToken, MIN_TOKEN_LEN, WeakToken};

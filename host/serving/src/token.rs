@@ -16,7 +16,7 @@ impl AccessToken {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let token = text.trim();
-                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                if !is_one_word(token) {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
@@ -44,6 +44,28 @@ impl AccessToken {
         }
     }
 
+    /// Reads a token someone else made (a client's token file); it must exist.
+    pub fn read(path: &Path) -> io::Result<AccessToken> {
+        let text = std::fs::read_to_string(path)?;
+        let token = AccessToken::from_secret(text.trim()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        warn_if_readable_by_others(path);
+        Ok(token)
+    }
+
+    /// A token given as text (from a file or the environment): one printable word, at
+    /// least 16 characters (a guessable token is refused rather than served).
+    pub fn from_secret(secret: &str) -> Result<AccessToken, WeakToken> {
+        if secret.len() < MIN_TOKEN_LEN || !is_one_word(secret) {
+            return Err(WeakToken);
+        }
+        Ok(AccessToken(secret.to_string()))
+    }
+
     /// Whether `presented` is this token. Compares without an early exit, so timing does
     /// not reveal how much of a guess matched.
     pub fn matches(&self, presented: &str) -> bool {
@@ -56,6 +78,18 @@ impl AccessToken {
         &self.0
     }
 }
+
+fn is_one_word(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The shortest client token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// A token that is not one printable word of at least [`MIN_TOKEN_LEN`] characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a token must be one printable word of at least {MIN_TOKEN_LEN} characters")]
+pub struct WeakToken;
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,5 +188,11 @@ mod tests {
         assert!(!token.matches("abd"));
         assert!(!token.matches("ab"));
         assert!(!token.matches("abcd"));
+        assert_eq!(AccessToken::from_secret("short"), Err(WeakToken));
+        assert_eq!(
+            AccessToken::from_secret("two words, long enough"),
+            Err(WeakToken)
+        );
+        assert!(AccessToken::from_secret("0123456789abcdef").is_ok());
     }
 }

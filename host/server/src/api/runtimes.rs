@@ -5,9 +5,9 @@ use axum::{Extension, Json};
 use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
 use yoi_serving::{ApiPath, ServeError};
 
-use crate::projection::{Command, Principal};
 use crate::registry::RuntimeHandle;
 use crate::state::AppState;
+use yoi_policy::{Command, Principal};
 
 /// A runtime's description, counting the workers `principal` may see.
 async fn describe(
@@ -16,11 +16,8 @@ async fn describe(
     runtime: &RuntimeHandle,
 ) -> Result<RuntimeInfo, ServeError> {
     let workers = runtime.list_workers().await?;
-    let visible = workers
-        .into_iter()
-        .filter_map(|w| state.projection().worker(principal, &runtime.id, w))
-        .count();
-    Ok(runtime.info(visible))
+    let visible = state.projection().workers(principal, &runtime.id, workers);
+    Ok(runtime.info(visible.len()))
 }
 
 pub async fn list(
@@ -36,6 +33,7 @@ pub async fn list(
             for runtime in registry.all() {
                 runtimes.push(describe(&state, &principal, runtime).await?);
             }
+            let runtimes = state.projection().runtimes(&principal, runtimes);
             Ok(Json(RuntimesResponse { runtimes }))
         })
         .await
@@ -52,11 +50,17 @@ pub async fn get(
             state.authorize(
                 &principal,
                 &Command::GetRuntime {
-                    runtime: &runtime_id,
+                    runtime: runtime_id.clone(),
                 },
             )?;
             let runtime = state.registry()?.get(&runtime_id)?;
             let runtime = describe(&state, &principal, &runtime).await?;
+            // A runtime the principal may not see does not exist for it.
+            let runtime = state
+                .projection()
+                .runtimes(&principal, vec![runtime])
+                .pop()
+                .ok_or_else(|| crate::registry::runtime_not_found(&runtime_id))?;
             Ok(Json(RuntimeResponse { runtime }))
         })
         .await

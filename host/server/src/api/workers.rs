@@ -9,8 +9,8 @@ use yoi_protocol::{
 };
 use yoi_serving::{ApiJson, ApiPath, ServeError};
 
-use crate::projection::{Command, Principal};
 use crate::state::AppState;
+use yoi_policy::{Command, Principal};
 
 type Ids = ApiPath<(String, String)>;
 
@@ -44,16 +44,12 @@ pub async fn list(
         state.authorize(
             &principal,
             &Command::ListWorkers {
-                runtime: &runtime_id,
+                runtime: runtime_id.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
-        let workers = runtime
-            .list_workers()
-            .await?
-            .into_iter()
-            .filter_map(|w| state.projection().worker(&principal, &runtime_id, w))
-            .collect();
+        let workers = runtime.list_workers().await?;
+        let workers = state.projection().workers(&principal, &runtime_id, workers);
         Ok(Json(WorkersResponse { workers }))
     })
 }
@@ -69,8 +65,8 @@ pub async fn create(
         state.authorize(
             &principal,
             &Command::CreateWorker {
-                runtime: &runtime_id,
-                spec: &spec,
+                runtime: runtime_id.clone(),
+                spec: spec.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
@@ -89,8 +85,8 @@ pub async fn get(
         state.authorize(
             &principal,
             &Command::GetWorker {
-                runtime: &runtime_id,
-                worker: &worker_id,
+                runtime: runtime_id.clone(),
+                worker: worker_id.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
@@ -113,9 +109,9 @@ pub async fn input(
         state.authorize(
             &principal,
             &Command::Input {
-                runtime: &runtime_id,
-                worker: &worker_id,
-                input: &input,
+                runtime: runtime_id.clone(),
+                worker: worker_id.clone(),
+                input: input.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
@@ -134,8 +130,8 @@ pub async fn cancel(
         state.authorize(
             &principal,
             &Command::Cancel {
-                runtime: &runtime_id,
-                worker: &worker_id,
+                runtime: runtime_id.clone(),
+                worker: worker_id.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
@@ -153,8 +149,8 @@ pub async fn stop(
         state.authorize(
             &principal,
             &Command::Stop {
-                runtime: &runtime_id,
-                worker: &worker_id,
+                runtime: runtime_id.clone(),
+                worker: worker_id.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
@@ -175,8 +171,8 @@ pub async fn delete(
         state.authorize(
             &principal,
             &Command::DeleteWorker {
-                runtime: &runtime_id,
-                worker: &worker_id,
+                runtime: runtime_id.clone(),
+                worker: worker_id.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
@@ -197,12 +193,21 @@ pub async fn transcript(
         state.authorize(
             &principal,
             &Command::Transcript {
-                runtime: &runtime_id,
-                worker: &worker_id,
+                runtime: runtime_id.clone(),
+                worker: worker_id.clone(),
             },
         )?;
         let runtime = state.registry()?.get(&runtime_id)?;
+        // A worker the principal may not see does not exist for it.
+        let worker = runtime.get_worker(&worker_id).await?;
+        visible(&state, &principal, &runtime_id, worker)?;
         let messages = runtime.transcript(&worker_id).await?;
+        let messages = state
+            .projection()
+            .transcript(&principal, &runtime_id, &worker_id, messages)
+            .ok_or_else(|| {
+                ServeError::forbidden("a policy withholds this worker's transcript from you")
+            })?;
         Ok(Json(TranscriptResponse {
             worker_id,
             messages,

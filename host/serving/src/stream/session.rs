@@ -652,7 +652,8 @@ impl<V: Visibility> Session<V> {
         }
         let runtime_id = self.positions.id(feed);
         let frames = &self.frames[feed];
-        match self.view.event(runtime_id, env) {
+        let epoch = self.positions.get(feed).epoch;
+        match self.view.event(runtime_id, epoch, env, frames) {
             Observed::Allow => {
                 // Frames every stream of this shape shares come from the runtime's cache.
                 let shape = match self.scope {
@@ -660,20 +661,12 @@ impl<V: Visibility> Session<V> {
                     Scope::Host if self.positions.parts() == 1 => Some(Shape::HostCursor),
                     Scope::Host => None,
                 };
-                let epoch = self.positions.get(feed).epoch;
                 Some(match shape {
                     Some(shape) => frames.frame(runtime_id, epoch, env, shape),
                     None => self.event_text(feed, env, &frames.json(env)).into(),
                 })
             }
-            Observed::Redact(event) => {
-                let body = serde_json::to_string(&event).unwrap_or_else(|e| {
-                    format!(
-                        r#"{{"type":"diagnostic","level":"error","code":"internal","message":"{e}"}}"#
-                    )
-                });
-                Some(self.event_text(feed, env, &body).into())
-            }
+            Observed::Redact(body) => Some(self.event_text(feed, env, &body).into()),
             Observed::Deny => None,
         }
     }

@@ -543,12 +543,16 @@ fn a_source_that_stops_ends_the_stream() {
 struct OnlyW1;
 
 impl Visibility for OnlyW1 {
-    fn event(&self, _: &str, env: &Envelope) -> Observed {
+    fn event(&self, _: &str, _: u64, env: &Envelope, _: &FrameCache) -> Observed {
         match env.worker_id.as_deref() {
-            Some("w_1") => Observed::Redact(Event::TextDelta {
-                run_id: "r_1".into(),
-                text: "[redacted]".into(),
-            }),
+            Some("w_1") => Observed::Redact(
+                serde_json::to_string(&Event::TextDelta {
+                    run_id: "r_1".into(),
+                    text: "[redacted]".into(),
+                })
+                .unwrap()
+                .into(),
+            ),
             _ => Observed::Deny,
         }
     }
