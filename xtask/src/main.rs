@@ -15,8 +15,9 @@
 //!   on a temporary data dir: the embedded runtime with the scripted demo model) and
 //!   `yoi-tui` on a new worker in the foreground; the host stops when the TUI exits.
 //! - `llm-test`: opt-in tests against a real model (see `llm.rs`).
-//! - `bench [FILTER]`: release benchmarks; figures printed and merged into
-//!   `target/bench/results.json`.
+//! - `bench [FILTER]`: build-guest, build-plugins (release), release benchmarks (with
+//!   `YOI_PLUGINS_DIR` for the host section's policy figure); figures printed and
+//!   merged into `target/bench/results.json`.
 //!
 //! Only std is used so the task runner itself builds in a second.
 
@@ -339,6 +340,8 @@ fn test() -> Result {
 
 fn bench(args: &[String]) -> Result {
     let component = build_guest()?.shipped;
+    // The host section measures the example policy plugins too (release, as installed).
+    let plugins = build_plugins(false)?;
     let results = target_dir().join("bench/results.json");
     run(
         "release benchmarks",
@@ -346,6 +349,7 @@ fn bench(args: &[String]) -> Result {
             .args(["run", "--release", "--package", "yoi-bench", "--"])
             .args(args)
             .env("YOI_GUEST_WASM", &component)
+            .env("YOI_PLUGINS_DIR", &plugins.shipped)
             .env("YOI_BENCH_RESULTS", &results),
     )?;
     println!("figures: {}", results.display());

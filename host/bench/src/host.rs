@@ -26,6 +26,16 @@
 //!   stamps it) to its receipt by each observer; `host.paced.events_per_s` is the rate
 //!   reached.
 //!
+//! - **Policy cost** (`host.policy.over_passthrough`): the live run again with the three
+//!   example policy plugins loaded (`redact-reasoning` and `read-only` for observers and
+//!   operators, `truncate-tool-output` for both) and the scripted model's reasoning on,
+//!   watched by `OBSERVERS` clients of different roles (owner, operator, two
+//!   observers), over the same run with no policies (pass-through), the two back to
+//!   back in each round. Rates count the events each observer processed (shown or
+//!   denied), events × observers ÷ wall time, so denying frames does not flatter the
+//!   policy run. `host.policy.events_per_s` and `host.passthrough.events_per_s` are the
+//!   two rates.
+//!
 //! Clients, host and runtime share the machine (and the tokio runtime), as they would on
 //! a developer laptop; the baseline pays the same client costs.
 
@@ -38,8 +48,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use yoi_host::clients::{ClientConfig, TokenSource};
 use yoi_host::config::{Config, RuntimeConfig};
 use yoi_host::{Host, RuntimeHandle};
+use yoi_policy::Role;
+use yoi_policy_host::PolicyEntry;
 use yoi_protocol::{Event, WorkerStatus};
 use yoi_serving::EventSource;
 
@@ -106,7 +119,127 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
     }
     let names = ["host.paced.events_per_s", "host.p50_ms", "host.p99_ms"];
     results.record_medians(names, &latency);
+    policy_cost(results, rounds).await
+}
+
+/// `host.policy.over_passthrough` (see the module docs); skipped, saying so, when the
+/// plugins are not built.
+async fn policy_cost(results: &mut Results, rounds: usize) -> anyhow::Result<()> {
+    let Some(plugins) = plugins_dir() else {
+        println!(
+            "host.policy: skipped: the example plugins are not built (run `cargo xtask \
+             build-plugins`, or `cargo xtask bench`, which does)"
+        );
+        return Ok(());
+    };
+    println!(
+        "host.policy: {WORKERS} workers x {DELTAS} deltas to {OBSERVERS} observers of \
+         different roles, three policy plugins vs pass-through; {rounds} rounds"
+    );
+    let mut figures: [Samples; 3] = Default::default();
+    for _ in 0..rounds {
+        let passthrough = role_observers(None).await?;
+        let policy = role_observers(Some(&plugins)).await?;
+        figures[0].push(policy);
+        figures[1].push(passthrough);
+        figures[2].push(policy / passthrough);
+    }
+    let names = [
+        "host.policy.events_per_s",
+        "host.passthrough.events_per_s",
+        "host.policy.over_passthrough",
+    ];
+    results.record_medians(names, &figures);
     Ok(())
+}
+
+/// The folder of the built example plugins (`YOI_PLUGINS_DIR`, else `target/plugins`).
+fn plugins_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("YOI_PLUGINS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target/plugins"));
+    dir.is_dir().then_some(dir)
+}
+
+/// The observers' roles and tokens (the owner's is the host's).
+const ROLE_CLIENTS: [(&str, Role, &str); 2] = [
+    (
+        "bench-operator",
+        Role::Operator,
+        "bench-operator-token-0123456789",
+    ),
+    (
+        "bench-observer",
+        Role::Observer,
+        "bench-observer-token-0123456789",
+    ),
+];
+
+/// One live run watched by an owner, an operator and two observers, with the example
+/// plugins from `plugins` (or none): events processed per second, all observers.
+async fn role_observers(plugins: Option<&std::path::Path>) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut config = config(dir.path(), 0)?;
+    config.runtimes[0].scripted.reasoning = true;
+    for (name, role, token) in ROLE_CLIENTS {
+        let file = dir.path().join(format!("{name}.token"));
+        std::fs::write(&file, token)?;
+        config.clients.push(ClientConfig {
+            name: name.into(),
+            role,
+            token: TokenSource::File(file),
+        });
+    }
+    if let Some(plugins) = plugins {
+        let installed = dir.path().join("plugins");
+        std::fs::create_dir_all(&installed)?;
+        for entry in std::fs::read_dir(plugins)? {
+            let path = entry?.path();
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, installed.join(name))?;
+            }
+        }
+        let roles = serde_json::json!(["operator", "observer"]);
+        config.policies = vec![
+            PolicyEntry::new("redact-reasoning", serde_json::json!({ "roles": roles })),
+            PolicyEntry::new("read-only", serde_json::json!({ "roles": roles })),
+            PolicyEntry::new(
+                "truncate-tool-output",
+                serde_json::json!({ "roles": roles, "max_bytes": 1024 }),
+            ),
+        ];
+    }
+    let bench = start_with(config, dir).await?;
+    let ids = bench.workers(WORKERS).await?;
+    let owner = bench.host.token().to_string();
+    let tokens = [
+        owner.as_str(),
+        ROLE_CLIENTS[0].2,
+        ROLE_CLIENTS[1].2,
+        ROLE_CLIENTS[1].2,
+    ];
+    let mut observers = Vec::new();
+    for token in tokens {
+        observers.push(bench.observer_as(token, None).await?.0);
+    }
+    let (last, tap) = bench.tap(WORKERS, None);
+    let started = Instant::now();
+    let tasks: Vec<_> = observers
+        .into_iter()
+        .map(|ws| tokio::spawn(observe(ws, last.clone(), false)))
+        .collect();
+    bench.input_all(&ids, &format!("stream {DELTAS}")).await?;
+    // The owner's stream sees every event: the most frames are the run's events.
+    let mut events = 0;
+    let mut end = started;
+    for task in tasks {
+        let got = tokio::time::timeout(PATIENCE, task).await???;
+        events = events.max(got.stamps.len());
+        end = end.max(got.stamps.last().map_or(started, |s| s.1));
+    }
+    tap.await??;
+    bench.stop().await?;
+    Ok((events * OBSERVERS) as f64 / end.duration_since(started).as_secs_f64())
 }
 
 fn config(dir: &std::path::Path, token_delay_ms: u64) -> anyhow::Result<Config> {
@@ -161,7 +294,12 @@ impl Client {
 
 async fn start(token_delay_ms: u64) -> anyhow::Result<Bench> {
     let dir = tempfile::tempdir()?;
-    let host = Host::start(config(dir.path(), token_delay_ms)?).await?;
+    let config = config(dir.path(), token_delay_ms)?;
+    start_with(config, dir).await
+}
+
+async fn start_with(config: Config, dir: tempfile::TempDir) -> anyhow::Result<Bench> {
+    let host = Host::start(config).await?;
     let registry = tokio::time::timeout(PATIENCE, host.ready()).await??;
     let runtime = registry.get("local").map_err(|e| anyhow::anyhow!("{e}"))?;
     let http = Client {
@@ -215,13 +353,17 @@ impl Bench {
     /// Connects an observer (from `cursor`, if given); without a cursor it reads the
     /// snapshot and returns its cursor.
     async fn observer_from(&self, cursor: Option<&str>) -> anyhow::Result<(Ws, String)> {
+        self.observer_as(self.host.token(), cursor).await
+    }
+
+    /// [`Bench::observer_from`] with the token of another client.
+    async fn observer_as(&self, token: &str, cursor: Option<&str>) -> anyhow::Result<(Ws, String)> {
         let query = cursor.map(|c| format!("?cursor={c}")).unwrap_or_default();
         let mut request = format!("ws://{}/api/v1/events/ws{query}", self.host.local_addr())
             .into_client_request()?;
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.host.token()).parse()?,
-        );
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
         if let Some(cursor) = cursor {
             return Ok((ws, cursor.to_string()));

@@ -53,10 +53,9 @@ impl Host {
                 .map_err(anyhow::Error::msg)?;
         }
         let setup = PolicySetup::new(&config, &data_dir);
-        let (policies, report) = {
-            let setup = setup.clone();
-            tokio::task::spawn_blocking(move || setup.open()).await??
-        };
+        // Blocking (file copies, the dynamic loader), but once, before anything is
+        // served; not on the blocking pool, which the runtimes' loading needs.
+        let (policies, report) = setup.open()?;
         tracing::info!(chain = ?report.chain, "policy chain loaded");
         let token_file = config.resolved_token_file(&data_dir);
         let endpoint = Endpoint::open(&data_dir, token_file, config.bind).await?;

@@ -600,3 +600,154 @@ async fn a_client_token_that_cannot_be_read_stops_the_start() {
     let message = format!("{e:#}");
     assert!(message.contains("client `ci`"), "{message}");
 }
+
+/// The built binary, on an ephemeral port; killed when dropped.
+struct Binary {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    async fn spawn(data_dir: &Path, config: &Path) -> Binary {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yoi-host"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--config")
+            .arg(config)
+            .arg("--component")
+            .arg(component())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn yoi-host");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .unwrap();
+            line
+        });
+        let line = tokio::time::timeout(PATIENCE, line).await.unwrap().unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        let token = std::fs::read_to_string(data_dir.join("host.token")).unwrap();
+        let binary = Binary {
+            child,
+            base: format!("http://{addr}/api/v1"),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
+        };
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let ready = binary
+                    .http
+                    .get(format!("http://{addr}/readyz"))
+                    .send()
+                    .await;
+                if ready.is_ok_and(|r| r.status() == 200) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("ready in time");
+        binary
+    }
+
+    async fn call(&self, path: &str, token: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let request = match body {
+            Some(body) => self.http.post(url).json(&body),
+            None => self.http.get(url),
+        };
+        let resp = request.bearer_auth(token).send().await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    fn hangup(&self) {
+        // SAFETY: a plain kill(2) on our own child.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(sent, 0);
+    }
+
+    /// Whether the observer sees reasoning in the worker's transcript.
+    async fn observer_sees_reasoning(&self, worker: &str) -> bool {
+        let path = format!("/runtimes/local/workers/{worker}/transcript");
+        let transcript = self.call(&path, OBSERVER_TOKEN, None).await;
+        transcript["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.get("reasoning").is_some())
+    }
+
+    /// Waits (guarded by `PATIENCE`) until the observer's view is `reasoning`.
+    async fn until_observer_sees_reasoning(&self, worker: &str, reasoning: bool) {
+        tokio::time::timeout(PATIENCE, async {
+            while self.observer_sees_reasoning(worker).await != reasoning {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the reload applies in time");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_policy_chain_of_the_binary() {
+    let Some(examples) = examples("sighup_reloads_the_policy_chain_of_the_binary") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("watcher.token");
+    std::fs::write(&token_file, OBSERVER_TOKEN).unwrap();
+    let config = dir.path().join("host.toml");
+    let base = format!(
+        "[[runtimes]]\nid = \"local\"\n[runtimes.scripted]\ntoken_delay_ms = 0\n\n\
+         [[clients]]\nname = \"watcher\"\nrole = \"observer\"\ntoken_file = {:?}\n",
+        token_file.display().to_string()
+    );
+    std::fs::write(&config, &base).unwrap();
+    let host = Binary::spawn(dir.path(), &config).await;
+    let spec = json!({"name": "w", "model": "scripted"});
+    let created = host
+        .call("/runtimes/local/workers", &host.token, Some(spec))
+        .await;
+    let w = created["worker"]["id"].as_str().unwrap().to_string();
+    let input = format!("/runtimes/local/workers/{w}/input");
+    host.call(&input, &host.token, Some(json!({"text": "hello"})))
+        .await;
+    // Without policies the observer sees the run's reasoning (once it is done).
+    host.until_observer_sees_reasoning(&w, true).await;
+
+    install(dir.path(), &examples, "yoi-policy-redact-reasoning");
+    let with_policy = format!(
+        "{base}\n[[policies]]\nplugin = \"redact-reasoning\"\nsettings = {{ roles = [\"observer\"] }}\n"
+    );
+    std::fs::write(&config, with_policy).unwrap();
+    host.hangup();
+    host.until_observer_sees_reasoning(&w, false).await;
+
+    // And back, by the next SIGHUP.
+    std::fs::write(&config, &base).unwrap();
+    host.hangup();
+    host.until_observer_sees_reasoning(&w, true).await;
+}
