@@ -52,7 +52,7 @@ impl EventLog {
     /// `<path>.lock`); a second `open` fails with [`LogError::Locked`].
     pub fn open(path: &Path, config: LogConfig) -> Result<EventLog, LogError> {
         let lock = store::lock(path)?;
-        let mut conn = store::open_writer(path, config.durability)?;
+        let mut conn = store::open_writer(path, config.durability, config.max_store_bytes)?;
         let meta = store::init(&mut conn, config.index_chunk_bits)?;
         let (live, _) = broadcast::channel(config.broadcast_capacity.max(1));
         let shared = Arc::new(Shared {
