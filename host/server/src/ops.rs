@@ -3,15 +3,26 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yoi_serving::PromText;
+use yoi_serving::{PromText, ServeError};
 
 use crate::state::AppState;
 
-/// `200 ready` once every runtime is loaded, else `503 runtime_unavailable`.
+/// `200 ready` once every runtime is loaded and can store events, else
+/// `503 runtime_unavailable` saying which runtime's event store refuses appends.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.registry() {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => e.into_response(),
+    let registry = match state.registry() {
+        Ok(registry) => registry,
+        Err(e) => return e.into_response(),
+    };
+    let failing: Vec<&str> = registry
+        .all()
+        .filter(|r| r.stats().runtime.store_failing_since_ms.is_some())
+        .map(|r| r.id.as_str())
+        .collect();
+    if failing.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        ServeError::store_failing(&failing.join(", ")).into_response()
     }
 }
 
