@@ -119,12 +119,13 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
     }
     let names = ["host.paced.events_per_s", "host.p50_ms", "host.p99_ms"];
     results.record_medians(names, &latency);
-    policy_cost(results, rounds).await
+    Ok(())
 }
 
-/// `host.policy.over_passthrough` (see the module docs); skipped, saying so, when the
-/// plugins are not built.
-async fn policy_cost(results: &mut Results, rounds: usize) -> anyhow::Result<()> {
+/// The `host.policy` section: `host.policy.over_passthrough` (see the module docs);
+/// skipped, saying so, when the plugins are not built.
+pub async fn policy(results: &mut Results) -> anyhow::Result<()> {
+    let rounds = crate::results::rounds().div_ceil(2).max(1);
     let Some(plugins) = plugins_dir() else {
         println!(
             "host.policy: skipped: the example plugins are not built (run `cargo xtask \

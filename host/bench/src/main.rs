@@ -3,7 +3,8 @@
 //! Each section prints its figures and the run merges them into
 //! `target/bench/results.json`. Sections: `core` (the runtime core, native vs wasm),
 //! `local` (a whole LocalRuntime with persistence), `host` (end to end through
-//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline), `tui`
+//! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline),
+//! `host.policy` (the three example policy plugins against pass-through), `tui`
 //! (the terminal client over a 10,000-message history), `ready` (start-to-ready over a
 //! million events: full replay against the worker index), `provider` (an
 //! OpenAI-compatible model through the host).
@@ -38,6 +39,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("host") {
         rt.block_on(host::run(&mut results))?;
+    }
+    if wanted("host.policy") {
+        rt.block_on(host::policy(&mut results))?;
     }
     if wanted("provider") {
         rt.block_on(provider::run(&mut results))?;
