@@ -229,10 +229,13 @@ mod tests {
 
     #[test]
     fn each_accepted_token_names_its_identity() {
-        let own = AccessToken::from_secret("own-token").unwrap();
+        let own = AccessToken::from_secret("own-token-0123456789").unwrap();
         let mut auth = Authenticator::with_identity(own.clone(), "owner", "here");
-        auth.accept(AccessToken::from_secret("ci-token").unwrap(), "ci")
-            .unwrap();
+        auth.accept(
+            AccessToken::from_secret("ci-token-0123456789").unwrap(),
+            "ci",
+        )
+        .unwrap();
         assert_eq!(auth.accept(own, "again"), Err(DuplicateToken));
         let who = |token: &str| {
             let header = format!("Bearer {token}");
@@ -240,8 +243,11 @@ mod tests {
                 .copied()
                 .map_err(|e| e.code)
         };
-        assert_eq!(who("own-token"), Ok("owner"));
-        assert_eq!(who("ci-token"), Ok("ci"));
-        assert_eq!(who("ci-tokem"), Err(yoi_protocol::ErrorCode::Unauthorized));
+        assert_eq!(who("own-token-0123456789"), Ok("owner"));
+        assert_eq!(who("ci-token-0123456789"), Ok("ci"));
+        assert_eq!(
+            who("ci-token-012345678x"),
+            Err(yoi_protocol::ErrorCode::Unauthorized)
+        );
     }
 }
