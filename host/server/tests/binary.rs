@@ -1,5 +1,6 @@
 //! The built `yoi-host` binary: start-up, kill -9 then restart and resume with an old
-//! cursor, SIGTERM and SIGINT mid-run, and start-up errors that say what to do.
+//! cursor, SIGTERM and SIGINT mid-run, SIGHUP reloading the policy chain, and start-up
+//! errors that say what to do.
 
 mod common;
 
@@ -359,4 +360,88 @@ fn start_up_errors_say_what_to_do() {
     for flag in ["--config", "--bind", "--data-dir", "--component"] {
         assert!(help.contains(flag), "{help}");
     }
+}
+
+impl Proc {
+    /// Whether the client with `token` sees reasoning in the worker's transcript.
+    async fn sees_reasoning(&self, token: &str, worker: &str) -> bool {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/runtimes/local/workers/{worker}/transcript",
+                self.base
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let transcript: Value = resp.json().await.unwrap();
+        transcript["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.get("reasoning").is_some())
+    }
+
+    /// Waits (guarded by `PATIENCE`) until the client's view is `reasoning`.
+    async fn until_reasoning_seen(&self, token: &str, worker: &str, reasoning: bool) {
+        tokio::time::timeout(PATIENCE, async {
+            while self.sees_reasoning(token, worker).await != reasoning {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the reload applies in time");
+    }
+
+    fn hangup(&self) {
+        // SAFETY: a plain kill(2) of our own child.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(sent, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_policy_chain() {
+    let Some(examples) = examples("sighup_reloads_the_policy_chain") else {
+        return;
+    };
+    let observer = "observer-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("watcher.token");
+    std::fs::write(&token_file, observer).unwrap();
+    let config = dir.path().join("host.toml");
+    let base = format!(
+        "[[runtimes]]\nid = \"local\"\n[runtimes.scripted]\ntoken_delay_ms = 0\n\n\
+         [[clients]]\nname = \"watcher\"\nrole = \"observer\"\ntoken_file = {:?}\n",
+        token_file.display().to_string()
+    );
+    std::fs::write(&config, &base).unwrap();
+    let host = spawn(dir.path(), &config).await;
+    let w = host.create_worker("w").await;
+    host.post(
+        &format!("/runtimes/local/workers/{w}/input"),
+        json!({"text": "hello"}),
+    )
+    .await;
+    // Without policies the observer sees the run's reasoning (once it is done).
+    host.until_reasoning_seen(observer, &w, true).await;
+
+    install(dir.path(), &examples, "yoi-policy-redact-reasoning");
+    let with_policy = format!(
+        "{base}\n[[policies]]\nplugin = \"redact-reasoning\"\nsettings = {{ roles = [\"observer\"] }}\n"
+    );
+    std::fs::write(&config, with_policy).unwrap();
+    host.hangup();
+    host.until_reasoning_seen(observer, &w, false).await;
+    assert!(
+        host.sees_reasoning(&host.token, &w).await,
+        "the owner still does"
+    );
+
+    // And back, by the next SIGHUP.
+    std::fs::write(&config, &base).unwrap();
+    host.hangup();
+    host.until_reasoning_seen(observer, &w, true).await;
 }

@@ -8,13 +8,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use yoi_host::Host;
 use yoi_host::clients::{ClientConfig, TokenSource};
 use yoi_host::config::Config;
@@ -23,67 +20,6 @@ use yoi_policy_host::PolicyEntry;
 
 const OBSERVER_TOKEN: &str = "observer-token-0123456789";
 const OPERATOR_TOKEN: &str = "operator-token-0123456789";
-
-/// `$env` when set, else `<target>/<folder>`, when it is a folder.
-fn built(env: &str, folder: &str) -> Result<PathBuf, String> {
-    let dir = match std::env::var_os(env) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .nth(2)
-                .expect("host/server lives two levels below the workspace root");
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace.join("target"))
-                .join(folder)
-        }
-    };
-    if dir.is_dir() {
-        Ok(dir)
-    } else {
-        Err(format!(
-            "{} is missing: run `cargo xtask build-plugins --dev` (or set {env})",
-            dir.display()
-        ))
-    }
-}
-
-fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-}
-
-/// The folder of the example plugins, or `None` (the test is skipped, and says so).
-fn examples(test: &str) -> Option<PathBuf> {
-    built("YOI_PLUGINS_DIR", "plugins")
-        .inspect_err(|why| skip(test, why))
-        .ok()
-}
-
-/// The folder of the test-only plugins, or `None` (the test is skipped, and says so).
-fn test_plugins(test: &str) -> Option<PathBuf> {
-    built("YOI_TEST_PLUGINS_DIR", "plugins-test")
-        .inspect_err(|why| skip(test, why))
-        .ok()
-}
-
-/// A library's file name on this platform (`yoi-policy-read-only` →
-/// `libyoi_policy_read_only.so`).
-fn library(name: &str) -> String {
-    format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    )
-}
-
-/// Copies the library `name` of `from` into the host's plugins folder.
-fn install(data_dir: &Path, from: &Path, name: &str) {
-    let plugins = data_dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(from.join(library(name)), plugins.join(library(name))).unwrap();
-}
 
 /// Adds an observer `watcher` and an operator `bot`, their tokens in files.
 fn add_clients(c: &mut Config) {
@@ -104,6 +40,17 @@ fn add_clients(c: &mut Config) {
 
 fn policy(plugin: &str, settings: Value) -> PolicyEntry {
     PolicyEntry::new(plugin, settings)
+}
+
+/// A host with the observer and operator clients, the library `name` of `from` in its
+/// plugins folder and the chain `entries`.
+async fn start_with_plugin(from: &Path, name: &str, entries: Vec<PolicyEntry>) -> TestHost {
+    start_with(|c| {
+        add_clients(c);
+        install(c.data_dir.as_ref().unwrap(), from, name);
+        c.policies = entries;
+    })
+    .await
 }
 
 /// Requests and streams with another client's token.
@@ -128,18 +75,7 @@ impl As<'_> {
     }
 
     async fn ws(&self, path: &str) -> Ws {
-        let mut request = format!("{}{path}", self.h.ws_base)
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
-        );
-        let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        Ws { ws }
+        self.h.ws_as(self.token, path).await
     }
 
     async fn transcript(&self, worker: &str) -> Value {
@@ -202,16 +138,11 @@ async fn an_observer_sees_no_reasoning_while_the_owner_does_and_resumes_exactly(
     let Some(examples) = examples("an_observer_sees_no_reasoning") else {
         return;
     };
-    let h = start_with(|c| {
-        add_clients(c);
-        install(
-            c.data_dir.as_ref().unwrap(),
-            &examples,
-            "yoi-policy-redact-reasoning",
-        );
-        c.policies
-            .push(policy("redact-reasoning", json!({"roles": ["observer"]})));
-    })
+    let h = start_with_plugin(
+        &examples,
+        "yoi-policy-redact-reasoning",
+        vec![policy("redact-reasoning", json!({"roles": ["observer"]}))],
+    )
     .await;
     let w = h.create_worker("w").await;
     let mut owner_ws = owner(&h).ws(&h.worker_stream(&w, None)).await;
@@ -283,16 +214,11 @@ async fn roles_and_the_read_only_plugin_refuse_commands_with_their_reason() {
     let Some(examples) = examples("roles_and_the_read_only_plugin_refuse_commands") else {
         return;
     };
-    let h = start_with(|c| {
-        add_clients(c);
-        install(
-            c.data_dir.as_ref().unwrap(),
-            &examples,
-            "yoi-policy-read-only",
-        );
-        c.policies
-            .push(policy("read-only", json!({"roles": ["operator"]})));
-    })
+    let h = start_with_plugin(
+        &examples,
+        "yoi-policy-read-only",
+        vec![policy("read-only", json!({"roles": ["operator"]}))],
+    )
     .await;
     let w = h.create_worker("w").await;
     let input = format!("/runtimes/local/workers/{w}/input");
@@ -357,18 +283,14 @@ async fn tool_output_is_truncated_in_frames_snapshots_and_transcripts() {
     let Some(examples) = examples("tool_output_is_truncated") else {
         return;
     };
-    let h = start_with(|c| {
-        add_clients(c);
-        install(
-            c.data_dir.as_ref().unwrap(),
-            &examples,
-            "yoi-policy-truncate-tool-output",
-        );
-        c.policies.push(policy(
+    let h = start_with_plugin(
+        &examples,
+        "yoi-policy-truncate-tool-output",
+        vec![policy(
             "truncate-tool-output",
             json!({"roles": ["observer"], "max_bytes": 16}),
-        ));
-    })
+        )],
+    )
     .await;
     let resp = h
         .post("/runtimes/local/workers")
@@ -515,19 +437,17 @@ async fn a_panicking_plugin_fails_closed_and_the_host_stays_up() {
     let Some(test) = test_plugins("a_panicking_plugin_fails_closed") else {
         return;
     };
-    let h = start_with(|c| {
-        add_clients(c);
-        install(c.data_dir.as_ref().unwrap(), &test, "test_policy");
-        c.policies.push(policy(
+    let entries = vec![
+        policy(
             "test-policy",
             json!({"roles": ["observer"], "panic_in": "observe"}),
-        ));
-        c.policies.push(policy(
+        ),
+        policy(
             "test-policy",
             json!({"roles": ["operator"], "panic_in": "command"}),
-        ));
-    })
-    .await;
+        ),
+    ];
+    let h = start_with_plugin(&test, "test_policy", entries).await;
     let w = h.create_worker("w").await;
 
     // The observer sees nothing the failing plugin was asked about.
@@ -599,155 +519,4 @@ async fn a_client_token_that_cannot_be_read_stops_the_start() {
     let e = Host::start(config).await.err().expect("refused");
     let message = format!("{e:#}");
     assert!(message.contains("client `ci`"), "{message}");
-}
-
-/// The built binary, on an ephemeral port; killed when dropped.
-struct Binary {
-    child: std::process::Child,
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Binary {
-    async fn spawn(data_dir: &Path, config: &Path) -> Binary {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yoi-host"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .arg("--config")
-            .arg(config)
-            .arg("--component")
-            .arg(component())
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("spawn yoi-host");
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufReader::new(stdout)
-                .read_line(&mut line)
-                .unwrap();
-            line
-        });
-        let line = tokio::time::timeout(PATIENCE, line).await.unwrap().unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        let token = std::fs::read_to_string(data_dir.join("host.token")).unwrap();
-        let binary = Binary {
-            child,
-            base: format!("http://{addr}/api/v1"),
-            token: token.trim().to_string(),
-            http: reqwest::Client::new(),
-        };
-        tokio::time::timeout(PATIENCE, async {
-            loop {
-                let ready = binary
-                    .http
-                    .get(format!("http://{addr}/readyz"))
-                    .send()
-                    .await;
-                if ready.is_ok_and(|r| r.status() == 200) {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("ready in time");
-        binary
-    }
-
-    async fn call(&self, path: &str, token: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let request = match body {
-            Some(body) => self.http.post(url).json(&body),
-            None => self.http.get(url),
-        };
-        let resp = request.bearer_auth(token).send().await.unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    }
-
-    fn hangup(&self) {
-        // SAFETY: a plain kill(2) on our own child.
-        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) };
-        assert_eq!(sent, 0);
-    }
-
-    /// Whether the observer sees reasoning in the worker's transcript.
-    async fn observer_sees_reasoning(&self, worker: &str) -> bool {
-        let path = format!("/runtimes/local/workers/{worker}/transcript");
-        let transcript = self.call(&path, OBSERVER_TOKEN, None).await;
-        transcript["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m.get("reasoning").is_some())
-    }
-
-    /// Waits (guarded by `PATIENCE`) until the observer's view is `reasoning`.
-    async fn until_observer_sees_reasoning(&self, worker: &str, reasoning: bool) {
-        tokio::time::timeout(PATIENCE, async {
-            while self.observer_sees_reasoning(worker).await != reasoning {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("the reload applies in time");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sighup_reloads_the_policy_chain_of_the_binary() {
-    let Some(examples) = examples("sighup_reloads_the_policy_chain_of_the_binary") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("watcher.token");
-    std::fs::write(&token_file, OBSERVER_TOKEN).unwrap();
-    let config = dir.path().join("host.toml");
-    let base = format!(
-        "[[runtimes]]\nid = \"local\"\n[runtimes.scripted]\ntoken_delay_ms = 0\n\n\
-         [[clients]]\nname = \"watcher\"\nrole = \"observer\"\ntoken_file = {:?}\n",
-        token_file.display().to_string()
-    );
-    std::fs::write(&config, &base).unwrap();
-    let host = Binary::spawn(dir.path(), &config).await;
-    let spec = json!({"name": "w", "model": "scripted"});
-    let created = host
-        .call("/runtimes/local/workers", &host.token, Some(spec))
-        .await;
-    let w = created["worker"]["id"].as_str().unwrap().to_string();
-    let input = format!("/runtimes/local/workers/{w}/input");
-    host.call(&input, &host.token, Some(json!({"text": "hello"})))
-        .await;
-    // Without policies the observer sees the run's reasoning (once it is done).
-    host.until_observer_sees_reasoning(&w, true).await;
-
-    install(dir.path(), &examples, "yoi-policy-redact-reasoning");
-    let with_policy = format!(
-        "{base}\n[[policies]]\nplugin = \"redact-reasoning\"\nsettings = {{ roles = [\"observer\"] }}\n"
-    );
-    std::fs::write(&config, with_policy).unwrap();
-    host.hangup();
-    host.until_observer_sees_reasoning(&w, false).await;
-
-    // And back, by the next SIGHUP.
-    std::fs::write(&config, &base).unwrap();
-    host.hangup();
-    host.until_observer_sees_reasoning(&w, true).await;
 }

@@ -2,7 +2,8 @@
 //! the built runtime component, a REST client and a WebSocket client.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -39,6 +40,71 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 pub fn allow_big_inputs(c: &mut Config) {
     c.max_body_bytes = (4 << 20).try_into().unwrap();
     c.runtimes[0].limits.max_input_bytes = 2 << 20;
+}
+
+// Policy plugins, built by `cargo xtask build-plugins --dev` (`cargo xtask test` runs it
+// and exports `YOI_PLUGINS_DIR` and `YOI_TEST_PLUGINS_DIR`). A test whose plugins are not
+// built says so on the terminal and returns (skipped).
+
+/// `$env` when set, else `<target>/<folder>`, when it is a folder.
+fn built(env: &str, folder: &str) -> Result<PathBuf, String> {
+    let dir = match std::env::var_os(env) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .nth(2)
+                .expect("host/server lives two levels below the workspace root");
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"))
+                .join(folder)
+        }
+    };
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{} is missing: run `cargo xtask build-plugins --dev` (or set {env})",
+            dir.display()
+        ))
+    }
+}
+
+fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// The folder of the example plugins, or `None` (the test is skipped, and says so).
+pub fn examples(test: &str) -> Option<PathBuf> {
+    built("YOI_PLUGINS_DIR", "plugins")
+        .inspect_err(|why| skip(test, why))
+        .ok()
+}
+
+/// The folder of the test-only plugins, or `None` (the test is skipped, and says so).
+pub fn test_plugins(test: &str) -> Option<PathBuf> {
+    built("YOI_TEST_PLUGINS_DIR", "plugins-test")
+        .inspect_err(|why| skip(test, why))
+        .ok()
+}
+
+/// A library's file name on this platform (`yoi-policy-read-only` →
+/// `libyoi_policy_read_only.so`).
+pub fn library(name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Copies the library `name` of `from` into the host's plugins folder.
+pub fn install(data_dir: &Path, from: &Path, name: &str) {
+    let plugins = data_dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(from.join(library(name)), plugins.join(library(name))).unwrap();
 }
 
 pub struct TestHost {
@@ -178,12 +244,17 @@ impl TestHost {
 
     /// Connects a stream with the bearer header; `path` is below `/api/v1`.
     pub async fn ws(&self, path: &str) -> Ws {
+        self.ws_as(&self.token, path).await
+    }
+
+    /// [`TestHost::ws`] with another client's token.
+    pub async fn ws_as(&self, token: &str, path: &str) -> Ws {
         let mut request = format!("{}{path}", self.ws_base)
             .into_client_request()
             .unwrap();
         request.headers_mut().insert(
             "authorization",
-            HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
         );
         let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
             .await
