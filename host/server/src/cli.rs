@@ -15,7 +15,9 @@ use crate::config::{Config, ConfigError};
     long_about = "The yoi backend. `yoi-host serve` loads its runtimes (by default one embedded \
 runtime `local`, the WebAssembly component built by `cargo xtask build-guest`), writes an access \
 token to <data-dir>/host.token on first start, and serves the client API under /api/v1 \
-(Authorization: Bearer <token>) on 127.0.0.1:38700.\n\nLogs go to stderr; set RUST_LOG (e.g. \
+(Authorization: Bearer <token>) on 127.0.0.1:38700. Policy plugins dropped into \
+<data-dir>/plugins and named in [[policies]] decide what each client sees and may do; SIGHUP \
+reloads them.\n\nLogs go to stderr; set RUST_LOG (e.g. \
 RUST_LOG=yoi_host=debug) to see more."
 )]
 pub struct Cli {
@@ -25,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the client API until SIGINT or SIGTERM.
+    /// Serve the client API until SIGINT or SIGTERM (SIGHUP reloads the policy chain).
     Serve(ServeArgs),
 }
 
