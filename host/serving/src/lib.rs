@@ -48,7 +48,7 @@ pub use process::run_binary;
 pub use serve::{HttpLimits, serve};
 pub use shutdown::{Shutdown, ShutdownSignal};
 pub use stream::{
-    AllVisible, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope, StartCursor,
-    StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
+    AllVisible, Availability, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope,
+    StartCursor, StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
 };
 pub use token::AccessToken;
