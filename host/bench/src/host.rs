@@ -38,7 +38,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::config::{Config, RuntimeConfig, RuntimeSettings};
 use yoi_host::{Host, RuntimeHandle};
 use yoi_protocol::{Event, WorkerStatus};
 use yoi_serving::EventSource;
@@ -111,12 +111,13 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
 
 fn config(dir: &std::path::Path, token_delay_ms: u64) -> anyhow::Result<Config> {
     let component = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
-    let mut runtime = RuntimeConfig::default_local();
-    runtime.scripted.token_delay_ms = token_delay_ms;
-    runtime.scripted.reasoning = false;
+    let mut settings = RuntimeSettings::default();
+    settings.scripted.token_delay_ms = token_delay_ms;
+    settings.scripted.reasoning = false;
     // The in-process stamping subscriber and the observers (streams have no queue of
     // their own: they read the live buffer) must never lag.
-    runtime.log.broadcast_capacity = (1 << 20).try_into()?;
+    settings.log.broadcast_capacity = (1 << 20).try_into()?;
+    let runtime = RuntimeConfig::embedded("local", settings);
     Ok(Config {
         bind: "127.0.0.1:0".parse()?,
         data_dir: Some(dir.to_path_buf()),

@@ -7,7 +7,10 @@ use yoi_serving::PromText;
 
 use crate::state::AppState;
 
-/// `200 ready` once every runtime is loaded, else `503 runtime_unavailable`.
+/// `200 ready` once every embedded runtime is loaded, else `503 runtime_unavailable`.
+/// Remote runtimes do not count: one that is down leaves the host serving the others
+/// (its state is in `/api/v1/runtimes` and `yoi_runtime_ready`), so an orchestrator does
+/// not restart a healthy host for another machine's fault.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.registry() {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
@@ -27,8 +30,25 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     state.metrics().render(&mut page);
     if let Some(registry) = registry {
+        let name = "yoi_runtime_ready";
+        page.family(
+            name,
+            "gauge",
+            "1 while the runtime can be reached (always, for an embedded one).",
+        );
+        for r in registry.all() {
+            let (id, kind) = (&r.id, r.kind().as_str());
+            let ready = i64::from(r.is_ready());
+            page.line(format_args!(
+                "{name}{{runtime=\"{id}\",kind=\"{kind}\"}} {ready}"
+            ));
+        }
         let stats: Vec<_> = registry.all().map(|r| (r.id.as_str(), r.stats())).collect();
-        page.runtimes(stats.iter().map(|(id, s)| (*id, s.runtime, s.last_seq)));
+        page.runtimes(
+            stats
+                .iter()
+                .filter_map(|(id, s)| Some((*id, s.runtime?, s.last_seq))),
+        );
     }
     page.into_response()
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use yoi_serving::{Authenticator, Endpoint, Shutdown};
 
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::projection::{PassThrough, Projection};
 use crate::registry::RuntimeRegistry;
 use crate::router::router;
@@ -51,8 +51,11 @@ impl Host {
         // or a component is missing: the message says what to fix.
         let models = config.provider_models()?;
         for rc in config.effective_runtimes() {
-            yoi_core::component_file(rc.component.as_deref().or(config.component.as_deref()))
-                .map_err(anyhow::Error::msg)?;
+            if let SourceConfig::Embedded(embedded) = &rc.source {
+                let component = embedded.component.as_deref();
+                yoi_core::component_file(component.or(config.component.as_deref()))
+                    .map_err(anyhow::Error::msg)?;
+            }
         }
         let token_file = config.resolved_token_file(&data_dir);
         let endpoint = Endpoint::open(&data_dir, token_file, config.bind).await?;

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
+use yoi_protocol::{ErrorCode, RuntimeInfo, RuntimeResponse, RuntimesResponse};
 use yoi_serving::{ApiPath, ServeError};
 
 use crate::projection::{Command, Principal};
@@ -15,12 +15,20 @@ async fn describe(
     principal: &Principal,
     runtime: &RuntimeHandle,
 ) -> Result<RuntimeInfo, ServeError> {
-    let workers = runtime.list_workers().await?;
-    let visible = workers
-        .into_iter()
-        .filter_map(|w| state.projection().worker(principal, &runtime.id, w))
-        .count();
+    let visible = match runtime.list_workers().await {
+        Ok(workers) => workers
+            .into_iter()
+            .filter_map(|w| state.projection().worker(principal, &runtime.id, w))
+            .count(),
+        // A runtime that cannot be reached is still described (its state says why).
+        Err(e) if !runtime.is_ready() || is_unreachable(e.code) => 0,
+        Err(e) => return Err(e),
+    };
     Ok(runtime.info(visible))
+}
+
+fn is_unreachable(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::RuntimeUnavailable | ErrorCode::Timeout)
 }
 
 pub async fn list(
