@@ -36,7 +36,7 @@ mod token;
 
 pub use auth::{Authenticator, WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX, require_token};
 pub use config::{
-    ConfigError, HttpConfig, StreamConfig, default_data_dir, load_toml, parse_toml,
+    ConfigError, HttpConfig, StreamConfig, UNQUOTED, default_data_dir, load_toml, parse_toml,
     resolve_data_dir,
 };
 pub use endpoint::Endpoint;
