@@ -15,13 +15,17 @@ async fn describe(
     principal: &Principal,
     runtime: &RuntimeHandle,
 ) -> Result<RuntimeInfo, ServeError> {
+    // A runtime that cannot be reached is still described (its state says why), without
+    // waiting for it.
+    if !runtime.is_ready() {
+        return Ok(runtime.info(0));
+    }
     let visible = match runtime.list_workers().await {
         Ok(workers) => workers
             .into_iter()
             .filter_map(|w| state.projection().worker(principal, &runtime.id, w))
             .count(),
-        // A runtime that cannot be reached is still described (its state says why).
-        Err(e) if !runtime.is_ready() || is_unreachable(e.code) => 0,
+        Err(e) if is_unreachable(e.code) => 0,
         Err(e) => return Err(e),
     };
     Ok(runtime.info(visible))
