@@ -135,13 +135,13 @@ struct Bench {
 }
 
 /// A tiny HTTP/1.1 client for the few REST calls (keeps the bench's dependencies small).
-struct Client {
-    addr: SocketAddr,
-    token: String,
+pub(crate) struct Client {
+    pub addr: SocketAddr,
+    pub token: String,
 }
 
 impl Client {
-    async fn post(&self, path: &str, body: &str) -> anyhow::Result<String> {
+    pub(crate) async fn post(&self, path: &str, body: &str) -> anyhow::Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
         let request = format!(
@@ -305,7 +305,7 @@ fn process_cpu() -> Duration {
 /// When each event was published: `(seq, instant)`.
 type Stamps = Arc<Mutex<Vec<(u64, Instant)>>>;
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The `"seq":N` of an event frame, without parsing the whole frame.

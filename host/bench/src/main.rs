@@ -5,7 +5,8 @@
 //! `local` (a whole LocalRuntime with persistence), `host` (end to end through
 //! `yoi-host` and WebSocket observers, against a bare tokio-tungstenite baseline), `tui`
 //! (the terminal client over a 10,000-message history), `ready` (start-to-ready over a
-//! million events: full replay against the worker index).
+//! million events: full replay against the worker index), `provider` (an
+//! OpenAI-compatible model through the host).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -14,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod core;
 mod host;
 mod local;
+mod provider;
 mod ready;
 mod results;
 mod tui;
@@ -36,6 +38,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("host") {
         rt.block_on(host::run(&mut results))?;
+    }
+    if wanted("provider") {
+        rt.block_on(provider::run(&mut results))?;
     }
     if wanted("tui") {
         tui::run(&mut results)?;

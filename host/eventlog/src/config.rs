@@ -46,6 +46,10 @@ pub struct LogConfig {
     /// Idle read-only connections kept for store replays (more are opened on demand when
     /// replays run concurrently, and closed afterwards).
     pub read_connections: usize,
+    /// The most bytes the store file may grow to (`None`: as far as the disk allows). An
+    /// append that would grow it further fails as on a full disk, storing nothing;
+    /// space that retention frees is reused. A store already larger keeps its size.
+    pub max_store_bytes: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -58,6 +62,7 @@ impl Default for LogConfig {
             prune_batch: 8_192,
             index_chunk_bits: 10,
             read_connections: 4,
+            max_store_bytes: None,
         }
     }
 }

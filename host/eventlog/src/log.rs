@@ -52,7 +52,7 @@ impl EventLog {
     /// `<path>.lock`); a second `open` fails with [`LogError::Locked`].
     pub fn open(path: &Path, config: LogConfig) -> Result<EventLog, LogError> {
         let lock = store::lock(path)?;
-        let mut conn = store::open_writer(path, config.durability)?;
+        let mut conn = store::open_writer(path, config.durability, config.max_store_bytes)?;
         let meta = store::init(&mut conn, config.index_chunk_bits)?;
         let (live, _) = broadcast::channel(config.broadcast_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -341,5 +341,37 @@ impl fmt::Debug for EventLog {
             .field("last_seq", &self.last_seq)
             .field("horizon", &self.horizon)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Durability;
+
+    /// What the writing connection of a log opened with `config` reports for `pragma`.
+    fn pragma(config: LogConfig, pragma: &str) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("events.db"), config).unwrap();
+        log.conn
+            .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn durability_and_the_size_limit_reach_sqlite() {
+        let with = |durability| LogConfig {
+            durability,
+            ..LogConfig::default()
+        };
+        // `synchronous`: 1 is NORMAL, 2 is FULL.
+        assert_eq!(pragma(with(Durability::Normal), "synchronous"), 1);
+        assert_eq!(pragma(with(Durability::Full), "synchronous"), 2);
+        let limited = LogConfig {
+            max_store_bytes: Some(1 << 20),
+            ..LogConfig::default()
+        };
+        let page = pragma(LogConfig::default(), "page_size");
+        assert_eq!(pragma(limited, "max_page_count"), (1 << 20) / page);
     }
 }

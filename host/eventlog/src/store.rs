@@ -80,8 +80,14 @@ pub(crate) fn lock(path: &Path) -> Result<std::fs::File, LogError> {
     }
 }
 
-/// Opens (creating if needed) the writing connection with WAL and the given durability.
-pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connection, LogError> {
+/// Opens (creating if needed) the writing connection with WAL and the given durability,
+/// its database file limited to `max_bytes` (rounded down to whole pages; SQLite keeps
+/// a limit below the current size at the current size).
+pub(crate) fn open_writer(
+    path: &Path,
+    durability: Durability,
+    max_bytes: Option<u64>,
+) -> Result<Connection, LogError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -98,6 +104,13 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
          PRAGMA wal_autocheckpoint = 4000;",
         durability.pragma()
     ))?;
+    if let Some(max) = max_bytes {
+        let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (max / page.max(1)).max(1);
+        let _: u64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+            r.get(0)
+        })?;
+    }
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }

@@ -1063,3 +1063,63 @@ fn retention_skips_a_block_it_cannot_decode() {
         Err(yoi_eventlog::LogError::Corrupt { seq: 1, .. })
     ));
 }
+
+/// Text that does not compress: `n` bytes from a seeded generator.
+fn noise(seed: u64, n: usize) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + ((x >> 33) % 26) as u8)
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_store_refuses_a_whole_append_and_goes_on_once_it_has_room() {
+    let (_dir, path) = temp();
+    let config = |max| LogConfig {
+        max_store_bytes: Some(max),
+        ..LogConfig::default()
+    };
+    let mut log = EventLog::open(&path, config(256 << 10)).unwrap();
+    let batch = |seed: u64| {
+        vec![yoi_eventlog::EventRecord {
+            worker_id: Some("w_1".into()),
+            at_ms: 1,
+            event: Event::TextDelta {
+                run_id: "r_1".into(),
+                text: noise(seed, 16 << 10),
+            },
+        }]
+    };
+    let mut stored = 0;
+    let error = loop {
+        match log.append(batch(stored)) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 1000, "the limit never applied");
+    };
+    assert!(stored > 0, "the store had room for the first batches");
+    assert!(error.to_string().contains("full"), "{error}");
+    // Nothing of the refused batch is stored or published, and the log stays usable.
+    assert_eq!(log.last_cursor().seq, stored);
+    assert!(log.append(batch(9999)).is_err(), "still full");
+    assert_eq!(log.last_cursor().seq, stored);
+    drop(log);
+
+    let mut log = EventLog::open(&path, config(4 << 20)).unwrap();
+    assert_eq!(log.last_cursor().seq, stored);
+    let next = log.append(batch(stored)).unwrap();
+    assert_eq!(next[0].seq, stored + 1, "no gap, no sequence number reused");
+    let all = log.read_for_restore(0, 10_000).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=stored + 1).collect::<Vec<_>>()
+    );
+}

@@ -3,13 +3,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yoi_serving::{EventSource, PromText};
+use yoi_serving::{EventSource, PromText, ServeError};
 
 use crate::state::AppState;
 
-/// `200 ready` once the runtime is open, else `503 runtime_unavailable`.
+/// `200 ready` once the runtime is open and can store events, else
+/// `503 runtime_unavailable`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.runtime() {
+        Ok(r) if r.runtime().stats().store_failing_since_ms.is_some() => {
+            ServeError::store_failing(r.runtime_id()).into_response()
+        }
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => e.into_response(),
     }

@@ -12,7 +12,10 @@
 //!
 //! A core that faults (trap, deadline, out of memory) is replaced by a fresh one restored
 //! from the event log; a `diagnostic` event tells observers, in-flight runs end
-//! `interrupted`, and the runtime keeps serving.
+//! `interrupted`, and the runtime keeps serving. So is a core whose events the log
+//! refused: it holds state the log does not. When the log refuses the restore's events
+//! too, the actor keeps them and refuses work until the log takes them (module
+//! `store_health`); no command is ever acknowledged before its events are stored.
 //!
 //! The core passivates idle workers beyond its resident budgets by itself; a command
 //! for a passivated worker comes back `passivated`, and the actor activates the worker
@@ -38,6 +41,7 @@ use crate::driver::Driver;
 use crate::error::RuntimeError;
 use crate::restore::{self, Restored, batches};
 use crate::stats::RuntimeStats;
+use crate::store_health::{StoreHealth, Unstored};
 
 /// Most messages taken into one batch (one commit).
 const MAX_BATCH: usize = 1024;
@@ -78,6 +82,8 @@ pub(crate) enum Msg {
 enum Next {
     Command(Msg),
     Completed(Completed),
+    /// The failing event store is due another try.
+    RetryStore,
     /// Every handle is gone: nobody can ask anything any more.
     Closed,
 }
@@ -140,7 +146,7 @@ impl Default for CoreSettings {
 }
 
 /// Worker-index changes pulled from the core, waiting for the next append.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct PendingIndex {
     pub changed: Vec<WorkerInfo>,
     pub deleted: Vec<String>,
@@ -222,6 +228,11 @@ pub(crate) struct Actor<C: Core> {
     pub index_complete: bool,
     /// Workspaces of workers deleted in this batch, removed after its commit.
     pub deleted: Vec<String>,
+    /// Whether the event log takes appends (and what it refused, while it does not).
+    pub store: StoreHealth,
+    /// Set when events of this batch were lost to a failed append during a recovery:
+    /// the batch's commands are answered with it even if the commit succeeds.
+    pub lost: Option<RuntimeError>,
 }
 
 /// What an actor is built from: its core, log and driver, and the two ends of its
@@ -261,11 +272,17 @@ impl<C: Core> Actor<C> {
             prune_pending: false,
             index_complete: p.index_complete,
             deleted: Vec::new(),
+            store: StoreHealth::default(),
+            lost: None,
         }
     }
 
     pub fn run(mut self) {
-        while let Some(shutdown) = self.take_batch() {
+        loop {
+            self.retry_store();
+            let Some(shutdown) = self.take_batch() else {
+                break;
+            };
             self.deliver_completions();
             self.commit();
             self.batches += 1;
@@ -299,6 +316,7 @@ impl<C: Core> Actor<C> {
                 self.take(completed);
                 (None, false)
             }
+            Next::RetryStore => return Some(None),
             Next::Closed => return None,
         };
         let mut taken = 1;
@@ -333,13 +351,21 @@ impl<C: Core> Actor<C> {
         if let Ok(completed) = self.completed.try_recv() {
             return Next::Completed(completed);
         }
+        let retry_at = self.store.retry_at();
         let (commands, completed) = (&mut self.commands, &mut self.completed);
         self.rt.block_on(async {
+            let retry = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 msg = commands.recv() => msg.map_or(Next::Closed, Next::Command),
                 // The driver holds a sender for as long as the actor lives.
                 Some(c) = completed.recv() => Next::Completed(c),
+                () = retry => Next::RetryStore,
             }
         })
     }
@@ -451,6 +477,9 @@ impl<C: Core> Actor<C> {
         f: impl FnOnce(&mut C, u64) -> Result<T, CallError>,
     ) -> Result<T, RuntimeError> {
         self.deliver_completions();
+        if let Some(refusal) = self.store.refusal() {
+            return Err(refusal);
+        }
         if let Some(why) = &self.broken {
             return Err(RuntimeError::CoreFault(why.clone()));
         }
@@ -476,7 +505,7 @@ impl<C: Core> Actor<C> {
 
     /// Delivers the batch's completions, in calls under the call byte budget.
     fn deliver_completions(&mut self) {
-        if self.completions.is_empty() || self.broken.is_some() {
+        if self.completions.is_empty() || self.broken.is_some() || self.store.is_failing() {
             self.completions.clear();
             return;
         }
@@ -537,31 +566,45 @@ impl<C: Core> Actor<C> {
     /// Appends the batch's events (one transaction), answers its commands, starts its
     /// effects and answers its reads.
     fn commit(&mut self) {
-        let outcome = self.append_pending();
-        let commit_error = outcome.err();
+        if self.store.is_failing() {
+            // Every command of the batch was refused before it reached the core: there
+            // is nothing new to store, and the kept events wait for their retry.
+            for reply in mem::take(&mut self.replies) {
+                reply(None);
+            }
+            for read in mem::take(&mut self.reads) {
+                self.answer(read);
+            }
+            return;
+        }
+        let appended = self.append_pending();
+        let commit_error = self.lost.take().or(appended.as_ref().err().cloned());
         for reply in mem::take(&mut self.replies) {
             reply(commit_error.as_ref());
         }
-        if let Some(e) = &commit_error {
+        if let Err(e) = &appended {
             // The core holds state the log does not: rebuild it from what is on disk.
             tracing::error!(error = %e, "event log append failed; restoring the core from the log");
+            self.stats.store_failure();
             self.deleted.clear();
             self.recover(&e.to_string());
-            let _ = self.append_pending();
+            self.persist_recovery();
         }
         for worker_id in mem::take(&mut self.deleted) {
             self.driver.remove_workspace(worker_id);
         }
-        for effect in self.pull_effects() {
-            match effect {
-                Effect::Abort { call_id } => self.driver.abort(call_id),
-                effect => self.driver.start(effect),
+        if !self.store.is_failing() {
+            for effect in self.pull_effects() {
+                match effect {
+                    Effect::Abort { call_id } => self.driver.abort(call_id),
+                    effect => self.driver.start(effect),
+                }
             }
         }
         // Effects can themselves fault the core; anything pulled by recovery is persisted
         // before the reads below look at the log.
         if !self.events.is_empty() {
-            let _ = self.append_pending();
+            self.persist_recovery();
         }
         for read in mem::take(&mut self.reads) {
             self.answer(read);
@@ -578,6 +621,15 @@ impl<C: Core> Actor<C> {
     /// appended alone and the index falls behind: the next restore replays the log
     /// whole and rebuilds it.
     fn append_pending(&mut self) -> Result<(), RuntimeError> {
+        match self.take_pending() {
+            Some(batch) => self.write(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// The pending events with the core's worker-index changes, if there is anything
+    /// to append.
+    fn take_pending(&mut self) -> Option<Unstored> {
         let mut index = PendingIndex {
             complete: self.index_complete,
             ..Default::default()
@@ -588,28 +640,78 @@ impl<C: Core> Actor<C> {
             && (!indexed
                 || (index.changed.is_empty() && index.deleted.is_empty() && !index.complete))
         {
-            return Ok(());
+            return None;
         }
-        let events = mem::take(&mut self.events);
-        let appended = if indexed {
-            self.log.append_indexed(events, &index.update())
-        } else {
-            self.log.append(events)
+        Some(Unstored {
+            events: mem::take(&mut self.events),
+            index: indexed.then_some(index),
+        })
+    }
+
+    /// Appends `batch` in one transaction.
+    fn write(&mut self, batch: Unstored) -> Result<(), RuntimeError> {
+        let appended = match &batch.index {
+            Some(index) => self.log.append_indexed(batch.events, &index.update()),
+            None => self.log.append(batch.events),
         };
         match appended {
             Ok(_) => {
-                if indexed {
+                if batch.index.is_some() {
                     self.index_complete = false;
                 }
                 Ok(())
             }
-            Err(e) => Err(RuntimeError::Log(e.to_string())),
+            Err(e) => Err(RuntimeError::StoreUnavailable(format!(
+                "the event store could not store the events, so nothing was acknowledged: {e}"
+            ))),
+        }
+    }
+
+    /// Appends what a recovery produced (the `core_restarted` diagnostic, interrupted
+    /// runs). The restored core already holds it, so when the log refuses it is kept,
+    /// work is refused, and the log is tried again later ([`Self::retry_store`]).
+    fn persist_recovery(&mut self) {
+        let Some(batch) = self.take_pending() else {
+            return;
+        };
+        if let Err(e) = self.write(batch.clone()) {
+            tracing::error!(
+                error = %e,
+                "the event store refuses appends; refusing work until it takes them again"
+            );
+            self.stats.store_failure();
+            self.store
+                .failed(e.to_string(), batch, Instant::now(), now_ms());
+            self.stats.store_failing(self.store.failing_since_ms());
+            self.driver.abort_all();
+        }
+    }
+
+    /// Tries the failing store again once its backoff has passed.
+    fn retry_store(&mut self) {
+        let Some(batch) = self.store.due(Instant::now()) else {
+            return;
+        };
+        match self.write(batch.clone()) {
+            Ok(()) => {
+                tracing::info!("the event store takes appends again; accepting work");
+                self.store.recovered();
+                self.stats.store_failing(None);
+            }
+            Err(e) => {
+                self.stats.store_failure();
+                self.store
+                    .failed(e.to_string(), batch, Instant::now(), now_ms());
+            }
         }
     }
 
     fn answer(&mut self, read: Read) {
-        if let Some(why) = &self.broken {
-            let error = RuntimeError::CoreFault(why.clone());
+        let refusal = self.store.refusal();
+        if refusal.is_some() || self.broken.is_some() {
+            let error = refusal.unwrap_or_else(|| {
+                RuntimeError::CoreFault(self.broken.clone().unwrap_or_default())
+            });
             match read {
                 Read::ListWorkers(r) => drop(r.send(Err(error))),
                 Read::GetWorker(_, r) => drop(r.send(Err(error))),
@@ -687,7 +789,11 @@ impl<C: Core> Actor<C> {
         // (without index changes: the faulted core cannot tell them).
         self.broken = Some(reason.to_string());
         if let Err(e) = self.append_pending() {
+            // Those events are gone (the restore below does not see them): the batch's
+            // commands must not be acknowledged.
             tracing::error!(error = %e, "event log append failed during recovery");
+            self.stats.store_failure();
+            self.lost = Some(e);
         }
         let restored = (self.make_core)()
             .map_err(|f| f.to_string())

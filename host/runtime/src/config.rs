@@ -26,6 +26,7 @@
 //! window_capacity = 65536     # recent events kept in memory
 //! broadcast_capacity = 16384  # live buffer; a stream further behind is lagged
 //! retain_events = 1000000     # default: keep every delta
+//! max_store_bytes = 10737418240 # default: as large as the disk allows
 //! durability = "normal"       # or "full"
 //! [driver]
 //! tool_timeout_ms = 30000
@@ -401,6 +402,8 @@ pub struct LogSettings {
     /// Keep deltas of only the most recent N events; older cursors expire.
     pub retain_events: Option<u64>,
     pub durability: DurabilitySetting,
+    /// Largest the event store file may grow; beyond it appends fail as on a full disk.
+    pub max_store_bytes: Option<u64>,
 }
 
 impl Default for LogSettings {
@@ -411,6 +414,7 @@ impl Default for LogSettings {
             broadcast_capacity: NonZeroUsize::new(l.broadcast_capacity.max(1)).expect("non-zero"),
             retain_events: l.retain_events,
             durability: DurabilitySetting::Normal,
+            max_store_bytes: l.max_store_bytes,
         }
     }
 }
@@ -425,6 +429,7 @@ impl LogSettings {
                 DurabilitySetting::Normal => yoi_eventlog::Durability::Normal,
                 DurabilitySetting::Full => yoi_eventlog::Durability::Full,
             },
+            max_store_bytes: self.max_store_bytes,
             ..yoi_eventlog::LogConfig::default()
         }
     }
@@ -507,7 +512,7 @@ mod tests {
     fn every_table_parses() {
         let s = parse(
             "[scripted]\ntoken_delay_ms = 0\n[limits]\nmax_workers = 3\n[log]\n\
-             retain_events = 10\ndurability = \"full\"\n[driver]\ntool_timeout_ms = 1500\n",
+             retain_events = 10\ndurability = \"full\"\nmax_store_bytes = 1048576\n[driver]\ntool_timeout_ms = 1500\n",
         )
         .unwrap();
         assert_eq!(s.scripted.token_delay_ms, 0);
@@ -523,6 +528,7 @@ mod tests {
         let local = s.local_config("/tmp/x");
         assert_eq!(local.limits.max_workers, 3);
         assert_eq!(local.log.retain_events, Some(10));
+        assert_eq!(local.log.max_store_bytes, Some(1 << 20));
     }
 
     #[test]

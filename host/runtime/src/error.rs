@@ -18,6 +18,11 @@ pub enum RuntimeError {
     /// acknowledged.
     #[error("event log: {0}")]
     Log(String),
+    /// The event store did not take the command's events (a full disk, a failing
+    /// device), or refuses appends for now: the command is not acknowledged; the runtime
+    /// tries the store again by itself.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// The runtime is shutting down or has stopped.
     #[error("the runtime is shutting down")]
     ShuttingDown,
@@ -34,7 +39,9 @@ impl RuntimeError {
             RuntimeError::UnknownModel(_) => ErrorCode::InvalidRequest,
             RuntimeError::CoreFault(_) | RuntimeError::Log(_) => ErrorCode::Internal,
             RuntimeError::ShuttingDown => ErrorCode::ShuttingDown,
-            RuntimeError::Unavailable(_) => ErrorCode::RuntimeUnavailable,
+            RuntimeError::Unavailable(_) | RuntimeError::StoreUnavailable(_) => {
+                ErrorCode::RuntimeUnavailable
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ mod driver;
 mod error;
 mod restore;
 mod stats;
+mod store_health;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

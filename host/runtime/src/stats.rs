@@ -27,6 +27,10 @@ pub struct RuntimeStats {
     resident_workers: AtomicU64,
     resident_bytes: AtomicU64,
     activations: AtomicU64,
+    store_failures: AtomicU64,
+    /// Milliseconds since the epoch when the store began refusing appends; 0 while it
+    /// takes them.
+    store_failing_since_ms: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -60,6 +64,11 @@ pub struct StatsSnapshot {
     pub resident_bytes: u64,
     /// Passivated workers made resident again (for a command) since the runtime opened.
     pub activations: u64,
+    /// Appends the event store refused (each one retried or answered as an error).
+    pub store_failures: u64,
+    /// Since when (milliseconds since the epoch) the store refuses appends and the
+    /// runtime refuses work; `None` while it takes them.
+    pub store_failing_since_ms: Option<u64>,
 }
 
 impl RuntimeStats {
@@ -85,6 +94,15 @@ impl RuntimeStats {
 
     pub(crate) fn activation(&self) {
         self.activations.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn store_failure(&self) {
+        self.store_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn store_failing(&self, since_ms: Option<u64>) {
+        self.store_failing_since_ms
+            .store(since_ms.map_or(0, |ms| ms.max(1)), Relaxed);
     }
 
     pub(crate) fn residency(&self, r: yoi_protocol::Residency) {
@@ -114,6 +132,9 @@ impl RuntimeStats {
             resident_workers: self.resident_workers.load(Relaxed),
             resident_bytes: self.resident_bytes.load(Relaxed),
             activations: self.activations.load(Relaxed),
+            store_failures: self.store_failures.load(Relaxed),
+            store_failing_since_ms: Some(self.store_failing_since_ms.load(Relaxed))
+                .filter(|&ms| ms != 0),
         }
     }
 }

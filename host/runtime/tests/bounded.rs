@@ -386,3 +386,86 @@ async fn a_stuck_core_answers_runtime_unavailable() {
     assert_eq!(rt.get_worker(&w).await.unwrap().id, w);
     rt.shutdown().await;
 }
+
+/// The reproduction of the unbounded core's failure, with the budgets scaled down so it
+/// runs in seconds: eight workers fed large messages turn after turn, their model steps
+/// running together, until their requests outgrow the request budget. (At full scale,
+/// ~22 MB transcripts, one `pull-effects` used to carry all eight requests at once, the
+/// wasm core trapped and every run in flight ended `interrupted`.) Here each pull carries
+/// at most the call budget, several requests each larger than it included; no run is
+/// interrupted, the core never faults, each worker's oversized request fails only its
+/// own run, and the resident transcripts stay inside their byte budget however long the
+/// histories grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_conversations_with_large_messages_never_fault_the_core() {
+    const WORKERS: usize = 8;
+    const MESSAGE: usize = 16 << 10;
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LocalRuntimeConfig::new(dir.path());
+        config.call_bytes = 64 << 10;
+        config.limits = Limits {
+            max_request_bytes: 256 << 10,
+            max_resident_bytes: 512 << 10,
+            max_input_bytes: 64 << 10,
+            ..Limits::default()
+        };
+        let rt = open(kind, builder_with(config, ScriptedConfig::default()));
+        let mut live = rt.events().subscribe();
+        let mut active = Vec::new();
+        for i in 0..WORKERS {
+            active.push(
+                rt.create_worker(spec(&format!("w{i}"), &[]))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let mut too_large = Vec::new();
+        let mut turns = 0;
+        while !active.is_empty() {
+            turns += 1;
+            assert!(
+                turns < 100,
+                "{kind:?}: the requests never outgrew their budget"
+            );
+            let text = format!("{turns} {}", "x".repeat(MESSAGE));
+            for w in &active {
+                rt.send_input(w, input(&text)).await.unwrap();
+            }
+            let mut ends = 0;
+            let seen = collect_until(&mut live, |e| {
+                if active.iter().any(|w| run_ended(e, w)) {
+                    ends += 1;
+                }
+                ends == active.len()
+            })
+            .await;
+            for e in &seen {
+                if let Event::RunFailed { error, .. } = &e.event {
+                    assert_eq!(error.code, "request_too_large", "{kind:?}: {error:?}");
+                    let w = e.worker_id.clone().unwrap();
+                    active.retain(|a| *a != w);
+                    too_large.push(w);
+                }
+            }
+        }
+        assert_eq!(too_large.len(), WORKERS, "{kind:?}");
+        let stats = rt.stats();
+        assert_eq!(stats.faults, 0, "{kind:?}: the core never faulted");
+        assert!(
+            stats.resident_bytes <= 512 << 10,
+            "{kind:?}: resident transcripts within their budget: {stats:?}"
+        );
+        // Every worker is still whole: its transcript holds every message it was sent.
+        for w in &too_large {
+            let transcript = rt.transcript(w).await.unwrap();
+            let inputs = transcript
+                .iter()
+                .filter(|m| m.role == yoi_protocol::Role::User)
+                .count();
+            assert!(inputs >= 2, "{kind:?}: {w} kept its history");
+        }
+        rt.shutdown().await;
+    }
+}

@@ -3,18 +3,33 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yoi_serving::PromText;
+use yoi_serving::{PromText, ServeError};
 
 use crate::state::AppState;
 
-/// `200 ready` once every embedded runtime is loaded, else `503 runtime_unavailable`.
-/// Remote runtimes do not count: one that is down leaves the host serving the others
-/// (its state is in `/api/v1/runtimes` and `yoi_runtime_ready`), so an orchestrator does
-/// not restart a healthy host for another machine's fault.
+/// `200 ready` once every embedded runtime is loaded and can store events, else
+/// `503 runtime_unavailable` saying which runtime's event store refuses appends. Remote
+/// runtimes do not count: one that is down leaves the host serving the others (its state
+/// is in `/api/v1/runtimes` and `yoi_runtime_ready`), so an orchestrator does not restart
+/// a healthy host for another machine's fault.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.registry() {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => e.into_response(),
+    let registry = match state.registry() {
+        Ok(registry) => registry,
+        Err(e) => return e.into_response(),
+    };
+    let failing: Vec<&str> = registry
+        .all()
+        .filter(|r| {
+            r.stats()
+                .runtime
+                .is_some_and(|s| s.store_failing_since_ms.is_some())
+        })
+        .map(|r| r.id.as_str())
+        .collect();
+    if failing.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        ServeError::store_failing(&failing.join(", ")).into_response()
     }
 }
 

@@ -48,6 +48,16 @@ impl ServeError {
         )
     }
 
+    /// `/readyz` while the event store of `runtimes` refuses appends.
+    pub fn store_failing(runtimes: &str) -> Self {
+        Self::new(
+            ErrorCode::RuntimeUnavailable,
+            format!(
+                "the event store of runtime {runtimes} refuses appends; commands to it are refused until it takes them again"
+            ),
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }

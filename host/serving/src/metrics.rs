@@ -149,7 +149,7 @@ impl PromText {
         runtimes: impl IntoIterator<Item = (&'a str, StatsSnapshot, u64)>,
     ) {
         let runtimes: Vec<_> = runtimes.into_iter().collect();
-        let families: [Family; 4] = [
+        let families: [Family; 6] = [
             (
                 "yoi_events_appended_total",
                 "counter",
@@ -173,6 +173,18 @@ impl PromText {
                 "counter",
                 "Core faults recovered from by restoring the core.",
                 |s, _| s.faults.to_string(),
+            ),
+            (
+                "yoi_event_store_append_failures_total",
+                "counter",
+                "Appends the event store refused (a full disk, a failing device).",
+                |s, _| s.store_failures.to_string(),
+            ),
+            (
+                "yoi_event_store_failing",
+                "gauge",
+                "1 while the event store refuses appends and the runtime refuses work.",
+                |s, _| u8::from(s.store_failing_since_ms.is_some()).to_string(),
             ),
         ];
         for (name, kind, help, value) in families {
