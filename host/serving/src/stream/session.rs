@@ -688,7 +688,7 @@ impl<V: Visibility> Session<V> {
                 let epoch = self.positions.get(feed).epoch;
                 Some(match shape {
                     Some(shape) => frames.frame(runtime_id, epoch, env, shape),
-                    None => self.event_text(feed, env, &frames.json(env)).into(),
+                    None => self.event_text(feed, env, &frames.json(epoch, env)).into(),
                 })
             }
             Observed::Redact(event) => {
