@@ -1,7 +1,8 @@
 //! `yoi-host`: the client-facing backend of yoi.
 //!
-//! It registers runtimes ([`registry`]: today embedded `LocalRuntime`s running the
-//! runtime component) and serves them to clients: a REST API under `/api/v1` ([`api`])
+//! It registers runtimes ([`registry`]: embedded `LocalRuntime`s running the runtime
+//! component, and remote `yoi-runtime serve` processes reached over the runtime API) and
+//! serves them to clients alike: a REST API under `/api/v1` ([`api`])
 //! and WebSocket event streams ([`stream`]) whose cursors resume without gaps or
 //! duplicates, behind a token ([`auth`]) and a policy seam ([`projection`]). What it
 //! shares with `yoi-runtime serve` (the stream protocol, errors, token auth, limits,

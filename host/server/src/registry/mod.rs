@@ -2,9 +2,9 @@
 //!
 //! A [`RuntimeHandle`] is where a runtime's commands go and where its events come from
 //! (it is the runtime's [`EventSource`] for streams). One module per kind of source:
-//! [`embedded`] (a `LocalRuntime` on the runtime component, in this process) and
-//! [`remote`] (a `yoi-runtime serve` over the runtime API: REST commands, one upstream
-//! stream). [`RuntimeSource`] dispatches between them here and nowhere else: REST
+//! `embedded` (a `LocalRuntime` on the runtime component, in this process) and `remote`
+//! ([`RemoteSource`]: a `yoi-runtime serve` over the runtime API, REST commands and one
+//! upstream stream). [`RuntimeSource`] dispatches between them here and nowhere else: REST
 //! handlers and streams above this module talk to [`RuntimeHandle`] only, and cannot
 //! tell the kinds apart except by [`RuntimeHandle::kind`].
 
