@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use yoi_host::Host;
-use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::config::{Config, RuntimeConfig, RuntimeSettings};
 
 /// Generous guard so a broken test fails instead of hanging; never a performance bound.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -17,8 +17,9 @@ const ROWS: u16 = 30;
 const COLS: u16 = 100;
 
 async fn start_host(dir: &std::path::Path) -> Host {
-    let mut runtime = RuntimeConfig::default_local();
-    runtime.scripted.token_delay_ms = 0;
+    let mut settings = RuntimeSettings::default();
+    settings.scripted.token_delay_ms = 0;
+    let runtime = RuntimeConfig::embedded("local", settings);
     let config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: Some(dir.to_path_buf()),

@@ -33,6 +33,7 @@ fn runtime(id: &str, workers: usize) -> RuntimeInfo {
         kind: "embedded".into(),
         state: "ready".into(),
         workers,
+        unavailable: None,
         capabilities: Capabilities {
             models: vec!["scripted".into(), "other/model".into()],
             tools: vec!["list_dir".into(), "read_file".into()],

@@ -80,6 +80,19 @@ pub struct RuntimeInfo {
     /// Workers the asking client may see.
     pub workers: usize,
     pub capabilities: Capabilities,
+    /// While `unavailable`: since when and why (absent when ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<Unavailable>,
+}
+
+/// Why a runtime is unavailable, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// Unix time in milliseconds when the runtime became unavailable.
+    pub since_ms: u64,
+    /// The code of the last failure to reach it (`runtime_unavailable`, `timeout`,
+    /// `unauthorized`, `unsupported`, ...).
+    pub last_error: ErrorCode,
 }
 
 /// What a runtime offers its clients.

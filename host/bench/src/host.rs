@@ -49,7 +49,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use yoi_host::clients::{ClientConfig, TokenSource};
-use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::config::{Config, RuntimeConfig, RuntimeSettings};
 use yoi_host::{Host, RuntimeHandle};
 use yoi_policy::Role;
 use yoi_policy_host::PolicyEntry;
@@ -181,7 +181,9 @@ const ROLE_CLIENTS: [(&str, Role, &str); 2] = [
 async fn role_observers(plugins: Option<&std::path::Path>) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let mut config = config(dir.path(), 0)?;
-    config.runtimes[0].scripted.reasoning = true;
+    if let Some(settings) = config.runtimes[0].settings_mut() {
+        settings.scripted.reasoning = true;
+    }
     for (name, role, token) in ROLE_CLIENTS {
         let file = dir.path().join(format!("{name}.token"));
         std::fs::write(&file, token)?;
@@ -245,12 +247,13 @@ async fn role_observers(plugins: Option<&std::path::Path>) -> anyhow::Result<f64
 
 fn config(dir: &std::path::Path, token_delay_ms: u64) -> anyhow::Result<Config> {
     let component = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
-    let mut runtime = RuntimeConfig::default_local();
-    runtime.scripted.token_delay_ms = token_delay_ms;
-    runtime.scripted.reasoning = false;
+    let mut settings = RuntimeSettings::default();
+    settings.scripted.token_delay_ms = token_delay_ms;
+    settings.scripted.reasoning = false;
     // The in-process stamping subscriber and the observers (streams have no queue of
     // their own: they read the live buffer) must never lag.
-    runtime.log.broadcast_capacity = (1 << 20).try_into()?;
+    settings.log.broadcast_capacity = (1 << 20).try_into()?;
+    let runtime = RuntimeConfig::embedded("local", settings);
     Ok(Config {
         bind: "127.0.0.1:0".parse()?,
         data_dir: Some(dir.to_path_buf()),

@@ -25,7 +25,7 @@ use axum::routing::post;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use yoi_host::Host;
-use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::config::{Config, RuntimeConfig, RuntimeSettings};
 
 use crate::host::{Client, Ws};
 use crate::results::{Results, Samples};
@@ -124,8 +124,9 @@ impl Bench {
         let base = fake_server().await?;
         let dir = tempfile::tempdir()?;
         let component = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
-        let mut runtime = RuntimeConfig::default_local();
-        runtime.log.broadcast_capacity = (1 << 20).try_into()?;
+        let mut settings = RuntimeSettings::default();
+        settings.log.broadcast_capacity = (1 << 20).try_into()?;
+        let runtime = RuntimeConfig::embedded("local", settings);
         let provider = toml::from_str(&format!(
             "kind = \"openai\"\nbase_url = \"{base}\"\nmodels = [\"m\"]\ncontext_tokens = 8192\n"
         ))?;

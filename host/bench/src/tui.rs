@@ -130,6 +130,7 @@ fn runtime() -> RuntimeInfo {
         kind: "embedded".into(),
         state: "ready".into(),
         workers: 1,
+        unavailable: None,
         capabilities: Capabilities {
             models: vec!["scripted".into()],
             tools: vec!["list_dir".into()],

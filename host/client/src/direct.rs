@@ -1,7 +1,7 @@
-//! What only a runtime's own API offers: [`RuntimeClient`]'s constructor, the replay
-//! page and the runtime-wide stream.
+//! What only a runtime's own API offers: [`RuntimeClient`]'s constructor, snapshots with
+//! their cursors, the replay page and the runtime-wide stream.
 
-use yoi_protocol::{Cursor, EventsPage};
+use yoi_protocol::{Cursor, EventsPage, SnapshotResponse, SnapshotsResponse, WorkerSnapshot};
 
 use crate::error::ClientError;
 use crate::options::ClientOptions;
@@ -44,6 +44,22 @@ impl RuntimeApi<Direct> {
         .filter_map(|(k, v)| Some((k, v?)))
         .collect();
         self.transport.get(&self.path(&["events"]), &query).await
+    }
+
+    /// One worker's state and the cursor it is consistent with: the events after that
+    /// cursor are exactly what happened since.
+    pub async fn snapshot(&self, worker_id: &str) -> Result<(WorkerSnapshot, Cursor), ClientError> {
+        let r: SnapshotResponse = self
+            .transport
+            .get(&self.path(&["workers", worker_id, "snapshot"]), &[])
+            .await?;
+        Ok((r.snapshot, r.cursor))
+    }
+
+    /// Every worker's state and the cursor they are consistent with.
+    pub async fn snapshot_all(&self) -> Result<(Vec<WorkerSnapshot>, Cursor), ClientError> {
+        let r: SnapshotsResponse = self.transport.get(&self.path(&["snapshot"]), &[]).await?;
+        Ok((r.workers, r.cursor))
     }
 
     /// Every event of the runtime (workers' and runtime-wide ones): a `snapshot_all`

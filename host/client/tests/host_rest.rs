@@ -70,7 +70,7 @@ async fn every_call_answers_its_protocol_type() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_answers_the_run_and_busy_workers_refuse_input() {
     // A slow scripted model keeps the run in flight while the test acts on it.
-    let h = start_with(|c| c.runtimes[0].scripted.token_delay_ms = 20).await;
+    let h = start_with(|c| local_settings(c).scripted.token_delay_ms = 20).await;
     let client = h.client();
     let local = client.runtime("local");
     let w = local.create_worker(&spec("slow")).await.unwrap();

@@ -54,7 +54,7 @@ async fn assert_exactly_the_log<C: StreamCursor>(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_stream_survives_a_host_restart_without_gap_or_duplicate() {
     // Slow tokens, so the host goes down in the middle of a run.
-    let mut h = start_with(|c| c.runtimes[0].scripted.token_delay_ms = 5).await;
+    let mut h = start_with(|c| local_settings(c).scripted.token_delay_ms = 5).await;
     let client = h.client();
     let local = client.runtime("local");
     let w = local.create_worker(&spec("restart")).await.unwrap();
@@ -101,7 +101,7 @@ async fn a_worker_stream_survives_a_host_restart_without_gap_or_duplicate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_multiplexed_stream_survives_a_host_restart_without_gap_or_duplicate() {
-    let mut h = start_with(|c| c.runtimes[0].scripted.token_delay_ms = 5).await;
+    let mut h = start_with(|c| local_settings(c).scripted.token_delay_ms = 5).await;
     let client = h.client();
     let local = client.runtime("local");
     let a = local.create_worker(&spec("a")).await.unwrap();
@@ -148,10 +148,10 @@ async fn the_multiplexed_stream_survives_a_host_restart_without_gap_or_duplicate
 async fn a_lagged_stream_reconnects_at_once_and_loses_nothing() {
     const RUNS: u32 = 16;
     let h = start_with(|c| {
-        c.runtimes[0].log.broadcast_capacity = 2.try_into().unwrap();
+        local_settings(c).log.broadcast_capacity = 2.try_into().unwrap();
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
         c.max_body_bytes = (4 << 20).try_into().unwrap();
-        c.runtimes[0].limits.max_input_bytes = 2 << 20;
+        local_settings(c).limits.max_input_bytes = 2 << 20;
     })
     .await;
     let client = h.client();

@@ -1,6 +1,7 @@
 //! The built `yoi-runtime` binary: start-up (token file, `--token-file`), SIGTERM in the
 //! middle of a run, a restart on the same data dir that resumes the stream by cursor
-//! (the interrupted run ends `interrupted`), and start-up errors that say what to do.
+//! (the interrupted run ends `interrupted`), start-up errors that say what to do, and a
+//! `yoi-host` fronting the binary as a remote runtime through `kill -9` and a restart.
 
 mod common;
 
@@ -10,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 use serde_json::Value;
-use yoi_protocol::Cursor;
+use yoi_client::{ConnState, EventStream, HostClient, RuntimeClient, StreamItem};
+use yoi_host::config::{Config as HostConfig, RemoteConfig, RuntimeConfig, RuntimeId};
+use yoi_host::config::{SourceConfig, TokenSource};
+use yoi_protocol::{Cursor, ErrorCode, Event, Frame, WorkerSpec, WorkerStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_yoi-runtime");
 
@@ -37,8 +41,13 @@ fn write_config(dir: &Path, token_delay_ms: u64) -> PathBuf {
 
 /// Starts the binary on an ephemeral port with `args` and waits until it is ready.
 async fn spawn(dir: tempfile::TempDir, args: &[&str], token_file: &Path) -> Proc {
+    spawn_at(dir, "127.0.0.1:0", args, token_file).await
+}
+
+/// Starts the binary on `bind` with `args` and waits until it is ready.
+async fn spawn_at(dir: tempfile::TempDir, bind: &str, args: &[&str], token_file: &Path) -> Proc {
     let mut child = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--bind", bind, "--data-dir"])
         .arg(dir.path())
         .args(args)
         .env("RUST_LOG", "warn")
@@ -217,4 +226,166 @@ fn start_up_errors_say_what_to_do() {
     assert!(e.contains("build-guest"), "{e}");
     let e = run_to_failure(&["serve", "--bind", "not-an-address"]);
     assert!(e.contains("--bind"), "{e}");
+}
+
+impl Proc {
+    /// `kill -9`: no shutdown, no flush; hands back the data dir.
+    fn kill(mut self) -> tempfile::TempDir {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.client.dir, dir)
+    }
+}
+
+/// A host whose only runtime, `far`, is the runtime server at `addr`.
+async fn host_fronting(addr: &str, token_file: &Path, data: &Path) -> yoi_host::Host {
+    let far = RuntimeConfig {
+        id: RuntimeId::parse("far").unwrap(),
+        source: SourceConfig::Remote(RemoteConfig {
+            url: format!("http://{addr}"),
+            token: TokenSource::File(token_file.to_path_buf()),
+            connect_timeout_ms: 2_000.try_into().unwrap(),
+            request_timeout_ms: 10_000.try_into().unwrap(),
+        }),
+    };
+    let config = HostConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: Some(data.to_path_buf()),
+        runtimes: vec![far],
+        ..HostConfig::default()
+    };
+    let host = yoi_host::Host::start(config).await.expect("host starts");
+    tokio::time::timeout(PATIENCE, host.ready())
+        .await
+        .expect("the host loads in time")
+        .expect("the host loads");
+    host
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_stream_survives_kill_9_of_its_remote_runtime_without_gap_or_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 5);
+    let config = config.to_str().unwrap().to_string();
+    let token_file = dir.path().join("runtime.token");
+    // A fixed port, so the restarted runtime is where the host looks for it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let rt = spawn_at(dir, &addr, &["--config", &config], &token_file).await;
+    let host_dir = tempfile::tempdir().unwrap();
+    let host = host_fronting(&addr, &token_file, host_dir.path()).await;
+    let client = HostClient::new(&format!("http://{}", host.local_addr()), host.token()).unwrap();
+    let far = client.runtime("far");
+    let w = tokio::time::timeout(PATIENCE, async {
+        let spec = WorkerSpec {
+            name: "w".into(),
+            model: "scripted".into(),
+            system_prompt: None,
+            tools: vec![],
+            max_steps: None,
+            context_tokens: None,
+            request_id: None,
+        };
+        loop {
+            match far.create_worker(&spec).await {
+                Ok(w) => return w.id,
+                // The host's stream to the runtime may still be connecting.
+                Err(e) if e.code() == ErrorCode::RuntimeUnavailable => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("create: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the runtime is reachable in time");
+    let mut stream = far.worker_stream(&w, None);
+    let mut snapshot_cursor = None;
+    while snapshot_cursor.is_none() {
+        match next_item(&mut stream).await {
+            StreamItem::Frame(Frame::Snapshot { cursor, .. }) => snapshot_cursor = Some(cursor),
+            StreamItem::Status(ConnState::Connecting | ConnState::Connected) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let input = serde_json::from_value(serde_json::json!({"text": "stream 100000"})).unwrap();
+    far.send_input(&w, &input).await.unwrap();
+
+    // The host's stream is one connection throughout: any status item means it broke.
+    let mut seqs = Vec::new();
+    loop {
+        let (seq, e) = next_event(&mut stream)
+            .await
+            .expect("no diagnostic before the kill");
+        seqs.push(seq);
+        if matches!(e, Event::TextDelta { .. }) {
+            break;
+        }
+    }
+    let dir = rt.kill();
+    let (code, message) = loop {
+        match next_event(&mut stream).await {
+            Ok((seq, _)) => seqs.push(seq),
+            Err(told) => break told,
+        }
+    };
+    assert_eq!(code, ErrorCode::RuntimeUnavailable, "{message}");
+    assert!(!message.contains(&addr), "{message}");
+
+    let rt = spawn_at(dir, &addr, &["--config", &config], &token_file).await;
+    let mut interrupted = false;
+    loop {
+        let (seq, e) = next_event(&mut stream)
+            .await
+            .expect("no diagnostic once back");
+        seqs.push(seq);
+        if let Event::RunFailed { error, .. } = &e {
+            assert_eq!(error.code, "interrupted", "{error:?}");
+            interrupted = true;
+        }
+        if interrupted
+            && matches!(
+                e,
+                Event::StatusChanged {
+                    to: WorkerStatus::Idle,
+                    ..
+                }
+            )
+        {
+            break;
+        }
+    }
+    let runtime = RuntimeClient::new(&rt.client.root, &rt.client.token).unwrap();
+    let (mut after, mut logged) = (snapshot_cursor.unwrap(), Vec::new());
+    loop {
+        let page = runtime.events(Some(after), Some(&w), None).await.unwrap();
+        logged.extend(page.events.iter().map(|e| e.seq));
+        after = page.cursor;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(seqs, logged, "no gap, no duplicate");
+    host.shutdown().await.unwrap();
+}
+
+async fn next_item(stream: &mut EventStream<Cursor>) -> StreamItem<Cursor> {
+    tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .expect("an item in time")
+        .expect("the stream goes on")
+}
+
+/// The next event of a stream that must stay connected (any status item means it broke),
+/// or the diagnostic it got.
+async fn next_event(stream: &mut EventStream<Cursor>) -> Result<(u64, Event), (ErrorCode, String)> {
+    match next_item(stream).await {
+        StreamItem::Frame(Frame::Event { seq, event, .. }) => Ok((seq, event)),
+        StreamItem::Frame(Frame::Diagnostic { code, message }) => Err((code, message)),
+        other => panic!("the host's stream stays open: {other:?}"),
+    }
 }

@@ -1,5 +1,5 @@
 //! `yoi-client`'s `RuntimeClient` against the real server: the client crate and the
-//! runtime API agree, and a runtime-wide stream survives a restart of the server on the
+//! runtime API agree (commands, replay pages, snapshots), and a runtime-wide stream survives a restart of the server on the
 //! same data dir and address (resumed by cursor: no gap, no duplicate).
 
 mod common;
@@ -85,6 +85,18 @@ async fn the_client_crate_speaks_the_runtime_api_across_a_restart() {
     let page = client.events(Some(start), None, Some(1000)).await.unwrap();
     let replayed: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
     assert_eq!(replayed[..seen.len()], seen[..]);
+
+    // Snapshots come with the cursor they are consistent with: after the run, at or
+    // past its last event, with its messages.
+    let (snapshot, at) = client.snapshot(&worker.id).await.unwrap();
+    assert_eq!(snapshot.worker.id, worker.id);
+    assert_eq!(snapshot.transcript.len(), 2);
+    assert!(at.epoch == start.epoch && at.seq >= *seen.last().unwrap());
+    let (all, at_all) = client.snapshot_all().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(at_all.seq >= at.seq);
+    let missing = client.snapshot("w_nope").await.unwrap_err();
+    assert_eq!(missing.code(), yoi_protocol::ErrorCode::WorkerNotFound);
 
     // Restart on the same data dir and address; the stream reconnects by itself.
     let dir = rt.stop().await;

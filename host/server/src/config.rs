@@ -42,8 +42,16 @@
 //! id = "local"
 //! kind = "embedded"
 //! component = "…"                   # default: the top-level `component`
-//! [runtimes.scripted]               # and `limits`, `log`, `driver`: the runtime's
-//! token_delay_ms = 30               # settings, yoi_runtime::config::RuntimeSettings
+//! [runtimes.scripted]               # and `limits`, `log`, `driver`, `core`: the
+//! token_delay_ms = 30               # runtime's settings (yoi_runtime::config)
+//!
+//! [[runtimes]]                      # a `yoi-runtime serve` elsewhere
+//! id = "gpu-box"
+//! kind = "remote"
+//! url = "http://10.0.0.7:38800"
+//! token_file = "/etc/yoi/gpu-box.token"   # or token_env = "YOI_GPU_BOX_TOKEN"
+//! connect_timeout_ms = 5000
+//! request_timeout_ms = 30000
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key and its line (serde's
@@ -53,20 +61,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use yoi_driver::{ModelCatalog, ProviderConfig};
 use yoi_policy_host::PolicyEntry;
 
 pub use crate::clients::ClientConfig;
 pub use yoi_runtime::config::RuntimeId;
-use yoi_runtime::config::{KnownKey, ProviderError, RuntimeSettings};
+pub use yoi_runtime::config::RuntimeSettings;
+use yoi_runtime::config::{KnownKey, ProviderError};
 pub use yoi_serving::ConfigError;
-use yoi_serving::{HttpConfig, StreamConfig};
+use yoi_serving::{HttpConfig, StreamConfig, UNQUOTED};
 
 /// The default listen address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:38700";
@@ -132,30 +141,83 @@ impl Default for Config {
     }
 }
 
-/// One runtime the host serves: its id, kind and component, and the runtime's own
-/// settings (the keys `scripted`, `limits`, `log`, `driver`, read by the type
-/// `yoi-runtime serve` reads them with). It derefs to those settings.
+/// One runtime the host serves: its id and where it runs, with the keys of that kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     pub id: RuntimeId,
-    pub kind: RuntimeKind,
+    pub source: SourceConfig,
+}
+
+/// Where a runtime runs (`kind`), and that kind's keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    Embedded(EmbeddedConfig),
+    Remote(RemoteConfig),
+}
+
+/// A runtime in this process: its component and the runtime's own settings (the keys
+/// `scripted`, `limits`, `log`, `driver`, `core`, read by the type `yoi-runtime serve`
+/// reads them with). It derefs to those settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbeddedConfig {
     pub component: Option<PathBuf>,
     pub settings: RuntimeSettings,
+}
+
+/// A `yoi-runtime serve` reached over the runtime API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteConfig {
+    /// `http://host:port` of the runtime server (never shown to clients or logged).
+    pub url: String,
+    pub token: TokenSource,
+    pub connect_timeout_ms: NonZeroU64,
+    pub request_timeout_ms: NonZeroU64,
+}
+
+/// Where the host finds the token a remote runtime expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A file holding the token (as `yoi-runtime serve` writes it).
+    File(PathBuf),
+    /// An environment variable holding the token.
+    Env(String),
 }
 
 impl RuntimeConfig {
     /// The embedded runtime served when the config names none.
     pub fn default_local() -> Self {
+        Self::embedded(DEFAULT_RUNTIME, RuntimeSettings::default())
+    }
+
+    /// An embedded runtime `id` (a valid runtime id) with `settings` and the default
+    /// component.
+    pub fn embedded(id: &str, settings: RuntimeSettings) -> Self {
         RuntimeConfig {
-            id: RuntimeId::parse(DEFAULT_RUNTIME).expect("a valid runtime id"),
-            kind: RuntimeKind::Embedded,
-            component: None,
-            settings: RuntimeSettings::default(),
+            id: RuntimeId::parse(id).expect("a valid runtime id"),
+            source: SourceConfig::Embedded(EmbeddedConfig {
+                component: None,
+                settings,
+            }),
+        }
+    }
+
+    /// The runtime's own settings, for an embedded runtime.
+    pub fn settings_mut(&mut self) -> Option<&mut RuntimeSettings> {
+        match &mut self.source {
+            SourceConfig::Embedded(e) => Some(&mut e.settings),
+            SourceConfig::Remote(_) => None,
+        }
+    }
+
+    pub fn kind(&self) -> RuntimeKind {
+        match self.source {
+            SourceConfig::Embedded(_) => RuntimeKind::Embedded,
+            SourceConfig::Remote(_) => RuntimeKind::Remote,
         }
     }
 }
 
-impl Deref for RuntimeConfig {
+impl Deref for EmbeddedConfig {
     type Target = RuntimeSettings;
 
     fn deref(&self) -> &RuntimeSettings {
@@ -163,14 +225,27 @@ impl Deref for RuntimeConfig {
     }
 }
 
-impl DerefMut for RuntimeConfig {
+impl DerefMut for EmbeddedConfig {
     fn deref_mut(&mut self) -> &mut RuntimeSettings {
         &mut self.settings
     }
 }
 
-/// Keys of a `[[runtimes]]` entry besides the runtime's settings.
-const ENTRY_KEYS: &[&str] = &["id", "kind", "component"];
+/// Keys of every `[[runtimes]]` entry.
+const ENTRY_KEYS: &[&str] = &["id", "kind"];
+/// Keys of an embedded runtime besides the runtime's settings.
+const EMBEDDED_KEYS: &[&str] = &["component"];
+/// Keys of a remote runtime.
+const REMOTE_KEYS: &[&str] = &[
+    "url",
+    "token_file",
+    "token_env",
+    "connect_timeout_ms",
+    "request_timeout_ms",
+];
+
+const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 impl<'de> Deserialize<'de> for RuntimeConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -180,48 +255,149 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a runtime entry")
             }
-            // By hand rather than with `#[serde(flatten)]`, which cannot refuse unknown
-            // keys and loses their line numbers.
+            // By hand rather than with `#[serde(flatten)]` or a tagged enum, which cannot
+            // refuse unknown keys and lose their line numbers. Once `kind` is read, a key
+            // of the other kind is refused as unknown (at its line); one read before
+            // `kind` is refused at the `kind` line.
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut id = None;
-                let mut kind = RuntimeKind::default();
-                let mut component = None;
-                let mut settings = RuntimeSettings::default();
-                let keys = KnownKey(&[ENTRY_KEYS, RuntimeSettings::KEYS]);
-                while let Some(key) = map.next_key_seed(KnownKey(keys.0))? {
+                let mut kind = None;
+                let mut embedded = EmbeddedConfig::default();
+                let mut url: Option<String> = None;
+                let mut token_file: Option<PathBuf> = None;
+                let mut token_env: Option<String> = None;
+                let mut connect = NonZeroU64::new(DEFAULT_CONNECT_TIMEOUT_MS).expect("non-zero");
+                let mut request = NonZeroU64::new(DEFAULT_REQUEST_TIMEOUT_MS).expect("non-zero");
+                let (mut embedded_key, mut remote_key) = (None, None);
+                loop {
+                    let known: &[&[&str]] = match kind {
+                        None => &[
+                            ENTRY_KEYS,
+                            REMOTE_KEYS,
+                            EMBEDDED_KEYS,
+                            RuntimeSettings::KEYS,
+                        ],
+                        Some(RuntimeKind::Embedded) => {
+                            &[ENTRY_KEYS, EMBEDDED_KEYS, RuntimeSettings::KEYS]
+                        }
+                        Some(RuntimeKind::Remote) => &[ENTRY_KEYS, REMOTE_KEYS],
+                    };
+                    let Some(key) = map.next_key_seed(KnownKey(known))? else {
+                        break;
+                    };
+                    if REMOTE_KEYS.contains(&key) {
+                        remote_key.get_or_insert(key);
+                    } else if !ENTRY_KEYS.contains(&key) {
+                        embedded_key.get_or_insert(key);
+                    }
                     match key {
                         "id" => id = Some(map.next_value()?),
-                        "kind" => kind = map.next_value()?,
-                        "component" => component = map.next_value()?,
-                        key => settings.deserialize_key(key, &mut map)?,
+                        "kind" => {
+                            kind = Some(map.next_value_seed(KindSeed {
+                                embedded_key,
+                                remote_key,
+                            })?)
+                        }
+                        "component" => embedded.component = map.next_value()?,
+                        "url" => url = Some(map.next_value_seed(RemoteUrl)?),
+                        "token_file" => token_file = Some(map.next_value()?),
+                        "token_env" => token_env = Some(map.next_value()?),
+                        "connect_timeout_ms" => connect = map.next_value()?,
+                        "request_timeout_ms" => request = map.next_value()?,
+                        key => embedded.settings.deserialize_key(key, &mut map)?,
                     }
                 }
                 let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
-                Ok(RuntimeConfig {
-                    id,
-                    kind,
-                    component,
-                    settings,
-                })
+                let source = match kind.unwrap_or_default() {
+                    RuntimeKind::Embedded => SourceConfig::Embedded(embedded),
+                    RuntimeKind::Remote => {
+                        let url = url.ok_or_else(|| de::Error::missing_field("url"))?;
+                        let token = match (token_file, token_env) {
+                            (Some(file), None) => TokenSource::File(file),
+                            (None, Some(var)) => TokenSource::Env(var),
+                            _ => {
+                                return Err(de::Error::custom(
+                                    "a remote runtime takes exactly one of `token_file` and \
+                                     `token_env`",
+                                ));
+                            }
+                        };
+                        SourceConfig::Remote(RemoteConfig {
+                            url,
+                            token,
+                            connect_timeout_ms: connect,
+                            request_timeout_ms: request,
+                        })
+                    }
+                };
+                Ok(RuntimeConfig { id, source })
             }
         }
         d.deserialize_map(EntryVisitor)
     }
 }
 
-/// Where a runtime runs. Only `embedded` exists today; `remote` comes with remote
-/// sources.
+/// Reads `kind`, refusing it (at its line) when a key of the other kind came before.
+struct KindSeed {
+    embedded_key: Option<&'static str>,
+    remote_key: Option<&'static str>,
+}
+
+impl<'de> DeserializeSeed<'de> for KindSeed {
+    type Value = RuntimeKind;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RuntimeKind, D::Error> {
+        let kind = RuntimeKind::deserialize(d)?;
+        let other = match kind {
+            RuntimeKind::Embedded => self.remote_key,
+            RuntimeKind::Remote => self.embedded_key,
+        };
+        match other {
+            Some(key) => Err(de::Error::custom(format!(
+                "`{key}` is not a key of a runtime of kind `{}`",
+                kind.as_str()
+            ))),
+            None => Ok(kind),
+        }
+    }
+}
+
+/// Reads a remote runtime's `url`: `http://host:port` (the error never repeats it: it
+/// may carry credentials).
+struct RemoteUrl;
+
+impl<'de> DeserializeSeed<'de> for RemoteUrl {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let url = String::deserialize(d)?;
+        let host = url.strip_prefix("http://").unwrap_or_default();
+        if host.is_empty() || host.contains(['@', '/', '?', '#']) {
+            return Err(de::Error::custom(format_args!(
+                "`url`: a remote runtime's url is `http://host:port` (no path, no user info; \
+                 for TLS put a proxy in front of the runtime){UNQUOTED}"
+            )));
+        }
+        Ok(url)
+    }
+}
+
+/// Where a runtime runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeKind {
+    /// In this process (`LocalRuntime` on the runtime component).
     #[default]
     Embedded,
+    /// A `yoi-runtime serve` process, over the runtime API.
+    Remote,
 }
 
 impl RuntimeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Embedded => "embedded",
+            RuntimeKind::Remote => "remote",
         }
     }
 }
@@ -395,17 +571,21 @@ id = "b-2"
             HttpConfig::default().max_connections
         );
         assert_eq!(c.runtimes.len(), 2);
-        assert_eq!(c.runtimes[0].log.retain_events, Some(10));
-        assert_eq!(c.runtimes[0].log.durability, DurabilitySetting::Full);
-        assert_eq!(c.runtimes[0].scripted.token_delay_ms, 0);
-        let driver = c.runtimes[0].driver.to_driver_config();
+        let embedded = |i: usize| match &c.runtimes[i].source {
+            SourceConfig::Embedded(e) => e.clone(),
+            SourceConfig::Remote(_) => panic!("runtime {i} is embedded"),
+        };
+        assert_eq!(embedded(0).log.retain_events, Some(10));
+        assert_eq!(embedded(0).log.durability, DurabilitySetting::Full);
+        assert_eq!(embedded(0).scripted.token_delay_ms, 0);
+        let driver = embedded(0).driver.to_driver_config();
         assert_eq!(driver.tool_timeout, Duration::from_millis(1500));
         assert_eq!(driver.max_model_output_bytes, 65536);
         assert_eq!(
             driver.model_idle_timeout,
             yoi_runtime::DriverConfig::default().model_idle_timeout
         );
-        assert_eq!(c.runtimes[1].driver, DriverSettings::default());
+        assert_eq!(embedded(1).driver, DriverSettings::default());
         assert_eq!(c.allowed_origins[0].as_str(), "http://localhost:5173");
     }
 
@@ -442,6 +622,47 @@ id = "b-2"
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 0\n");
         assert!(
             e.contains("line 4") && e.contains("max_concurrent_tools"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn remote_runtimes_parse_and_keys_of_the_other_kind_are_refused_at_their_line() {
+        let c = Config::from_toml(
+            "[[runtimes]]\nid = \"r\"\nkind = \"remote\"\nurl = \"http://127.0.0.1:9\"\n\
+             token_env = \"T\"\nrequest_timeout_ms = 700\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.runtimes[0].kind(), RuntimeKind::Remote);
+        let SourceConfig::Remote(remote) = &c.runtimes[0].source else {
+            panic!("a remote runtime")
+        };
+        assert_eq!(remote.token, TokenSource::Env("T".into()));
+        assert_eq!(remote.request_timeout_ms.get(), 700);
+        assert_eq!(remote.connect_timeout_ms.get(), DEFAULT_CONNECT_TIMEOUT_MS);
+
+        let remote = "[[runtimes]]\nid = \"r\"\nkind = \"remote\"\nurl = \"http://h:1\"\n";
+        let e = err(&format!(
+            "{remote}token_env = \"T\"\ncomponent = \"x.wasm\"\n"
+        ));
+        // (The toml crate hands keys over in name order: `component` comes before
+        // `kind`, so it is refused at the `kind` line, naming it.)
+        assert!(e.contains("line 3") && e.contains("`component`"), "{e}");
+        let e = err(&format!("{remote}token_env = \"T\"\n[runtimes.scripted]\n"));
+        assert!(e.contains("line 6") && e.contains("scripted"), "{e}");
+        let e = err("[[runtimes]]\nid = \"e\"\nurl = \"http://h:1\"\nkind = \"embedded\"\n");
+        assert!(e.contains("line 3") && e.contains("`url`"), "{e}");
+        let e = err("[[runtimes]]\nid = \"e\"\nkind = \"embedded\"\ntoken_env = \"T\"\n");
+        assert!(e.contains("line 4") && e.contains("token_env"), "{e}");
+        let e = err(remote);
+        assert!(e.contains("token_file") && e.contains("token_env"), "{e}");
+        let e =
+            err("[[runtimes]]\nid = \"r\"\nkind = \"remote\"\nurl = \"http://u:hunter2@h:1\"\n");
+        assert!(e.contains("line 4") && !e.contains("hunter2"), "{e}");
+        let e = err("[[runtimes]]\nid = \"r\"\nkind = \"remote\"\nurl = \"https://h\"\n");
+        assert!(
+            e.contains("line 4") && e.contains("http://host:port"),
             "{e}"
         );
     }

@@ -1,7 +1,8 @@
 //! `yoi-host`: the client-facing backend of yoi.
 //!
-//! It registers runtimes ([`registry`]: today embedded `LocalRuntime`s running the
-//! runtime component) and serves them to clients: a REST API under `/api/v1` ([`api`])
+//! It registers runtimes ([`registry`]: embedded `LocalRuntime`s running the runtime
+//! component, and remote `yoi-runtime serve` processes reached over the runtime API) and
+//! serves them to clients alike: a REST API under `/api/v1` ([`api`])
 //! and WebSocket event streams ([`stream`]) whose cursors resume without gaps or
 //! duplicates, behind tokens that name principals ([`auth`], [`clients`]) and the
 //! policy chain of drop-in plugins ([`projection`], [`policies`]). What it

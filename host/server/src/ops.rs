@@ -7,8 +7,11 @@ use yoi_serving::{PromText, ServeError};
 
 use crate::state::AppState;
 
-/// `200 ready` once every runtime is loaded and can store events, else
-/// `503 runtime_unavailable` saying which runtime's event store refuses appends.
+/// `200 ready` once every embedded runtime is loaded and can store events, else
+/// `503 runtime_unavailable` saying which runtime's event store refuses appends. Remote
+/// runtimes do not count: one that is down leaves the host serving the others (its state
+/// is in `/api/v1/runtimes` and `yoi_runtime_ready`), so an orchestrator does not restart
+/// a healthy host for another machine's fault.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let registry = match state.registry() {
         Ok(registry) => registry,
@@ -16,7 +19,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let failing: Vec<&str> = registry
         .all()
-        .filter(|r| r.stats().runtime.store_failing_since_ms.is_some())
+        .filter(|r| {
+            r.stats()
+                .runtime
+                .is_some_and(|s| s.store_failing_since_ms.is_some())
+        })
         .map(|r| r.id.as_str())
         .collect();
     if failing.is_empty() {
@@ -39,8 +46,25 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics().render(&mut page);
     render_policy_metrics(&state, &mut page);
     if let Some(registry) = registry {
+        let name = "yoi_runtime_ready";
+        page.family(
+            name,
+            "gauge",
+            "1 while the runtime can be reached (always, for an embedded one).",
+        );
+        for r in registry.all() {
+            let (id, kind) = (&r.id, r.kind().as_str());
+            let ready = i64::from(r.is_ready());
+            page.line(format_args!(
+                "{name}{{runtime=\"{id}\",kind=\"{kind}\"}} {ready}"
+            ));
+        }
         let stats: Vec<_> = registry.all().map(|r| (r.id.as_str(), r.stats())).collect();
-        page.runtimes(stats.iter().map(|(id, s)| (*id, s.runtime, s.last_seq)));
+        page.runtimes(
+            stats
+                .iter()
+                .filter_map(|(id, s)| Some((*id, s.runtime?, s.last_seq))),
+        );
     }
     page.into_response()
 }

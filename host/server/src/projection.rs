@@ -135,7 +135,7 @@ impl Visibility for ProjectedView {
         match self
             .policies
             .chain()
-            .observe_event(&self.principal, &event_ref, || frames.json(event))
+            .observe_event(&self.principal, &event_ref, || frames.json(epoch, event))
         {
             EventDecision::Allow => Observed::Allow,
             EventDecision::Redact(redacted) => Observed::Redact(redacted.shared_json()),

@@ -20,7 +20,7 @@ use yoi_serving::{Endpoint, Shutdown};
 use yoi_policy_host::ReloadReport;
 
 use crate::clients::authenticator;
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::policies::PolicySetup;
 use crate::projection::Projection;
 use crate::registry::RuntimeRegistry;
@@ -49,8 +49,11 @@ impl Host {
         // or a component is missing: the message says what to fix.
         let models = config.provider_models()?;
         for rc in config.effective_runtimes() {
-            yoi_core::component_file(rc.component.as_deref().or(config.component.as_deref()))
-                .map_err(anyhow::Error::msg)?;
+            if let SourceConfig::Embedded(embedded) = &rc.source {
+                let component = embedded.component.as_deref();
+                yoi_core::component_file(component.or(config.component.as_deref()))
+                    .map_err(anyhow::Error::msg)?;
+            }
         }
         let setup = PolicySetup::new(&config, &data_dir);
         // Blocking (file copies, the dynamic loader), but once, before anything is

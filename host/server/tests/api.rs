@@ -52,7 +52,7 @@ async fn runtimes_describe_themselves_without_paths() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_lifecycle_and_typed_errors() {
-    let h = start_with(|c| c.runtimes[0].scripted.token_delay_ms = 20).await;
+    let h = start_with(|c| local_settings(c).scripted.token_delay_ms = 20).await;
     let w = h.create_worker("w").await;
     let list: Value = h
         .get("/runtimes/local/workers")

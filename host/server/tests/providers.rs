@@ -287,8 +287,8 @@ async fn long_conversations_are_trimmed_to_the_models_window() {
     // The scripted model refuses prompts of more than 40 words, as a real server
     // refuses prompts longer than its window; the runtime trims requests to fit.
     let h = start_with(|c| {
-        c.runtimes[0].scripted.context_tokens = Some(40.try_into().unwrap());
-        c.runtimes[0].scripted.reasoning = false;
+        local_settings(c).scripted.context_tokens = Some(40.try_into().unwrap());
+        local_settings(c).scripted.reasoning = false;
     })
     .await;
     let w = create(&h, json!({"name": "chatty", "model": "scripted"})).await;

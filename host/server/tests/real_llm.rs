@@ -36,7 +36,7 @@ async fn host(base: &str, context_tokens: u32) -> TestHost {
     .unwrap();
     start_with(|c| {
         c.providers = BTreeMap::from([("llm".to_string(), provider)]);
-        c.runtimes[0].limits.max_input_bytes = 256 * 1024;
+        local_settings(c).limits.max_input_bytes = 256 * 1024;
         c.max_body_bytes = (1 << 20).try_into().unwrap();
     })
     .await

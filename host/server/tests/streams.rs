@@ -137,7 +137,7 @@ async fn reference(h: &TestHost, path: String, until: impl FnMut(&Value) -> bool
 
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_stream_resumes_after_disconnect_without_gap_or_duplicate() {
-    let h = start_with(|c| c.runtimes[0].scripted.token_delay_ms = 1).await;
+    let h = start_with(|c| local_settings(c).scripted.token_delay_ms = 1).await;
     let w = h.create_worker("w").await;
     let mut ws = h.ws(&h.worker_stream(&w, None)).await;
     let start_cursor = cursor_of(&ws.frame().await);
@@ -176,7 +176,7 @@ async fn connecting_mid_run_gives_a_consistent_snapshot_then_the_rest() {
     // The streams are read one after the other: the default live buffer (16,384 events)
     // holds the whole run for the ones not read yet.
     let h = start_with(|c| {
-        c.runtimes[0].scripted.token_delay_ms = 1;
+        local_settings(c).scripted.token_delay_ms = 1;
     })
     .await;
     let w = h.create_worker("w").await;
@@ -390,7 +390,7 @@ async fn cursor_outcomes_on_the_multiplexed_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_cursor_gets_a_diagnostic_and_a_fresh_snapshot() {
-    let h = start_with(|c| c.runtimes[0].log.retain_events = Some(5)).await;
+    let h = start_with(|c| local_settings(c).log.retain_events = Some(5)).await;
     let w = h.create_worker("w").await;
     let mut ws = h.ws(&h.worker_stream(&w, None)).await;
     let old = cursor_of(&ws.frame().await);
@@ -491,7 +491,7 @@ async fn read_events_to(ws: &mut Ws, last: u64) -> Vec<u64> {
 async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     const RUNS: u64 = 16;
     let h = start_with(|c| {
-        c.runtimes[0].log.broadcast_capacity = 2.try_into().unwrap();
+        local_settings(c).log.broadcast_capacity = 2.try_into().unwrap();
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
         allow_big_inputs(c);
     })
@@ -555,7 +555,7 @@ async fn overflow_the_live_buffer_during_a_replay(
     let h = start_with(|c| {
         c.streams.write_timeout_ms = 600_000.try_into().unwrap();
         allow_big_inputs(c);
-        c.runtimes[0].log.broadcast_capacity = 16.try_into().unwrap();
+        local_settings(c).log.broadcast_capacity = 16.try_into().unwrap();
         c.streams.replay_page = replay_page.try_into().unwrap();
     })
     .await;

@@ -131,17 +131,28 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Co
     })
 }
 
+/// Ends the message of an error about a value that may hold a secret (a URL with
+/// credentials, say): the error names the line without quoting it.
+pub const UNQUOTED: &str = " (the line is not quoted: it may hold a secret)";
+
 /// The parser's message, which quotes the offending line; except for an API key written
-/// into the file, whose line is not repeated (it would put the key into logs).
+/// into the file and errors ending with [`UNQUOTED`], whose line is not repeated (it
+/// would put a secret into logs).
 fn config_message(e: &toml::de::Error, text: &str) -> String {
-    if e.message().contains("unknown field `api_key`") {
-        let line = e.span().map_or(0, |span| {
+    let line = || {
+        e.span().map_or(0, |span| {
             text.as_bytes()[..span.start.min(text.len())]
                 .iter()
                 .filter(|&&b| b == b'\n')
                 .count()
                 + 1
-        });
+        })
+    };
+    if e.message().ends_with(UNQUOTED) {
+        return format!("line {}: {}", line(), e.message());
+    }
+    if e.message().contains("unknown field `api_key`") {
+        let line = line();
         return format!(
             "line {line}: `api_key` is not a config key: keep the key out of the file and \
              name where it is with `api_key_env` (an environment variable) or `api_key_file`"

@@ -38,7 +38,7 @@ pub use auth::{
     Authenticator, DuplicateToken, WS_PROTOCOL, WS_TOKEN_PROTOCOL_PREFIX, require_token,
 };
 pub use config::{
-    ConfigError, HttpConfig, StreamConfig, default_data_dir, load_toml, parse_toml,
+    ConfigError, HttpConfig, StreamConfig, UNQUOTED, default_data_dir, load_toml, parse_toml,
     resolve_data_dir,
 };
 pub use endpoint::Endpoint;
@@ -50,7 +50,7 @@ pub use process::run_binary;
 pub use serve::{HttpLimits, serve};
 pub use shutdown::{Shutdown, ShutdownSignal};
 pub use stream::{
-    AllVisible, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope, StartCursor,
-    StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
+    AllVisible, Availability, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope,
+    StartCursor, StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
 };
 pub use token::{AccessToken, MIN_TOKEN_LEN, WeakToken};

@@ -200,6 +200,7 @@ mod tests {
             kind: "embedded".into(),
             state: "ready".into(),
             workers: 1,
+            unavailable: None,
             capabilities: yoi_protocol::Capabilities {
                 models: vec!["scripted".into()],
                 tools: vec![],

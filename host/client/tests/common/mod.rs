@@ -9,7 +9,7 @@ use yoi_client::{
     ClientOptions, ConnState, EventStream, HostClient, StreamCursor, StreamItem, StreamOptions,
 };
 use yoi_host::Host;
-use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::config::{Config, RuntimeConfig, RuntimeSettings};
 use yoi_protocol::{Cursor, Frame, Input, WorkerSpec};
 use yoi_serving::EventSource;
 
@@ -29,12 +29,18 @@ pub async fn start() -> TestHost {
     start_with(|_| {}).await
 }
 
+/// The settings of the test config's embedded runtime `local`.
+pub fn local_settings(c: &mut Config) -> &mut RuntimeSettings {
+    c.runtimes[0].settings_mut().expect("local is embedded")
+}
+
 /// A host on an ephemeral port with a fresh data dir, the built component and a scripted
 /// model without delays, as changed by `tweak`.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHost {
     let dir = tempfile::tempdir().unwrap();
-    let mut runtime = RuntimeConfig::default_local();
-    runtime.scripted.token_delay_ms = 0;
+    let mut settings = RuntimeSettings::default();
+    settings.scripted.token_delay_ms = 0;
+    let runtime = RuntimeConfig::embedded("local", settings);
     let mut config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: Some(dir.path().to_path_buf()),

@@ -218,6 +218,7 @@ pub fn runtime(id: &str) -> yoi_protocol::RuntimeInfo {
         kind: "embedded".into(),
         state: "ready".into(),
         workers: 0,
+        unavailable: None,
         capabilities: yoi_protocol::Capabilities {
             models: vec![],
             tools: vec![],

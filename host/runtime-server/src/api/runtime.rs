@@ -21,6 +21,7 @@ pub async fn get(State(state): State<AppState>) -> Result<Json<RuntimeResponse>,
                     kind: state.core().kind().to_string(),
                     state: "ready".to_string(),
                     workers,
+                    unavailable: None,
                     capabilities: runtime.capabilities(),
                 },
             }))

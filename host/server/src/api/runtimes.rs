@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
+use yoi_protocol::{ErrorCode, RuntimeInfo, RuntimeResponse, RuntimesResponse};
 use yoi_serving::{ApiPath, ServeError};
 
 use crate::registry::RuntimeHandle;
@@ -15,9 +15,24 @@ async fn describe(
     principal: &Principal,
     runtime: &RuntimeHandle,
 ) -> Result<RuntimeInfo, ServeError> {
-    let workers = runtime.list_workers().await?;
-    let visible = state.projection().workers(principal, &runtime.id, workers);
-    Ok(runtime.info(visible.len()))
+    // A runtime that cannot be reached is still described (its state says why), without
+    // waiting for it.
+    if !runtime.is_ready() {
+        return Ok(runtime.info(0));
+    }
+    let visible = match runtime.list_workers().await {
+        Ok(workers) => state
+            .projection()
+            .workers(principal, &runtime.id, workers)
+            .len(),
+        Err(e) if is_unreachable(e.code) => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(runtime.info(visible))
+}
+
+fn is_unreachable(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::RuntimeUnavailable | ErrorCode::Timeout)
 }
 
 pub async fn list(

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use yoi_host::config::{Config, RuntimeConfig};
+use yoi_host::config::{Config, RuntimeConfig, RuntimeSettings};
 use yoi_host::{Host, RuntimeHandle};
 
 /// Generous guard so a broken test fails instead of hanging; never a performance bound.
@@ -25,8 +25,9 @@ pub fn component() -> PathBuf {
 
 /// A config for tests: ephemeral port, the built component, a fast scripted model.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
-    let mut runtime = RuntimeConfig::default_local();
-    runtime.scripted.token_delay_ms = 0;
+    let mut settings = RuntimeSettings::default();
+    settings.scripted.token_delay_ms = 0;
+    let runtime = RuntimeConfig::embedded("local", settings);
     Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: Some(data_dir.to_path_buf()),
@@ -36,10 +37,15 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     }
 }
 
+/// The settings of the test config's embedded runtime `local`.
+pub fn local_settings(c: &mut Config) -> &mut RuntimeSettings {
+    c.runtimes[0].settings_mut().expect("local is embedded")
+}
+
 /// Lets one input be 1 MiB, to fill socket buffers with few events.
 pub fn allow_big_inputs(c: &mut Config) {
     c.max_body_bytes = (4 << 20).try_into().unwrap();
-    c.runtimes[0].limits.max_input_bytes = 2 << 20;
+    local_settings(c).limits.max_input_bytes = 2 << 20;
 }
 
 // Policy plugins, built by `cargo xtask build-plugins --dev` (`cargo xtask test` runs it
@@ -164,8 +170,10 @@ impl TestHost {
 
     pub fn local(&self) -> yoi_runtime::LocalRuntime {
         let runtime = self.runtime();
-        let yoi_host::registry::RuntimeSource::Embedded(e) = &runtime.source;
-        e.runtime().clone()
+        runtime
+            .local_runtime()
+            .expect("an embedded runtime")
+            .clone()
     }
 
     pub async fn shutdown(&mut self) {

@@ -34,6 +34,10 @@ const SLOTS: usize = 16_384;
 
 #[derive(Default)]
 struct Slot {
+    /// The epoch of the event store the event is from: a remote runtime whose store is
+    /// replaced numbers its events from 1 again, and the same sequence number is then
+    /// another event.
+    epoch: u64,
     seq: u64,
     json: Option<Arc<str>>,
     runtime_cursor: Option<Utf8Bytes>,
@@ -63,16 +67,18 @@ impl Default for FrameCache {
 }
 
 impl FrameCache {
-    /// The slot of `seq`, taken over from an older event; `None` when it already holds a
-    /// newer one (a stream far behind the others must not evict what the leaders share).
-    fn slot(&self, seq: u64) -> Option<MutexGuard<'_, Slot>> {
+    /// The slot of `seq`, taken over from an older event or another store; `None` when
+    /// it already holds a newer one (a stream far behind the others must not evict what
+    /// the leaders share).
+    fn slot(&self, epoch: u64, seq: u64) -> Option<MutexGuard<'_, Slot>> {
         let m = &self.slots[(seq % SLOTS as u64) as usize];
         let mut slot = m.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.seq > seq {
+        if slot.epoch == epoch && slot.seq > seq {
             return None;
         }
-        if slot.seq < seq {
+        if slot.epoch != epoch || slot.seq < seq {
             *slot = Slot {
+                epoch,
                 seq,
                 ..Slot::default()
             };
@@ -80,9 +86,9 @@ impl FrameCache {
         Some(slot)
     }
 
-    /// The event's JSON (`{"type":"text_delta",…}`).
-    pub fn json(&self, env: &Envelope) -> Arc<str> {
-        json_in(self.slot(env.seq).as_deref_mut(), env)
+    /// The JSON (`{"type":"text_delta",…}`) of the event of the store of `epoch`.
+    pub fn json(&self, epoch: u64, env: &Envelope) -> Arc<str> {
+        json_in(self.slot(epoch, env.seq).as_deref_mut(), env)
     }
 
     /// The whole event frame of `shape` (`epoch` is the runtime's).
@@ -93,7 +99,7 @@ impl FrameCache {
         env: &Envelope,
         shape: Shape,
     ) -> Utf8Bytes {
-        let mut slot = self.slot(env.seq);
+        let mut slot = self.slot(epoch, env.seq);
         if let Some(frame) = slot.as_deref_mut().and_then(|s| s.frame_mut(shape).clone()) {
             return frame;
         }
@@ -168,5 +174,17 @@ mod tests {
             shared.as_str().as_ptr(),
             "the newer event's frame is still shared"
         );
+
+        // The same sequence number in another store is another event.
+        let other = Envelope {
+            event: Event::RunStarted {
+                run_id: "r_2".into(),
+            },
+            ..env.clone()
+        };
+        let replaced = cache.frame("local", 78, &other, Shape::RuntimeCursor);
+        let v: serde_json::Value = serde_json::from_str(replaced.as_str()).unwrap();
+        assert_eq!(v["event"]["run_id"], "r_2");
+        assert_eq!(v["cursor"], Cursor::new(78, 9).encode());
     }
 }

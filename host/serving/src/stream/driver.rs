@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 
 use super::live::LiveEvents;
+use super::notices::Notices;
 use super::session::{Answer, Ending, Request, Session, Transmit};
 use super::socket::Socket;
 use super::source::EventSource;
@@ -51,6 +52,7 @@ pub(crate) struct Driver<'a, S, V> {
     pub sources: &'a [Arc<S>],
     /// Subscribed before the session was made.
     pub live: LiveEvents,
+    pub notices: Notices,
     pub shutdown: ShutdownSignal,
     pub metrics: &'a Metrics,
     pub timer: Timer,
@@ -200,6 +202,9 @@ impl<S: EventSource, V: Visibility> Driver<'_, S, V> {
             // The timer's clock, not the system's: they differ when tokio's time is paused.
             _ = self.timer.expired() => {
                 self.session.handle_timeout(tokio::time::Instant::now().into_std())
+            }
+            (feed, availability) = self.notices.next() => {
+                self.session.handle_availability(feed, availability)
             }
             (feed, item) = self.live.next() => {
                 self.session.handle_live(feed, item);

@@ -9,6 +9,7 @@ use axum::response::Response;
 use super::driver::{Driver, Timer};
 use super::frames::error_frame;
 use super::live::LiveEvents;
+use super::notices::Notices;
 use super::session::{Feed, Scope, Session, SessionConfig, StartCursor, close_code};
 use super::slots::{StreamLimits, StreamSlots};
 use super::socket::Socket;
@@ -99,6 +100,7 @@ impl Streams {
     ) {
         // Subscribe first: nothing published from now on is missed.
         let live = LiveEvents::new(sources.iter().map(|s| s.subscribe()).collect());
+        let notices = Notices::new(sources.iter().map(|s| s.availability()));
         let feeds = sources
             .iter()
             .map(|s| Feed {
@@ -118,6 +120,7 @@ impl Streams {
             session,
             sources: &sources,
             live,
+            notices,
             shutdown: self.shutdown.signal(),
             metrics: &self.metrics,
             timer: Timer::new(),

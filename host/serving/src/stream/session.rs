@@ -51,7 +51,7 @@ use super::frames::{
     frame_text,
 };
 use super::position::Positions;
-use super::source::ReplayOutcome;
+use super::source::{Availability, ReplayOutcome};
 use super::view::{Observed, Visibility};
 use crate::error::ServeError;
 
@@ -231,6 +231,8 @@ pub struct Session<V> {
     frames: Vec<Arc<FrameCache>>,
     /// Per feed: the live source dropped envelopes since the last one it delivered.
     skipped: Vec<bool>,
+    /// Per feed: the client was told the runtime is unavailable, and it is not back yet.
+    unavailable: Vec<bool>,
     phase: Phase,
     request: Option<Request>,
     transmits: VecDeque<Transmit>,
@@ -257,6 +259,7 @@ impl<V: Visibility> Session<V> {
         let positions = Positions::new(host, feeds.iter().map(|f| (f.runtime_id.clone(), f.epoch)));
         let mut session = Session {
             skipped: vec![false; feeds.len()],
+            unavailable: vec![false; feeds.len()],
             frames: feeds.into_iter().map(|f| f.frames).collect(),
             scope,
             config,
@@ -360,6 +363,28 @@ impl<V: Visibility> Session<V> {
                 ErrorCode::ShuttingDown,
                 "the runtime stopped",
             )),
+        }
+    }
+
+    /// Feed `feed`'s runtime became available or unavailable: an outage is told once,
+    /// as a `runtime_unavailable` diagnostic; the stream stays open and its events go on
+    /// from its position once the runtime is back.
+    pub fn handle_availability(&mut self, feed: usize, availability: Availability) {
+        if self.is_closed() {
+            return;
+        }
+        match availability {
+            Availability::Ready => self.unavailable[feed] = false,
+            Availability::Unavailable(why) => {
+                if !mem::replace(&mut self.unavailable[feed], true) {
+                    let message = format!(
+                        "runtime {} is unavailable ({why}); this stream goes on when it is back",
+                        self.positions.id(feed)
+                    );
+                    let frame = diagnostic_frame(ErrorCode::RuntimeUnavailable, message);
+                    self.queue_frame(frame.into());
+                }
+            }
         }
     }
 
@@ -663,7 +688,7 @@ impl<V: Visibility> Session<V> {
                 };
                 Some(match shape {
                     Some(shape) => frames.frame(runtime_id, epoch, env, shape),
-                    None => self.event_text(feed, env, &frames.json(env)).into(),
+                    None => self.event_text(feed, env, &frames.json(epoch, env)).into(),
                 })
             }
             Observed::Redact(body) => Some(self.event_text(feed, env, &body).into()),

@@ -616,3 +616,36 @@ fn a_failed_snapshot_ends_the_stream_with_its_error() {
     assert_eq!(kinds(&frames), ["error", "close 1000"]);
     assert_eq!(frames[0]["code"], "worker_not_found");
 }
+
+#[test]
+fn an_outage_is_one_diagnostic_and_the_stream_goes_on_without_gap_or_duplicate() {
+    let log = FakeLog::new("remote", 7, 2);
+    let now = Instant::now();
+    let mut s = session(Scope::Runtime, &[&log], None, AllVisible, now);
+    handshake(&mut s, &[&log]);
+    assert_eq!(kinds(&sent(&mut s)), ["snapshot_all"]);
+    s.handle_live(0, Live::Event(envelope(3, Some("w_1"))));
+    let down = || Availability::Unavailable("unreachable".into());
+    s.handle_availability(0, down());
+    s.handle_availability(0, down());
+    let frames = sent(&mut s);
+    assert_eq!(
+        kinds(&frames),
+        ["event", "diagnostic"],
+        "told once per outage"
+    );
+    assert_eq!(frames[1]["code"], "runtime_unavailable");
+    assert!(!s.is_closed());
+    // Back: the resumed upstream repeats what it had sent; only newer events go out.
+    s.handle_availability(0, Availability::Ready);
+    for seq in [3, 4, 5] {
+        s.handle_live(0, Live::Event(envelope(seq, Some("w_2"))));
+    }
+    assert_eq!(event_seqs(&sent(&mut s)), [4, 5]);
+    s.handle_availability(0, down());
+    assert_eq!(
+        kinds(&sent(&mut s)),
+        ["diagnostic"],
+        "a second outage is told again"
+    );
+}

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use yoi_eventlog::{ReplayError, ReplayPage};
 use yoi_protocol::{Cursor, Envelope, ErrorCode, WorkerSnapshot};
 
@@ -53,6 +53,23 @@ pub trait EventSource: Send + Sync + 'static {
     fn snapshot_all(
         &self,
     ) -> impl Future<Output = Result<(Vec<WorkerSnapshot>, Cursor), ServeError>> + Send;
+
+    /// Changes of the runtime's availability, for a source whose runtime can become
+    /// unreachable while its streams stay open (a runtime in another process). `None`:
+    /// always available.
+    fn availability(&self) -> Option<watch::Receiver<Availability>> {
+        None
+    }
+}
+
+/// Whether a source's runtime can be reached. While it cannot, open streams get a
+/// `runtime_unavailable` diagnostic and stay open; its events continue, in order and
+/// without a gap, once it is back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    Ready,
+    /// Unreachable; the message says why (it must name no address or secret).
+    Unavailable(String),
 }
 
 /// Why a replay could not be served (the source-independent form of [`ReplayError`]).

@@ -1,0 +1,350 @@
+//! Remote runtimes: a `yoi-runtime serve` reached over the runtime API with
+//! [`yoi_client`].
+//!
+//! - **Commands** go over REST, one call each, bounded by the runtime's
+//!   `connect_timeout_ms` / `request_timeout_ms`.
+//! - **Events**: one upstream runtime-wide stream per remote runtime, whatever the
+//!   number of the host's clients ([`follow`]), feeding a bounded window of recent
+//!   envelopes and a live broadcast, exactly like an embedded runtime's log feeds the
+//!   host's streams. A replay the window cannot answer (an older cursor) is a replay
+//!   page of the runtime (`GET /v1/events`), page by page, with its typed cursor
+//!   outcomes; snapshots come from the runtime's snapshot endpoints with the cursor
+//!   they are consistent with. Until the upstream stream delivered its first snapshot
+//!   the runtime answers `runtime_unavailable` to streams, so no stream can start
+//!   before the window does (no gap between a client's position and the broadcast).
+//! - **State**: `ready` while the upstream stream is connected, else `unavailable`
+//!   (since when, and the code of the last failure). Open streams get one
+//!   `runtime_unavailable` diagnostic per outage and go on when the upstream resumes.
+//! - **Secrets**: the URL and token live in the client only; every error the host
+//!   answers or logs is written by [`errors`] and names the runtime by id.
+
+mod errors;
+mod follow;
+mod window;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, watch};
+use yoi_client::{ClientError, ClientOptions, RuntimeClient};
+use yoi_eventlog::ReplayPage;
+use yoi_protocol::{
+    Capabilities, Cursor, Envelope, ErrorCode, Input, Limits, Message, Unavailable, WorkerInfo,
+    WorkerSnapshot, WorkerSpec,
+};
+use yoi_serving::{Availability, FrameCache, ReplayOutcome, ServeError};
+
+use crate::config::{RemoteConfig, TokenSource};
+use errors::upstream_error;
+use window::Upstream;
+
+/// Recent envelopes a remote runtime's window holds (older cursors are replayed from
+/// the runtime).
+const WINDOW_EVENTS: usize = 65_536;
+/// Envelopes the live broadcast holds for a slow stream before it is `lagged`.
+const LIVE_EVENTS: usize = 16_384;
+
+/// A remote runtime as a stream source and command target.
+pub struct RemoteSource {
+    client: RuntimeClient,
+    frames: Arc<FrameCache>,
+    shared: Arc<Shared>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+/// What the upstream task and the source share.
+pub(super) struct Shared {
+    id: String,
+    upstream: Mutex<Upstream>,
+    /// The runtime's event store epoch (`0` until known).
+    epoch: AtomicU64,
+    state: Mutex<State>,
+    availability: watch::Sender<Availability>,
+}
+
+struct State {
+    unavailable: Option<Unavailable>,
+    capabilities: Option<Capabilities>,
+}
+
+impl Shared {
+    fn upstream(&self) -> MutexGuard<'_, Upstream> {
+        self.upstream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    fn set_ready(&self, capabilities: Option<Capabilities>) {
+        let mut state = self.state();
+        if state.unavailable.take().is_some() {
+            tracing::info!(runtime = %self.id, "remote runtime ready");
+        }
+        if capabilities.is_some() {
+            state.capabilities = capabilities;
+        }
+        self.availability.send_replace(Availability::Ready);
+    }
+
+    fn set_unavailable(&self, code: ErrorCode, why: String) {
+        let mut state = self.state();
+        match &mut state.unavailable {
+            Some(u) => u.last_error = code,
+            None => {
+                tracing::warn!(runtime = %self.id, %code, "remote runtime unavailable");
+                state.unavailable = Some(Unavailable {
+                    since_ms: now_ms(),
+                    last_error: code,
+                });
+            }
+        }
+        self.availability.send_if_modified(|now| {
+            let was_ready = *now == Availability::Ready;
+            *now = Availability::Unavailable(why);
+            was_ready
+        });
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl RemoteSource {
+    /// Connects to nothing yet: builds the client (reading the token) and starts the
+    /// upstream task, which keeps trying until the runtime answers. Errors name the
+    /// runtime and the key at fault, never the URL or token.
+    pub fn start(id: &str, config: &RemoteConfig) -> anyhow::Result<Self> {
+        let token = read_token(id, &config.token)?;
+        let options = ClientOptions {
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms.get()),
+            request_timeout: Duration::from_millis(config.request_timeout_ms.get()),
+            ..ClientOptions::default()
+        };
+        let client = RuntimeClient::with_options(&config.url, &token, options)
+            .map_err(|_| anyhow::anyhow!("runtime {id}: `url` is not a usable http://host:port"))?;
+        let shared = Arc::new(Shared {
+            id: id.to_string(),
+            upstream: Mutex::new(Upstream::new(WINDOW_EVENTS, LIVE_EVENTS)),
+            epoch: AtomicU64::new(0),
+            state: Mutex::new(State {
+                unavailable: Some(Unavailable {
+                    since_ms: now_ms(),
+                    last_error: ErrorCode::RuntimeUnavailable,
+                }),
+                capabilities: None,
+            }),
+            availability: watch::Sender::new(Availability::Unavailable(format!(
+                "runtime {id} is not connected yet"
+            ))),
+        });
+        let follower = tokio::spawn(follow::follow(shared.clone(), client.clone()));
+        Ok(RemoteSource {
+            client,
+            frames: Arc::default(),
+            shared,
+            follower,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Why the runtime is unavailable, since when; `None` when ready.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        self.shared.state().unavailable.clone()
+    }
+
+    /// What the runtime said it offers when last connected (nothing before that).
+    pub fn capabilities(&self) -> Capabilities {
+        self.shared
+            .state()
+            .capabilities
+            .clone()
+            .unwrap_or(Capabilities {
+                models: vec![],
+                tools: vec![],
+                limits: Limits::default(),
+                streams: vec![],
+            })
+    }
+
+    /// The last sequence number the host holds.
+    pub fn last_seq(&self) -> u64 {
+        self.shared.upstream().last_seq()
+    }
+
+    fn fail(&self, e: ClientError) -> ServeError {
+        upstream_error(self.id(), &e)
+    }
+
+    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, ServeError> {
+        self.client.workers().await.map_err(|e| self.fail(e))
+    }
+
+    pub async fn create_worker(&self, spec: WorkerSpec) -> Result<WorkerInfo, ServeError> {
+        self.client
+            .create_worker(&spec)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn get_worker(&self, worker_id: &str) -> Result<WorkerInfo, ServeError> {
+        self.client
+            .worker(worker_id)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn send_input(&self, worker_id: &str, input: Input) -> Result<String, ServeError> {
+        self.client
+            .send_input(worker_id, &input)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn cancel(&self, worker_id: &str) -> Result<String, ServeError> {
+        self.client
+            .cancel(worker_id)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn stop(&self, worker_id: &str) -> Result<WorkerInfo, ServeError> {
+        self.client.stop(worker_id).await.map_err(|e| self.fail(e))
+    }
+
+    pub async fn delete_worker(&self, worker_id: &str) -> Result<(), ServeError> {
+        self.client
+            .delete_worker(worker_id)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn transcript(&self, worker_id: &str) -> Result<Vec<Message>, ServeError> {
+        self.client
+            .transcript(worker_id)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Stops following the runtime (the runtime itself runs on).
+    pub fn shutdown(&self) {
+        self.follower.abort();
+    }
+
+    /// Streams start only once the window has (see the module docs).
+    fn started(&self) -> Result<(), ServeError> {
+        match self.shared.upstream().epoch() {
+            Some(_) => Ok(()),
+            None => Err(ServeError::new(
+                ErrorCode::RuntimeUnavailable,
+                format!(
+                    "runtime {} is not connected yet; try again later",
+                    self.id()
+                ),
+            )),
+        }
+    }
+
+    // The stream source (called by the registry's `EventSource` impl).
+
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn frames(&self) -> &Arc<FrameCache> {
+        &self.frames
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.shared.upstream().subscribe()
+    }
+
+    pub fn availability(&self) -> watch::Receiver<Availability> {
+        self.shared.availability.subscribe()
+    }
+
+    pub async fn replay(
+        &self,
+        after: Cursor,
+        worker: Option<&str>,
+        limit: usize,
+    ) -> Result<ReplayPage, ReplayOutcome> {
+        self.started().map_err(ReplayOutcome::Failed)?;
+        if let Some(page) = self.shared.upstream().replay(after, worker, limit) {
+            return Ok(page);
+        }
+        let page = self
+            .client
+            .events(Some(after), worker, Some(limit))
+            .await
+            .map_err(|e| match e.code() {
+                ErrorCode::CursorUnknown => ReplayOutcome::Unknown(message_of(e)),
+                ErrorCode::CursorExpired => ReplayOutcome::Expired(message_of(e)),
+                ErrorCode::CursorAhead => ReplayOutcome::Ahead(message_of(e)),
+                _ => ReplayOutcome::Failed(self.fail(e)),
+            })?;
+        Ok(ReplayPage {
+            events: page.events.into_iter().map(Arc::new).collect(),
+            next: page.cursor,
+            more: page.more,
+        })
+    }
+
+    pub async fn snapshot(&self, worker_id: &str) -> Result<(WorkerSnapshot, Cursor), ServeError> {
+        self.started()?;
+        self.client
+            .snapshot(worker_id)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    pub async fn snapshot_all(&self) -> Result<(Vec<WorkerSnapshot>, Cursor), ServeError> {
+        self.started()?;
+        self.client.snapshot_all().await.map_err(|e| self.fail(e))
+    }
+}
+
+impl Drop for RemoteSource {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// The runtime's own message of a typed cursor outcome (it names cursors only).
+fn message_of(e: ClientError) -> String {
+    match e {
+        ClientError::Http { message, .. } | ClientError::Stream { message, .. } => message,
+        other => other.code().to_string(),
+    }
+}
+
+/// The token of a remote runtime, from its file or variable (surrounding whitespace
+/// dropped). Errors name the file or variable, never the token.
+fn read_token(id: &str, source: &TokenSource) -> anyhow::Result<String> {
+    let token = match source {
+        TokenSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "runtime {id}: cannot read its token_file {}: {e}",
+                path.display()
+            )
+        })?,
+        TokenSource::Env(var) => std::env::var(var)
+            .map_err(|_| anyhow::anyhow!("runtime {id}: token_env {var} is not set"))?,
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        anyhow::bail!("runtime {id}: its token is empty");
+    }
+    Ok(token.to_string())
+}

@@ -1,0 +1,181 @@
+//! [`Upstream`]: what the host holds of a remote runtime's events: the position they
+//! start after, a bounded window of the most recent ones, and the live broadcast that
+//! the host's streams subscribe to.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use yoi_eventlog::ReplayPage;
+use yoi_protocol::{Cursor, Envelope};
+
+/// Recent events of one remote runtime, in order and without a gap since `start`.
+pub(super) struct Upstream {
+    /// The position the window starts after; `None` until the first snapshot of the
+    /// upstream stream.
+    start: Option<Cursor>,
+    window: VecDeque<Arc<Envelope>>,
+    capacity: usize,
+    live: broadcast::Sender<Arc<Envelope>>,
+    live_capacity: usize,
+}
+
+impl Upstream {
+    pub(super) fn new(capacity: usize, live_capacity: usize) -> Self {
+        Upstream {
+            start: None,
+            window: VecDeque::new(),
+            capacity: capacity.max(1),
+            live: broadcast::channel(live_capacity.max(1)).0,
+            live_capacity: live_capacity.max(1),
+        }
+    }
+
+    /// The epoch of the runtime's event store, once known.
+    pub(super) fn epoch(&self) -> Option<u64> {
+        self.start.map(|c| c.epoch)
+    }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.live.subscribe()
+    }
+
+    /// The upstream stream (re)started from a snapshot consistent with `at`. The first
+    /// time, events are held from there. Later (the runtime's store changed, or the
+    /// host's upstream fell behind its retained history) what streams were sent may no
+    /// longer continue without a gap: the live broadcast is replaced, so every open
+    /// stream ends (`shutting_down`) and its client resumes from its cursor, which the
+    /// runtime answers (events, or `cursor_expired` / `cursor_unknown` and a fresh
+    /// snapshot).
+    pub(super) fn restart(&mut self, at: Cursor) {
+        if self.start.is_some() {
+            self.live = broadcast::channel(self.live_capacity).0;
+        }
+        self.start = Some(at);
+        self.window.clear();
+    }
+
+    /// Holds `env` (dropping the oldest beyond the capacity) and sends it to the streams.
+    pub(super) fn publish(&mut self, env: Arc<Envelope>) {
+        if self.window.len() == self.capacity
+            && let Some(oldest) = self.window.pop_front()
+            && let Some(start) = &mut self.start
+        {
+            start.seq = oldest.seq;
+        }
+        self.window.push_back(env.clone());
+        // No subscriber is not an error.
+        let _ = self.live.send(env);
+    }
+
+    /// The last sequence number held.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.window
+            .back()
+            .map(|e| e.seq)
+            .or(self.start.map(|c| c.seq))
+            .unwrap_or(0)
+    }
+
+    /// Events after `after` (of `worker` only), at most `limit`, when the window holds
+    /// everything after `after`; `None` when the runtime must answer.
+    pub(super) fn replay(
+        &self,
+        after: Cursor,
+        worker: Option<&str>,
+        limit: usize,
+    ) -> Option<ReplayPage> {
+        let start = self.start?;
+        let end = self.last_seq();
+        if after.epoch != start.epoch || after.seq < start.seq || after.seq > end {
+            return None;
+        }
+        let mut events = Vec::new();
+        let mut next = Cursor::new(start.epoch, end);
+        let mut more = false;
+        let matching = self
+            .window
+            .iter()
+            .filter(|e| e.seq > after.seq)
+            .filter(|e| worker.is_none_or(|w| e.worker_id.as_deref() == Some(w)));
+        for env in matching {
+            if events.len() == limit {
+                more = true;
+                let last: Option<&Arc<Envelope>> = events.last();
+                next = Cursor::new(start.epoch, last.map_or(after.seq, |e| e.seq));
+                break;
+            }
+            events.push(env.clone());
+        }
+        Some(ReplayPage { events, next, more })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yoi_protocol::Event;
+
+    fn env(seq: u64, worker: &str) -> Arc<Envelope> {
+        Arc::new(Envelope {
+            seq,
+            worker_id: Some(worker.into()),
+            at_ms: seq,
+            event: Event::TextDelta {
+                run_id: "r_1".into(),
+                text: "x".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn the_window_answers_what_it_holds_in_pages_and_nothing_older() {
+        let mut up = Upstream::new(3, 8);
+        assert!(
+            up.replay(Cursor::new(5, 0), None, 10).is_none(),
+            "not started"
+        );
+        up.restart(Cursor::new(5, 10));
+        let mut rx = up.subscribe();
+        for seq in 11..=14 {
+            up.publish(env(seq, if seq % 2 == 0 { "a" } else { "b" }));
+        }
+        assert_eq!(rx.try_recv().unwrap().seq, 11);
+        // Holds 12..=14: after 11 is answerable, after 10 is not.
+        assert!(up.replay(Cursor::new(5, 10), None, 10).is_none());
+        assert!(
+            up.replay(Cursor::new(6, 12), None, 10).is_none(),
+            "other epoch"
+        );
+        assert!(up.replay(Cursor::new(5, 15), None, 10).is_none(), "beyond");
+        let page = up.replay(Cursor::new(5, 11), None, 2).unwrap();
+        let seqs: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            (seqs, page.next, page.more),
+            (vec![12, 13], Cursor::new(5, 13), true)
+        );
+        let page = up.replay(Cursor::new(5, 13), None, 2).unwrap();
+        assert_eq!(
+            (page.events.len(), page.next, page.more),
+            (1, Cursor::new(5, 14), false)
+        );
+        let page = up.replay(Cursor::new(5, 11), Some("b"), 5).unwrap();
+        let seqs: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
+        assert_eq!((seqs, page.next), (vec![13], Cursor::new(5, 14)));
+        assert_eq!(up.last_seq(), 14);
+    }
+
+    #[test]
+    fn a_restart_ends_the_streams_of_the_old_broadcast() {
+        let mut up = Upstream::new(3, 8);
+        up.restart(Cursor::new(5, 0));
+        let mut rx = up.subscribe();
+        up.restart(Cursor::new(6, 3));
+        assert_eq!(
+            rx.try_recv().unwrap_err(),
+            broadcast::error::TryRecvError::Closed
+        );
+        assert_eq!(up.epoch(), Some(6));
+        assert!(up.replay(Cursor::new(6, 3), None, 1).is_some());
+    }
+}
