@@ -109,6 +109,11 @@ async fn fake_server() -> anyhow::Result<String> {
         .with_state(answer());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // Without TCP_NODELAY each small SSE write waits for the client's delayed ACK
+    // (~40 ms a turn): real servers stream with it set.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(format!("http://{addr}/v1"))
 }
