@@ -7,7 +7,7 @@
 //! `host.policy` (the three example policy plugins against pass-through), `tui`
 //! (the terminal client over a 10,000-message history), `ready` (start-to-ready over a
 //! million events: full replay against the worker index), `provider` (an
-//! OpenAI-compatible model through the host).
+//! OpenAI-compatible model through the host), `scale` (100,000 workers on one runtime).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -19,6 +19,7 @@ mod local;
 mod provider;
 mod ready;
 mod results;
+mod scale;
 mod tui;
 
 use results::Results;
@@ -45,6 +46,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("provider") {
         rt.block_on(provider::run(&mut results))?;
+    }
+    if wanted("scale") {
+        rt.block_on(scale::run(&mut results))?;
     }
     if wanted("tui") {
         tui::run(&mut results)?;

@@ -24,9 +24,9 @@ const WORKERS: usize = 1_000;
 const DELTAS: usize = 1_000;
 
 /// Makes a fresh wasm core (the compiled component is shared).
-type MakeCore = Arc<dyn Fn() -> Result<WasmCore, yoi_core::Fault> + Send + Sync>;
+pub(crate) type MakeCore = Arc<dyn Fn() -> Result<WasmCore, yoi_core::Fault> + Send + Sync>;
 
-fn open(dir: &std::path::Path, make: &MakeCore) -> anyhow::Result<LocalRuntime> {
+pub(crate) fn open(dir: &std::path::Path, make: &MakeCore) -> anyhow::Result<LocalRuntime> {
     let mut config = LocalRuntimeConfig::new(dir);
     config.log = LogConfig {
         broadcast_capacity: 1 << 20,
@@ -40,6 +40,16 @@ fn open(dir: &std::path::Path, make: &MakeCore) -> anyhow::Result<LocalRuntime> 
     Ok(LocalRuntime::builder(config)
         .provider("scripted", Arc::new(ScriptedModel::new(scripted)))
         .open(move || make())?)
+}
+
+/// Makes wasm cores of the shipped component, as the host does.
+pub(crate) fn wasm_cores() -> anyhow::Result<MakeCore> {
+    let engine = WasmEngine::new()?;
+    let path = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
+    let component = yoi_core::load_component(&engine, &path)?;
+    Ok(Arc::new(move || {
+        WasmCore::instantiate(&engine, &component, GuestLimits::default())
+    }))
 }
 
 /// Fills a fresh store with about `WORKERS * DELTAS` events.
@@ -93,11 +103,7 @@ async fn timed_open(dir: &std::path::Path, make: &MakeCore) -> anyhow::Result<f6
 pub async fn run(results: &mut Results) -> anyhow::Result<()> {
     let rounds = crate::results::rounds();
     let dir = tempfile::tempdir()?;
-    let engine = WasmEngine::new()?;
-    let path = yoi_core::guest_component_path().map_err(anyhow::Error::msg)?;
-    let component = yoi_core::load_component(&engine, &path)?;
-    let make: MakeCore =
-        Arc::new(move || WasmCore::instantiate(&engine, &component, GuestLimits::default()));
+    let make = wasm_cores()?;
     let rt = open(dir.path(), &make)?;
     let events = fill(&rt).await?;
     rt.shutdown().await;

@@ -265,14 +265,37 @@ async fn a_retried_create_makes_one_worker() {
     rt.shutdown().await;
 }
 
-/// A core that blocks forever in `get-worker` once `stuck` is set: a stuck guest the
-/// engine's deadline cannot reach.
-struct Stuck {
+/// A native core with probes: it blocks in `get-worker` while `stuck` is set (a stuck
+/// guest the engine's deadline cannot reach), faults on the input `__fault__`, and
+/// records, per instance, the calls it started and the completions it was delivered.
+struct Probe {
     inner: NativeCore,
     stuck: Arc<Mutex<bool>>,
+    /// This instance's record (a restarted core is a new instance).
+    calls: Arc<Mutex<Calls>>,
 }
 
-impl Core for Stuck {
+#[derive(Default)]
+struct Calls {
+    started: std::collections::HashSet<u64>,
+    /// Completions delivered for calls this instance never started.
+    strangers: Vec<u64>,
+    delivered: usize,
+}
+
+impl Probe {
+    fn new(stuck: Arc<Mutex<bool>>, instances: &Arc<Mutex<Vec<Arc<Mutex<Calls>>>>>) -> Self {
+        let calls = Arc::new(Mutex::new(Calls::default()));
+        instances.lock().unwrap().push(calls.clone());
+        Probe {
+            inner: NativeCore::new(),
+            stuck,
+            calls,
+        }
+    }
+}
+
+impl Core for Probe {
     fn configure(&mut self, limits: Limits) -> Result<(), Fault> {
         self.inner.configure(limits)
     }
@@ -297,6 +320,12 @@ impl Core for Stuck {
         worker_id: &str,
         input: Input,
     ) -> Result<String, CallError> {
+        if input.text == "__fault__" {
+            return Err(CallError::Fault(Fault::new(
+                yoi_core::FaultKind::Panic,
+                "injected by the test",
+            )));
+        }
         self.inner.send_input(now_ms, worker_id, input)
     }
     fn cancel(&mut self, now_ms: u64, worker_id: &str) -> Result<String, CallError> {
@@ -323,7 +352,12 @@ impl Core for Stuck {
         self.inner.pull_events(max, max_bytes)
     }
     fn pull_effects(&mut self, max: usize, max_bytes: u32) -> Result<Vec<Effect>, Fault> {
-        self.inner.pull_effects(max, max_bytes)
+        let effects = self.inner.pull_effects(max, max_bytes)?;
+        let mut calls = self.calls.lock().unwrap();
+        for effect in &effects {
+            calls.started.insert(effect.call_id());
+        }
+        Ok(effects)
     }
     fn pull_index(&mut self, max_bytes: u32) -> Result<IndexChanges, Fault> {
         self.inner.pull_index(max_bytes)
@@ -332,6 +366,15 @@ impl Core for Stuck {
         self.inner.residency()
     }
     fn deliver(&mut self, now_ms: u64, completions: Vec<Completion>) -> Result<(), Fault> {
+        {
+            let mut calls = self.calls.lock().unwrap();
+            for completion in &completions {
+                calls.delivered += 1;
+                if !calls.started.contains(&completion.call_id()) {
+                    calls.strangers.push(completion.call_id());
+                }
+            }
+        }
         self.inner.deliver(now_ms, completions)
     }
     fn restore(&mut self, events: Vec<EventRecord>) -> Result<(), CallError> {
@@ -366,13 +409,9 @@ async fn a_stuck_core_answers_runtime_unavailable() {
     config.request_deadline = Duration::from_millis(300);
     let stuck = Arc::new(Mutex::new(false));
     let flag = stuck.clone();
+    let instances = Arc::new(Mutex::new(Vec::new()));
     let rt = builder_with(config, ScriptedConfig::default())
-        .open(move || {
-            Ok(Stuck {
-                inner: NativeCore::new(),
-                stuck: flag.clone(),
-            })
-        })
+        .open(move || Ok(Probe::new(flag.clone(), &instances)))
         .unwrap();
     let w = rt.create_worker(spec("w", &[])).await.unwrap().id;
     *stuck.lock().unwrap() = true;
@@ -468,4 +507,71 @@ async fn long_conversations_with_large_messages_never_fault_the_core() {
         }
         rt.shutdown().await;
     }
+}
+
+/// Completions of calls started for a core that then faulted never reach its
+/// replacement (which numbers its calls afresh, so they could land in its own calls):
+/// the driver tags them with its generation and the actor drops stale ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_of_calls_started_before_a_restart_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let instances = Arc::new(Mutex::new(Vec::new()));
+    let made = instances.clone();
+    let stuck = Arc::new(Mutex::new(false));
+    // No delay: the model floods the actor, so completions are waiting in its inbox when
+    // the core faults.
+    let flood = ScriptedConfig {
+        token_delay: Duration::ZERO,
+        ..ScriptedConfig::default()
+    };
+    let rt = builder(dir.path(), flood)
+        .open(move || Ok(Probe::new(stuck.clone(), &made)))
+        .unwrap();
+    let mut live = rt.events().subscribe();
+    let a = rt.create_worker(spec("a", &[])).await.unwrap().id;
+    let b = rt.create_worker(spec("b", &[])).await.unwrap().id;
+    rt.send_input(&a, input("stream 100000")).await.unwrap();
+    collect_until(&mut live, |e| {
+        e.worker_id.as_deref() == Some(a.as_str()) && matches!(e.event, Event::TextDelta { .. })
+    })
+    .await;
+    let err = rt.send_input(&b, input("__fault__")).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::CoreFault(_)), "{err:?}");
+    collect_until(&mut live, |e| run_ended(e, &a)).await;
+    // The replacement runs calls of its own, numbered from the start again.
+    rt.send_input(&a, input("stream 50")).await.unwrap();
+    rt.send_input(&b, input("stream 50")).await.unwrap();
+    let mut ends = 0;
+    collect_until(&mut live, |e| {
+        if run_ended(e, &a) || run_ended(e, &b) {
+            ends += 1;
+        }
+        ends == 2
+    })
+    .await;
+    let (first, replacement) = {
+        let instances = instances.lock().unwrap();
+        assert_eq!(instances.len(), 2, "the core was replaced once");
+        let counts = |c: &Arc<Mutex<Calls>>| {
+            let c = c.lock().unwrap();
+            (c.delivered, c.strangers.clone())
+        };
+        (counts(&instances[0]), counts(&instances[1]))
+    };
+    assert!(first.0 > 0 && replacement.0 > 0);
+    assert!(
+        replacement.1.is_empty(),
+        "{} completions of the faulted core's calls reached its replacement (calls {:?}...)",
+        replacement.1.len(),
+        &replacement.1[..replacement.1.len().min(5)]
+    );
+    assert!(first.1.is_empty());
+    for w in [&a, &b] {
+        let transcript = rt.transcript(w).await.unwrap();
+        assert_eq!(
+            transcript.last().unwrap().role,
+            yoi_protocol::Role::Assistant
+        );
+    }
+    rt.shutdown().await;
 }
