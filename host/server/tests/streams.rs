@@ -577,20 +577,44 @@ async fn overflow_the_live_buffer_during_a_replay(
 
 /// Falling further behind than the live buffer holds while replaying: the stream is
 /// closed as lagged at the position it reached, and resuming from there delivers the rest
-/// exactly once. (The history is one replay page, read before the new events exist.)
+/// exactly once. (The history is one replay page, meant to be read before the new events
+/// exist. On a loaded machine the stream may read it only after some of them, and then
+/// the page covers what the live buffer dropped: the stream goes on without `lagged`,
+/// and must still deliver every event exactly once. The session's unit tests pin the
+/// lagged outcome itself without sockets.)
 #[tokio::test(flavor = "multi_thread")]
 async fn falling_behind_the_live_buffer_is_lagged_then_resumes_without_loss() {
     let (h, w, mut ws, start, last) = overflow_the_live_buffer_during_a_replay(100_000).await;
-    let (mut got, lagged) = read_until_lagged(&mut ws).await;
-    assert!((got.len() as u64) < last - start, "cut short");
-    let resume = cursor_of(&lagged);
-    assert_eq!(
-        Cursor::decode(&resume).unwrap().seq,
-        *got.last().unwrap(),
-        "lagged carries the last delivered cursor"
-    );
-    let mut ws = h.ws(&h.worker_stream(&w, Some(&resume))).await;
-    got.extend(read_events_to(&mut ws, last).await);
+    let mut got = Vec::new();
+    let lagged = loop {
+        let f = ws.frame().await;
+        match f["type"].as_str().unwrap() {
+            "event" => {
+                let seq = f["seq"].as_u64().unwrap();
+                got.push(seq);
+                if seq == last {
+                    break None;
+                }
+            }
+            "lagged" => break Some(f),
+            other => panic!("unexpected {other} frame"),
+        }
+    };
+    match lagged {
+        Some(lagged) => {
+            ws.expect_close().await;
+            assert!((got.len() as u64) < last - start, "cut short");
+            let resume = cursor_of(&lagged);
+            assert_eq!(
+                Cursor::decode(&resume).unwrap().seq,
+                *got.last().unwrap(),
+                "lagged carries the last delivered cursor"
+            );
+            let mut ws = h.ws(&h.worker_stream(&w, Some(&resume))).await;
+            got.extend(read_events_to(&mut ws, last).await);
+        }
+        None => eprintln!("NOTE: the replay page was read after the new events; no lag"),
+    }
     let want: Vec<u64> = (start + 1..=last).collect();
     assert_eq!(
         got, want,
