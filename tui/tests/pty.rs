@@ -1,7 +1,8 @@
 //! The real `yoi-tui` binary in a pseudo-terminal against a real `yoi-host` (in-process,
 //! the built runtime component, the scripted model): it types a message and reads the
 //! answer off the screen (parsed with `vt100`), then quits and leaves the terminal as
-//! it found it. Needs the component (`cargo xtask build-guest`; `YOI_GUEST_WASM`).
+//! it found it; and once with `--direct` against a `yoi-runtime serve`. Needs the
+//! component (`cargo xtask build-guest`; `YOI_GUEST_WASM`).
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -253,4 +254,51 @@ async fn a_terminate_signal_restores_the_terminal() {
     assert!(!screen.alternate_screen());
     assert!(!screen.hide_cursor());
     host.shutdown().await.unwrap();
+}
+
+/// `--direct`: the same conversation against one `yoi-runtime serve` (in-process, the
+/// native core) with no host, labelled as the debug mode it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_mode_talks_to_one_runtime_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = yoi_runtime_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..yoi_runtime_server::Config::default()
+    };
+    config.runtime.scripted.token_delay_ms = 0;
+    let server = yoi_runtime_server::RuntimeServer::start(config)
+        .await
+        .expect("the runtime server starts");
+    tokio::time::timeout(PATIENCE, server.ready())
+        .await
+        .expect("the runtime opens in time")
+        .expect("the runtime opens");
+    let url = format!("http://{}", server.local_addr());
+    let token_file = server.token_file().to_str().unwrap().to_string();
+    let tui = Tui::spawn(&[
+        "--direct",
+        &url,
+        "--token-file",
+        &token_file,
+        "--new-worker",
+        "e2e",
+    ]);
+
+    tui.wait_for(&["DIRECT (debug, no host)", "● connected", "e2e (w_1)"]);
+    tui.type_keys("list files\r");
+    tui.wait_for(&[
+        "› list files",
+        "⚙ list_dir {\"path\":\".\"} ✓",
+        "Here is what the list_dir tool returned:",
+        "│ idle │",
+    ]);
+    // The run happened on the runtime itself.
+    let client = yoi_client::RuntimeClient::new(&url, server.token()).unwrap();
+    let messages = client.transcript("w_1").await.unwrap();
+    assert_eq!(messages.len(), 4, "user, tool call, tool result, answer");
+
+    let (ok, _) = tui.quit();
+    assert!(ok, "yoi-tui exits with 0");
+    server.shutdown().await.unwrap();
 }
