@@ -13,6 +13,8 @@
 //! reasoning_effort = "low"
 //! connect_timeout_ms = 10000
 //! idle_timeout_ms = 120000                 # longest silence before the answer or between chunks
+//! max_retries = 2                          # tries again before the first byte of an answer
+//! max_retry_wait_ms = 20000                # longest wait between tries (also for Retry-After)
 //! headers = { "X-Title" = "yoi" }
 //! think_tags = false                       # split <think>…</think> out of the content
 //! reasoning_history = "tool_calls"         # "none" | "tool_calls" | "all" (default: see below)
@@ -66,6 +68,13 @@ pub struct ProviderConfig {
     pub connect_timeout_ms: NonZeroU64,
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_ms: NonZeroU64,
+    /// Tries again after a refused connection, `408`, `429` or `5xx`, before the first
+    /// byte of an answer only.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Longest wait between two tries; a server asking for longer is not waited for.
+    #[serde(default = "default_max_retry_wait")]
+    pub max_retry_wait_ms: NonZeroU64,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -78,6 +87,14 @@ pub struct ProviderConfig {
 
 fn default_connect_timeout() -> NonZeroU64 {
     NonZeroU64::new(10_000).expect("non-zero")
+}
+
+fn default_max_retries() -> u32 {
+    2
+}
+
+fn default_max_retry_wait() -> NonZeroU64 {
+    NonZeroU64::new(20_000).expect("non-zero")
 }
 
 fn default_idle_timeout() -> NonZeroU64 {
@@ -303,6 +320,10 @@ impl ProviderConfig {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms.get())
+    }
+
+    pub fn max_retry_wait(&self) -> Duration {
+        Duration::from_millis(self.max_retry_wait_ms.get())
     }
 }
 

@@ -16,6 +16,7 @@ mod config;
 mod decode;
 mod errors;
 mod request;
+mod retry;
 mod think;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ use crate::catalog::ModelCatalog;
 use crate::provider::{BoxFuture, Provider, codes};
 use decode::{Flow, StreamDecoder};
 use request::Parameters;
+use retry::RetryPolicy;
 
 /// Most bytes one answer may carry on the wire before the call fails (a server that
 /// never ends an event could otherwise grow the SSE parser's buffer without bound).
@@ -57,6 +59,7 @@ pub struct OpenAiProvider {
     max_tokens: HashMap<String, u32>,
     think_tags: bool,
     idle_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for OpenAiProvider {
@@ -112,6 +115,10 @@ impl OpenAiProvider {
             max_tokens,
             think_tags: config.think_tags,
             idle_timeout: config.idle_timeout(),
+            retry: RetryPolicy {
+                max_retries: config.max_retries,
+                max_wait: config.max_retry_wait(),
+            },
         })
     }
 
@@ -152,38 +159,13 @@ impl OpenAiProvider {
             parameters.max_tokens = Some(n);
         }
         let body = request::body(&request, model_id, &parameters);
-        let send = self
-            .client
-            .post(&self.endpoint)
-            .headers(self.headers.clone())
-            .json(&body)
-            .send();
-        let response = match timeout(self.idle_timeout, send).await {
-            Err(_) => {
-                let _ = out.send(failed(self.silent())).await;
+        let response = match self.open(&body).await {
+            Ok(response) => response,
+            Err(error) => {
+                let _ = out.send(failed(error)).await;
                 return;
             }
-            Ok(Err(e)) => {
-                let _ = out
-                    .send(failed(errors::transport_error(&self.name, &e)))
-                    .await;
-                return;
-            }
-            Ok(Ok(response)) => response,
         };
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = self.error_body(response).await;
-            let error =
-                errors::http_error(&self.name, status.as_u16(), &body, retry_after.as_deref());
-            let _ = out.send(failed(error)).await;
-            return;
-        }
         let mut decoder = StreamDecoder::new(call_id, &self.name, self.think_tags);
         let mut batch = Vec::new();
         let is_sse = response
@@ -263,6 +245,61 @@ impl OpenAiProvider {
             if flow == Flow::End {
                 return;
             }
+        }
+    }
+
+    /// Sends the request until an answer starts (a success status), trying again
+    /// after transient failures as [`RetryPolicy`] allows; the error of the last try.
+    async fn open(&self, body: &request::Body<'_>) -> Result<reqwest::Response, ErrorInfo> {
+        let mut attempt = 0;
+        loop {
+            let send = self
+                .client
+                .post(&self.endpoint)
+                .headers(self.headers.clone())
+                .json(body)
+                .send();
+            let (error, asked) = match timeout(self.idle_timeout, send).await {
+                // A server that accepted the request and stays silent is not asked again:
+                // it may be working on it.
+                Err(_) => return Err(self.silent()),
+                Ok(Err(e)) => {
+                    let error = errors::transport_error(&self.name, &e);
+                    if !(e.is_connect() || e.is_request()) {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
+                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    let asked = retry::asked_wait(response.headers());
+                    let retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let body = self.error_body(response).await;
+                    let error =
+                        errors::http_error(&self.name, status, &body, retry_after.as_deref());
+                    if !retry::retryable_status(status) {
+                        return Err(error);
+                    }
+                    (error, asked)
+                }
+            };
+            let Some(wait) = self.retry.wait(attempt, asked, retry::jitter()) else {
+                return Err(error);
+            };
+            tracing::debug!(
+                provider = %self.name,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                code = %error.code,
+                "model call failed before its answer; trying again"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
         }
     }
 

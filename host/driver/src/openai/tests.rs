@@ -250,7 +250,6 @@ fn errors_in_the_stream_and_early_ends() {
 // ----- against a fake server ------------------------------------------------------
 
 /// What the fake server does with one request.
-#[derive(Clone)]
 enum Reply {
     /// 200 with these SSE bytes, written in pieces of `cut` bytes.
     Sse { body: String, cut: usize },
@@ -260,6 +259,95 @@ enum Reply {
     Silent,
     /// 200 JSON in one piece.
     Json(String),
+    /// These bytes as the whole answer (head and body).
+    Raw(String),
+    /// 200 and a text delta every few milliseconds until the client goes away; then
+    /// the server reports it saw the connection close.
+    Endless(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Answers one request on `socket` with `reply`; returns the request (head and body).
+async fn serve_one(mut socket: tokio::net::TcpStream, reply: Reply) -> (String, Value) {
+    let mut buf = Vec::new();
+    let (head, body) = loop {
+        let mut chunk = [0u8; 4096];
+        let n = socket.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(at) = text.find("\r\n\r\n") {
+            let head = text[..at].to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= at + 4 + len {
+                break (
+                    head,
+                    String::from_utf8_lossy(&buf[at + 4..at + 4 + len]).to_string(),
+                );
+            }
+        }
+    };
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    match reply {
+        Reply::Sse { body: sse, cut } => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            for piece in sse.as_bytes().chunks(cut.max(1)) {
+                if socket.write_all(piece).await.is_err() {
+                    break;
+                }
+                let _ = socket.flush().await;
+                tokio::task::yield_now().await;
+            }
+        }
+        Reply::Status(status, text) => {
+            let _ = socket
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 3\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+        Reply::Json(text) => {
+            let _ = socket
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+        Reply::Raw(text) => {
+            let _ = socket.write_all(text.as_bytes()).await;
+        }
+        Reply::Endless(closed) => {
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+                .await;
+            let delta = "data: {\"choices\":[{\"delta\":{\"content\":\"more \"}}]}\n\n";
+            while socket.write_all(delta.as_bytes()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = closed.send(());
+        }
+        Reply::Silent => {
+            // Hold the connection until the client gives up.
+            let _ = socket.read(&mut [0u8; 1]).await;
+        }
+    }
+    (head, body)
 }
 
 /// Serves `reply` once; returns the base URL and the request (head and body) it got.
@@ -267,76 +355,31 @@ async fn fake_server(reply: Reply) -> (String, tokio::task::JoinHandle<(String, 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut buf = Vec::new();
-        let (head, body) = loop {
-            let mut chunk = [0u8; 4096];
-            let n = socket.read(&mut chunk).await.unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(at) = text.find("\r\n\r\n") {
-                let head = text[..at].to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= at + 4 + len {
-                    break (
-                        head,
-                        String::from_utf8_lossy(&buf[at + 4..at + 4 + len]).to_string(),
-                    );
-                }
-            }
-        };
-        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        match reply {
-            Reply::Sse { body: sse, cut } => {
-                socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
-                    .await
-                    .unwrap();
-                for piece in sse.as_bytes().chunks(cut.max(1)) {
-                    if socket.write_all(piece).await.is_err() {
-                        break;
-                    }
-                    let _ = socket.flush().await;
-                    tokio::task::yield_now().await;
-                }
-            }
-            Reply::Status(status, text) => {
-                let _ = socket
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 3\r\nconnection: close\r\n\r\n{text}",
-                            text.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-            }
-            Reply::Json(text) => {
-                let _ = socket
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                            text.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-            }
-            Reply::Silent => {
-                // Hold the connection until the client gives up.
-                let _ = socket.read(&mut [0u8; 1]).await;
-            }
-        }
-        (head, body)
+        let (socket, _) = listener.accept().await.unwrap();
+        serve_one(socket, reply).await
     });
     (base, task)
+}
+
+/// Serves `replies` one connection each, in order, then refuses nothing but answers
+/// nobody; returns the base URL and how many requests came.
+async fn fake_servers(replies: Vec<Reply>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        for reply in replies {
+            let (socket, _) = listener.accept().await.unwrap();
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            serve_one(socket, reply).await;
+        }
+        // Later tries would wait here: the tests count them as requests that came.
+        while let Ok((_socket, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (base, count)
 }
 
 fn config(base: &str, extra: &str) -> ProviderConfig {
@@ -539,9 +582,13 @@ async fn error_statuses_become_typed_failures_without_the_key() {
     ];
     for (status, body, code) in cases {
         let (base, server) = fake_server(Reply::Status(status, body.into())).await;
-        let provider =
-            OpenAiProvider::new("local", &config(&base, ""), &ApiKey::new("sk-test-secret"))
-                .unwrap();
+        // Each status once: retries have their own test.
+        let provider = OpenAiProvider::new(
+            "local",
+            &config(&base, "max_retries = 0"),
+            &ApiKey::new("sk-test-secret"),
+        )
+        .unwrap();
         let out = call(&provider, request(history(), &[])).await;
         server.await.unwrap();
         let [Completion::ModelFailed { error, call_id: 3 }] = &out[..] else {
@@ -632,4 +679,244 @@ fn register_adds_models_with_their_budgets() {
     OpenAiProvider::register("any", &c, &mut catalog).unwrap();
     assert!(catalog.serves("any/whatever-model"));
     assert_eq!(catalog.models(), ["any/*"]);
+}
+
+fn status(code: u16, headers: &str, body: &str) -> Reply {
+    Reply::Raw(format!(
+        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}connection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+#[tokio::test]
+async fn transient_failures_before_the_answer_are_tried_again() {
+    let answer = sse(&[
+        r#"{"choices":[{"delta":{"content":"fine"},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ]);
+    let (base, requests) = fake_servers(vec![
+        status(
+            429,
+            "retry-after-ms: 20\r\n",
+            r#"{"error":{"message":"slow down"}}"#,
+        ),
+        status(503, "", "overloaded"),
+        Reply::Sse {
+            body: answer,
+            cut: 7,
+        },
+    ])
+    .await;
+    let provider = OpenAiProvider::new("local", &config(&base, ""), &ApiKey::none()).unwrap();
+    let out = call(&provider, request(history(), &[])).await;
+    let (_, text, _) = assemble(&out);
+    assert_eq!(text, "fine", "{out:?}");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // Retries run out: the last failure is the call's.
+    let (base, requests) = fake_servers(vec![
+        status(502, "", "bad gateway"),
+        status(502, "", "bad gateway"),
+    ])
+    .await;
+    let provider = OpenAiProvider::new(
+        "local",
+        &config(&base, "max_retries = 1\nmax_retry_wait_ms = 50"),
+        &ApiKey::none(),
+    )
+    .unwrap();
+    let out = call(&provider, request(history(), &[])).await;
+    let [Completion::ModelFailed { error, .. }] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(error.code, "unavailable");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn refusals_and_long_waits_fail_at_once() {
+    // A refusal that cannot pass, and a server asking for a wait past the cap: one
+    // request each, the error as the server gave it.
+    for (reply, code) in [
+        (
+            status(401, "", r#"{"error":{"message":"bad key"}}"#),
+            "auth",
+        ),
+        (
+            status(400, "", r#"{"error":{"message":"bad tool"}}"#),
+            "invalid_request",
+        ),
+        (
+            status(
+                429,
+                "retry-after: 3600\r\n",
+                r#"{"error":{"message":"quota"}}"#,
+            ),
+            "rate_limit",
+        ),
+    ] {
+        let (base, requests) = fake_servers(vec![reply]).await;
+        let provider = OpenAiProvider::new("local", &config(&base, ""), &ApiKey::none()).unwrap();
+        let out = call(&provider, request(history(), &[])).await;
+        let [Completion::ModelFailed { error, .. }] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(error.code, code, "{}", error.message);
+        assert_eq!(
+            requests.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_mid_stream_closes_the_connection() {
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
+    let (base, _server) = fake_server(Reply::Endless(closed_tx)).await;
+    let provider = OpenAiProvider::new("local", &config(&base, ""), &ApiKey::none()).unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let run = tokio::spawn(async move { provider.call(request(history(), &[]), tx).await });
+    // The answer is streaming...
+    let first = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("a first delta")
+        .expect("a completion");
+    assert!(matches!(first, Completion::TextDelta { .. }), "{first:?}");
+    // ...and the run is cancelled: the call's future is dropped.
+    run.abort();
+    tokio::time::timeout(Duration::from_secs(60), closed)
+        .await
+        .expect("the server saw the connection close")
+        .unwrap();
+}
+
+/// A recorded stream shape of a backend, from `host/driver/tests/fixtures/openai/`.
+struct Fixture {
+    name: &'static str,
+    sse: &'static str,
+    reasoning: &'static str,
+    text: &'static str,
+    /// (id, name, arguments) of each call, in index order.
+    calls: &'static [(&'static str, &'static str, &'static str)],
+    usage: Option<(u64, u64)>,
+    /// The call's last completion: its finish reason, or its error code.
+    end: Result<FinishReason, &'static str>,
+}
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!("../../tests/fixtures/openai/", $name, ".sse"))
+    };
+}
+
+const FIXTURES: &[Fixture] = &[
+    Fixture {
+        name: "llama_cpp (recorded from llama-server, ../shared/real-llm.md)",
+        sse: fixture!("llama_cpp"),
+        reasoning: "",
+        text: "You're here to help with",
+        calls: &[],
+        usage: Some((32, 6)),
+        end: Ok(FinishReason::Length),
+    },
+    Fixture {
+        name: "openai (parallel tool calls, usage after finish)",
+        sse: fixture!("openai"),
+        reasoning: "",
+        text: "",
+        calls: &[
+            ("call_R1x", "read_file", "{\"path\": \"a.txt\"}"),
+            ("call_L2y", "list_dir", "{\"path\": \".\"}"),
+        ],
+        usage: Some((118, 52)),
+        end: Ok(FinishReason::ToolCalls),
+    },
+    Fixture {
+        name: "vllm (reasoning_content, empty-choices usage)",
+        sse: fixture!("vllm"),
+        reasoning: "The user greets me.",
+        text: "Hello there!",
+        calls: &[],
+        usage: Some((14, 11)),
+        end: Ok(FinishReason::Stop),
+    },
+    Fixture {
+        name: "ollama (reasoning, a whole tool call, stop with tool calls)",
+        sse: fixture!("ollama"),
+        reasoning: "Need the file.",
+        text: "",
+        calls: &[("call_u0wd2mxb", "read_file", "{\"path\":\"a.txt\"}")],
+        usage: Some((150, 22)),
+        end: Ok(FinishReason::ToolCalls),
+    },
+    Fixture {
+        name: "deepseek (keep-alive comments, reasoning_content, usage on the last choice)",
+        sse: fixture!("deepseek"),
+        reasoning: "9.11 vs 9.8: compare decimals.",
+        text: "9.8 is larger.",
+        calls: &[],
+        usage: Some((19, 37)),
+        end: Ok(FinishReason::Stop),
+    },
+    Fixture {
+        name: "openrouter (PROCESSING comments, reasoning, usage after finish)",
+        sse: fixture!("openrouter"),
+        reasoning: "Short answer.",
+        text: "Paris.",
+        calls: &[],
+        usage: Some((12, 9)),
+        end: Ok(FinishReason::Stop),
+    },
+    Fixture {
+        name: "openrouter error mid-stream",
+        sse: fixture!("openrouter_error"),
+        reasoning: "",
+        text: "Once upon",
+        calls: &[],
+        usage: None,
+        end: Err("model_error"),
+    },
+];
+
+#[tokio::test]
+async fn recorded_streams_of_six_backends_decode_to_the_same_completions() {
+    for f in FIXTURES {
+        // Cut into pieces of 13 bytes: events and lines split anywhere.
+        let (base, server) = fake_server(Reply::Sse {
+            body: f.sse.to_string(),
+            cut: 13,
+        })
+        .await;
+        let provider = OpenAiProvider::new("p", &config(&base, ""), &ApiKey::none()).unwrap();
+        let out = call(&provider, request(history(), &["read_file", "list_dir"])).await;
+        server.await.unwrap();
+        let (reasoning, text, calls) = assemble(&out);
+        assert_eq!(reasoning, f.reasoning, "{}", f.name);
+        assert_eq!(text, f.text, "{}", f.name);
+        let calls: Vec<(String, String, String)> = calls
+            .into_iter()
+            .map(|(id, name, args)| (id.unwrap_or_default(), name, args))
+            .collect();
+        let want: Vec<(String, String, String)> = f
+            .calls
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(calls, want, "{}", f.name);
+        let usage = out.iter().find_map(|c| match c {
+            Completion::Usage { usage, .. } => Some((usage.input_tokens, usage.output_tokens)),
+            _ => None,
+        });
+        assert_eq!(usage, f.usage, "{}", f.name);
+        match (last(&out), f.end) {
+            (Completion::ModelDone { finish_reason, .. }, Ok(want)) => {
+                assert_eq!(*finish_reason, want, "{}", f.name)
+            }
+            (Completion::ModelFailed { error, .. }, Err(code)) => {
+                assert_eq!(error.code, code, "{}: {}", f.name, error.message)
+            }
+            (other, _) => panic!("{}: ended with {other:?}", f.name),
+        }
+    }
 }
