@@ -58,6 +58,7 @@ impl Received {
 
 /// Polls `GET /runtimes/{id}` until `pred` holds of its description.
 async fn wait_runtime(h: &TestHost, id: &str, what: &str, pred: impl Fn(&Value) -> bool) {
+    let last = std::sync::Mutex::new(Value::Null);
     tokio::time::timeout(PATIENCE, async {
         loop {
             let resp = h.get(&format!("/runtimes/{id}")).send().await.unwrap();
@@ -65,11 +66,12 @@ async fn wait_runtime(h: &TestHost, id: &str, what: &str, pred: impl Fn(&Value) 
             if pred(&body["runtime"]) {
                 return;
             }
+            *last.lock().unwrap() = body;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("runtime {id}: {what} in time"));
+    .unwrap_or_else(|_| panic!("runtime {id}: {what} in time; last {}", last.lock().unwrap()));
 }
 
 fn failed_with(code: &'static str) -> impl Fn(&Value) -> bool {
