@@ -5,9 +5,7 @@
 //! holds. Byte budgets (per call, per request, resident transcripts) are counted in it,
 //! by the core and by the host alike.
 
-use crate::{
-    Completion, Effect, Envelope, Event, EventRecord, Message, ModelRequest, WorkerInfo,
-};
+use crate::{Completion, Effect, Envelope, Event, EventRecord, Message, ModelRequest, WorkerInfo};
 
 /// Fixed cost of one item (headers, small fields, allocation overhead).
 const ITEM: u64 = 64;

@@ -37,11 +37,19 @@ async fn the_data_dir_and_the_stores_are_private_to_their_owner() {
     let mut files = vec![data.join("host.token")];
     for entry in std::fs::read_dir(&runtime).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("events.db") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("events.db")
+        {
             files.push(path);
         }
     }
-    assert!(files.len() >= 3, "the token, the store and its lock: {files:?}");
+    assert!(
+        files.len() >= 3,
+        "the token, the store and its lock: {files:?}"
+    );
     for file in files {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
@@ -63,17 +71,26 @@ async fn hostile_cursors_are_typed_errors() {
     let huge = "c1".to_string() + &"f".repeat(60_000);
     let cases = [
         // (path, the error frame's code)
-        (h.worker_stream(&w, Some("c1-0000000000000000000000000000001")), "cursor_malformed"),
+        (
+            h.worker_stream(&w, Some("c1-0000000000000000000000000000001")),
+            "cursor_malformed",
+        ),
         (h.worker_stream(&w, Some(&huge)), "cursor_malformed"),
         (h.worker_stream(&w, Some("c1%00")), "cursor_malformed"),
         (
             h.worker_stream(&w, Some(&Cursor::new(epoch, u64::MAX).encode())),
             "cursor_ahead",
         ),
-        (h.all_stream(Some(&format!("h1{many_parts}"))), "cursor_malformed"),
+        (
+            h.all_stream(Some(&format!("h1{many_parts}"))),
+            "cursor_malformed",
+        ),
         (h.all_stream(Some(&huge)), "cursor_malformed"),
         (
-            h.all_stream(Some(&format!("h1~local.{}", Cursor::new(epoch, u64::MAX).encode()))),
+            h.all_stream(Some(&format!(
+                "h1~local.{}",
+                Cursor::new(epoch, u64::MAX).encode()
+            ))),
             "cursor_ahead",
         ),
     ];
@@ -109,7 +126,10 @@ async fn an_oversized_client_message_ends_only_its_stream() {
     assert_eq!(rude.frame().await["type"], "snapshot");
     assert_eq!(polite.frame().await["type"], "snapshot");
     // Far beyond what a stream accepts from a client (64 KiB).
-    let _ = rude.ws.send(Message::Text("x".repeat(4 << 20).into())).await;
+    let _ = rude
+        .ws
+        .send(Message::Text("x".repeat(4 << 20).into()))
+        .await;
     while rude.frame_or_close().await.is_some() {}
     h.input(&w, "hi").await;
     let seen = polite.events_until(|f| back_to_idle(f, &w)).await;

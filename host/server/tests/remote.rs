@@ -87,10 +87,7 @@ impl Remote {
         let client = self.client();
         let (mut after, mut seqs) = (after, Vec::new());
         loop {
-            let page = client
-                .events(Some(after), worker, None)
-                .await
-                .unwrap();
+            let page = client.events(Some(after), worker, None).await.unwrap();
             seqs.extend(page.events.iter().map(|e| e.seq));
             after = page.cursor;
             if !page.more {
@@ -594,7 +591,10 @@ async fn a_hundred_clients_of_a_remote_runtime_share_one_upstream_stream() {
         };
         let mut c = h.ws(&path).await;
         let first = c.frame().await;
-        assert!(first["type"].as_str().unwrap().starts_with("snapshot"), "{first}");
+        assert!(
+            first["type"].as_str().unwrap().starts_with("snapshot"),
+            "{first}"
+        );
         clients.push(c);
     }
     let (status, _) = input_far(&h, &w, "hello").await;
@@ -606,7 +606,11 @@ async fn a_hundred_clients_of_a_remote_runtime_share_one_upstream_stream() {
     // The runtime served one stream, ever; the host counts one connection to it.
     let metrics = remote.metrics().await;
     assert_eq!(metric(&metrics, "yoi_streams_open"), Some(1), "{metrics}");
-    assert_eq!(metric(&metrics, "yoi_streams_opened_total"), Some(1), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "yoi_streams_opened_total"),
+        Some(1),
+        "{metrics}"
+    );
     let host_metrics = h.metrics().await;
     assert_eq!(
         metric(
@@ -627,7 +631,11 @@ async fn a_multiplexed_stream_opened_while_a_remote_runtime_is_down_goes_on_when
     let spec = serde_json::from_value(json!({"name": "old", "model": "scripted"})).unwrap();
     let old = client.create_worker(&spec).await.unwrap().id;
     let (dir, addr) = remote.stop().await;
-    let entry = remote_entry("far", format!("http://{addr}"), dir.path().join("runtime.token"));
+    let entry = remote_entry(
+        "far",
+        format!("http://{addr}"),
+        dir.path().join("runtime.token"),
+    );
     let h = start_with(|c| c.runtimes.push(entry)).await;
     wait_state(&h, "far", "unavailable").await;
 
@@ -639,7 +647,10 @@ async fn a_multiplexed_stream_opened_while_a_remote_runtime_is_down_goes_on_when
         (Some("diagnostic"), Some("runtime_unavailable")),
         "{told}"
     );
-    assert!(told["message"].as_str().unwrap().contains("runtime far"), "{told}");
+    assert!(
+        told["message"].as_str().unwrap().contains("runtime far"),
+        "{told}"
+    );
     let snap = all.frame().await;
     assert_eq!(snap["type"], "snapshot_all", "{snap}");
     let cursor = yoi_protocol::HostCursor::decode(snap["cursor"].as_str().unwrap()).unwrap();
@@ -658,7 +669,10 @@ async fn a_multiplexed_stream_opened_while_a_remote_runtime_is_down_goes_on_when
     let (status, _) = input_far(&h, &w, "hello").await;
     assert_eq!(status, 202);
     let seen = all.events_until(|f| back_to_idle(f, &w)).await;
-    let far: Vec<Value> = seen.into_iter().filter(|f| f["runtime_id"] == "far").collect();
+    let far: Vec<Value> = seen
+        .into_iter()
+        .filter(|f| f["runtime_id"] == "far")
+        .collect();
     assert!(
         far.iter().any(|f| f["worker_id"] == old.as_str()),
         "history from before the host started"

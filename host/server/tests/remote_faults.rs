@@ -71,7 +71,12 @@ async fn wait_runtime(h: &TestHost, id: &str, what: &str, pred: impl Fn(&Value) 
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("runtime {id}: {what} in time; last {}", last.lock().unwrap()));
+    .unwrap_or_else(|_| {
+        panic!(
+            "runtime {id}: {what} in time; last {}",
+            last.lock().unwrap()
+        )
+    });
 }
 
 fn failed_with(code: &'static str) -> impl Fn(&Value) -> bool {
@@ -91,20 +96,90 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
     // (runtime id, fake, request timeout, the host's answer to a command)
     let slow = Duration::from_secs(60);
     let cases = vec![
-        ("slow", FakeRuntime::start(Fault::SlowCommands(slow)).await, 300, (504, "timeout")),
-        ("refused", FakeRuntime::absent().await, 5_000, (503, "runtime_unavailable")),
-        ("reset", FakeRuntime::resetting().await, 5_000, (503, "runtime_unavailable")),
-        ("unauthorized", FakeRuntime::start(Fault::Refuse(401)).await, 5_000, (503, "runtime_unavailable")),
-        ("forbidden", FakeRuntime::start(Fault::Refuse(403)).await, 5_000, (503, "runtime_unavailable")),
-        ("failing", FakeRuntime::start(Fault::Refuse(500)).await, 5_000, (503, "runtime_unavailable")),
-        ("no-route", FakeRuntime::start(Fault::CommandStatus(404)).await, 5_000, (501, "unsupported")),
-        ("no-method", FakeRuntime::start(Fault::CommandStatus(405)).await, 5_000, (501, "unsupported")),
-        ("not-implemented", FakeRuntime::start(Fault::CommandStatus(501)).await, 5_000, (501, "unsupported")),
-        ("malformed", FakeRuntime::start(Fault::MalformedCommands).await, 5_000, (500, "internal")),
-        ("endless", FakeRuntime::start(Fault::EndlessCommands).await, 30_000, (500, "internal")),
-        ("garbage", FakeRuntime::start(Fault::GarbageFrame).await, 5_000, (201, "")),
-        ("oversized", FakeRuntime::start(Fault::OversizedFrame((64 << 20) + 1)).await, 5_000, (201, "")),
-        ("sequence", FakeRuntime::start(Fault::OutOfSequence).await, 5_000, (201, "")),
+        (
+            "slow",
+            FakeRuntime::start(Fault::SlowCommands(slow)).await,
+            300,
+            (504, "timeout"),
+        ),
+        (
+            "refused",
+            FakeRuntime::absent().await,
+            5_000,
+            (503, "runtime_unavailable"),
+        ),
+        (
+            "reset",
+            FakeRuntime::resetting().await,
+            5_000,
+            (503, "runtime_unavailable"),
+        ),
+        (
+            "unauthorized",
+            FakeRuntime::start(Fault::Refuse(401)).await,
+            5_000,
+            (503, "runtime_unavailable"),
+        ),
+        (
+            "forbidden",
+            FakeRuntime::start(Fault::Refuse(403)).await,
+            5_000,
+            (503, "runtime_unavailable"),
+        ),
+        (
+            "failing",
+            FakeRuntime::start(Fault::Refuse(500)).await,
+            5_000,
+            (503, "runtime_unavailable"),
+        ),
+        (
+            "no-route",
+            FakeRuntime::start(Fault::CommandStatus(404)).await,
+            5_000,
+            (501, "unsupported"),
+        ),
+        (
+            "no-method",
+            FakeRuntime::start(Fault::CommandStatus(405)).await,
+            5_000,
+            (501, "unsupported"),
+        ),
+        (
+            "not-implemented",
+            FakeRuntime::start(Fault::CommandStatus(501)).await,
+            5_000,
+            (501, "unsupported"),
+        ),
+        (
+            "malformed",
+            FakeRuntime::start(Fault::MalformedCommands).await,
+            5_000,
+            (500, "internal"),
+        ),
+        (
+            "endless",
+            FakeRuntime::start(Fault::EndlessCommands).await,
+            30_000,
+            (500, "internal"),
+        ),
+        (
+            "garbage",
+            FakeRuntime::start(Fault::GarbageFrame).await,
+            5_000,
+            (201, ""),
+        ),
+        (
+            "oversized",
+            FakeRuntime::start(Fault::OversizedFrame((64 << 20) + 1)).await,
+            5_000,
+            (201, ""),
+        ),
+        (
+            "sequence",
+            FakeRuntime::start(Fault::OutOfSequence).await,
+            5_000,
+            (201, ""),
+        ),
     ];
     let entries: Vec<RuntimeConfig> = cases
         .iter()
@@ -122,7 +197,14 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
     for id in ["garbage", "oversized", "sequence"] {
         wait_runtime(&h, id, "a bad frame", failed_with("internal")).await;
     }
-    for id in ["slow", "no-route", "no-method", "not-implemented", "malformed", "endless"] {
+    for id in [
+        "slow",
+        "no-route",
+        "no-method",
+        "not-implemented",
+        "malformed",
+        "endless",
+    ] {
         wait_runtime(&h, id, "ready", |r| r["state"] == "ready").await;
     }
 
@@ -139,10 +221,17 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
         if !code.is_empty() {
             assert_eq!(body["error"]["code"], *code, "{id}: {body}");
             let message = body["error"]["message"].as_str().unwrap();
-            assert!(message.contains(&format!("runtime {id}")), "{id}: {message}");
+            assert!(
+                message.contains(&format!("runtime {id}")),
+                "{id}: {message}"
+            );
         }
         for path in ["/workers", "/workers/w_1", "/workers/w_1/transcript", ""] {
-            let resp = h.get(&format!("/runtimes/{id}{path}")).send().await.unwrap();
+            let resp = h
+                .get(&format!("/runtimes/{id}{path}"))
+                .send()
+                .await
+                .unwrap();
             got.json(resp).await;
         }
     }
@@ -151,7 +240,8 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
     // unavailable; the multiplexed stream, which opens whatever is down.
     for (id, _, _, _) in &cases {
         let mut ws = h.ws(&format!("/runtimes/{id}/workers/w_1/events/ws")).await;
-        got.frames_until(&mut ws, |f| f["type"] == "diagnostic").await;
+        got.frames_until(&mut ws, |f| f["type"] == "diagnostic")
+            .await;
     }
     let mut all = h.ws("/events/ws").await;
     let mut diagnostics = 0;
@@ -172,7 +262,8 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
         .await
         .unwrap_or_else(|_| panic!("{id} is reconnected"));
     }
-    got.frames_until(&mut all, |f| f["type"] == "diagnostic").await;
+    got.frames_until(&mut all, |f| f["type"] == "diagnostic")
+        .await;
 
     let (status, body) = got.json(h.get("/runtimes").send().await.unwrap()).await;
     assert_eq!(status, 200);

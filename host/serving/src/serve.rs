@@ -147,7 +147,10 @@ mod tests {
         })
         .await;
         let mut half_open = TcpStream::connect(addr).await.unwrap();
-        half_open.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
+        half_open
+            .write_all(b"GET / HTTP/1.1\r\nhost:")
+            .await
+            .unwrap();
         let mut rest = Vec::new();
         tokio::time::timeout(PATIENCE, half_open.read_to_end(&mut rest))
             .await

@@ -51,7 +51,8 @@ pub async fn list(
             // Described at once, so a slow runtime delays the answer by its own wait only.
             let mut described = tokio::task::JoinSet::new();
             for (i, runtime) in registry.all().enumerate() {
-                let (state, principal, runtime) = (state.clone(), principal.clone(), runtime.clone());
+                let (state, principal, runtime) =
+                    (state.clone(), principal.clone(), runtime.clone());
                 described.spawn(async move { (i, describe(&state, &principal, &runtime).await) });
             }
             let mut runtimes = Vec::new();

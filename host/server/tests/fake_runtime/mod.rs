@@ -166,7 +166,9 @@ impl FakeRuntime {
     /// Lets a flood start.
     pub fn release(&self) {
         if let Some(inner) = &self.inner {
-            inner.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+            inner
+                .gate
+                .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
         }
     }
 
@@ -298,9 +300,11 @@ async fn handle(
         (Method::GET, "/v1/workers") => {
             axum::Json(json!({ "workers": [worker()] })).into_response()
         }
-        (Method::POST, "/v1/workers") => {
-            (StatusCode::CREATED, axum::Json(json!({ "worker": worker() }))).into_response()
-        }
+        (Method::POST, "/v1/workers") => (
+            StatusCode::CREATED,
+            axum::Json(json!({ "worker": worker() })),
+        )
+            .into_response(),
         (Method::GET, "/v1/workers/w_1") => {
             axum::Json(json!({ "worker": worker() })).into_response()
         }

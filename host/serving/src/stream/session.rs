@@ -506,8 +506,8 @@ impl<V: Visibility> Session<V> {
             self.transmits.push_back(Transmit::Ping);
             self.next_ping = now + self.config.ping_interval;
             // A pending feed whose runtime is said to be up but did not answer: again.
-            if let Some(feed) = (0..self.pending.len())
-                .find(|&f| self.pending[f] && !self.unavailable[f])
+            if let Some(feed) =
+                (0..self.pending.len()).find(|&f| self.pending[f] && !self.unavailable[f])
             {
                 self.catch_up(feed);
             }

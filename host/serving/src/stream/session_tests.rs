@@ -675,10 +675,7 @@ fn handshake_down<V: Visibility>(s: &mut Session<V>, logs: &[&FakeLog], down: &[
                 } => Answer::Replay(logs[feed].replay(after, worker.as_deref(), limit)),
                 Request::SnapshotAll { feed } => {
                     let log = logs[feed];
-                    Answer::SnapshotAll(Ok((
-                        vec![log.snapshot("w_1")],
-                        log.cursor(log.last()),
-                    )))
+                    Answer::SnapshotAll(Ok((vec![log.snapshot("w_1")], log.cursor(log.last()))))
                 }
                 Request::Snapshot { .. } => unreachable!("no worker streams here"),
             };
@@ -720,7 +717,11 @@ fn a_multiplexed_stream_starts_without_an_unreachable_runtime_and_replays_it_onc
     assert_eq!(frames[1]["workers"].as_array().unwrap().len(), 1, "a's");
     let cursor = HostCursor::decode(frames[1]["cursor"].as_str().unwrap()).unwrap();
     assert_eq!(cursor.get("a"), Some(a.cursor(3)));
-    assert_eq!(cursor.get("b"), None, "no position in b yet: from its beginning");
+    assert_eq!(
+        cursor.get("b"),
+        None,
+        "no position in b yet: from its beginning"
+    );
 
     // Still down: b's live events are held back, a's go on; told once.
     s.handle_availability(1, Availability::Unavailable("down".into()), 0);
@@ -744,7 +745,11 @@ fn a_multiplexed_stream_starts_without_an_unreachable_runtime_and_replays_it_onc
         s.handle_live(1, Live::Event(envelope(seq, Some("w_1"))));
     }
     let frames = sent(&mut s);
-    assert_eq!(seqs_of(&frames, "b"), [1, 2, 3, 4, 5, 6], "no gap, no duplicate");
+    assert_eq!(
+        seqs_of(&frames, "b"),
+        [1, 2, 3, 4, 5, 6],
+        "no gap, no duplicate"
+    );
     let last = HostCursor::decode(frames.last().unwrap()["cursor"].as_str().unwrap()).unwrap();
     assert_eq!(
         (last.get("a"), last.get("b")),
@@ -757,7 +762,13 @@ fn a_host_cursor_part_of_an_unreachable_runtime_is_resumed_once_back() {
     let a = FakeLog::new("a", 1, 4);
     let b = FakeLog::new("b", 2, 4);
     let start = host_cursor(&[("a", a.cursor(1)), ("b", b.cursor(2))]);
-    let mut s = session(Scope::Host, &[&a, &b], Some(start), AllVisible, Instant::now());
+    let mut s = session(
+        Scope::Host,
+        &[&a, &b],
+        Some(start),
+        AllVisible,
+        Instant::now(),
+    );
     handshake_down(&mut s, &[&a, &b], &[1]);
     let frames = sent(&mut s);
     assert_eq!(kinds(&frames)[0], "diagnostic");
