@@ -81,7 +81,14 @@ fn render_remote_metrics(page: &mut PromText, stats: &[(&str, crate::registry::S
     if remote.is_empty() {
         return;
     }
-    let families: [(&str, &str, &str, fn(&RemoteStats) -> u64); 3] = [
+    /// Name, type, help and value of a family.
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&RemoteStats) -> u64,
+    );
+    let families: [Family; 3] = [
         (
             "yoi_remote_window_events",
             "gauge",
