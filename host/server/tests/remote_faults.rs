@@ -151,6 +151,12 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
             (501, "unsupported"),
         ),
         (
+            "leaky",
+            FakeRuntime::start(Fault::LeakyRefusal).await,
+            5_000,
+            (409, "worker_busy"),
+        ),
+        (
             "malformed",
             FakeRuntime::start(Fault::MalformedCommands).await,
             5_000,
@@ -202,6 +208,7 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
         "no-route",
         "no-method",
         "not-implemented",
+        "leaky",
         "malformed",
         "endless",
     ] {
@@ -253,7 +260,7 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
     assert!(diagnostics >= 5, "the runtimes that are down are told");
 
     // A runtime answering garbage is dropped and tried again, with a growing delay.
-    for (id, fake, _, _) in &cases[11..] {
+    for (id, fake, _, _) in &cases[12..] {
         tokio::time::timeout(PATIENCE, async {
             while fake.stream_connections() < 3 {
                 tokio::time::sleep(Duration::from_millis(50)).await;

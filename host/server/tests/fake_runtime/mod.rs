@@ -41,6 +41,8 @@ pub enum Fault {
     /// Commands answer this status with a plain-text body (404, 405, 501: an older
     /// runtime without the route).
     CommandStatus(u16),
+    /// Commands answer `409 worker_busy` with a message quoting the URL and token.
+    LeakyRefusal,
     /// Commands answer `200` with JSON that does not decode.
     MalformedCommands,
     /// Commands answer `200` with a body that never ends.
@@ -264,6 +266,13 @@ async fn handle(
                 let status = StatusCode::from_u16(*status).unwrap();
                 let body = format!("no route {path} on {} (token {})", fake.url, fake.token);
                 return (status, body).into_response();
+            }
+            Fault::LeakyRefusal => {
+                let body = json!({"error": {
+                    "code": "worker_busy",
+                    "message": format!("busy; see {} with {}", fake.url, fake.token),
+                }});
+                return (StatusCode::CONFLICT, axum::Json(body)).into_response();
             }
             Fault::MalformedCommands => {
                 let body = format!("{{\"worker\": {} {}", fake.url, fake.token);

@@ -65,6 +65,8 @@ pub struct RemoteStats {
 /// A remote runtime as a stream source and command target.
 pub struct RemoteSource {
     client: RuntimeClient,
+    /// What the runtime's own messages must not carry to clients (see [`Scrub`]).
+    scrub: Scrub,
     frames: Arc<FrameCache>,
     shared: Arc<Shared>,
     follower: tokio::task::JoinHandle<()>,
@@ -184,6 +186,7 @@ impl RemoteSource {
         let follower = tokio::spawn(follow::follow(shared.clone(), client.clone()));
         Ok(RemoteSource {
             client,
+            scrub: Scrub::new(&config.url, &token, &config.token),
             frames: Arc::default(),
             shared,
             follower,
@@ -229,7 +232,9 @@ impl RemoteSource {
     }
 
     fn fail(&self, e: ClientError) -> ServeError {
-        upstream_error(self.id(), &e)
+        let mut answer = upstream_error(self.id(), &e);
+        answer.message = self.scrub.message(self.id(), answer.code, answer.message);
+        answer
     }
 
     pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, ServeError> {
@@ -334,9 +339,15 @@ impl RemoteSource {
             .events(Some(after), worker, Some(limit))
             .await
             .map_err(|e| match e.code() {
-                ErrorCode::CursorUnknown => ReplayOutcome::Unknown(message_of(e)),
-                ErrorCode::CursorExpired => ReplayOutcome::Expired(message_of(e)),
-                ErrorCode::CursorAhead => ReplayOutcome::Ahead(message_of(e)),
+                code @ ErrorCode::CursorUnknown => {
+                    ReplayOutcome::Unknown(self.scrub.message(self.id(), code, message_of(e)))
+                }
+                code @ ErrorCode::CursorExpired => {
+                    ReplayOutcome::Expired(self.scrub.message(self.id(), code, message_of(e)))
+                }
+                code @ ErrorCode::CursorAhead => {
+                    ReplayOutcome::Ahead(self.scrub.message(self.id(), code, message_of(e)))
+                }
                 _ => ReplayOutcome::Failed(self.fail(e)),
             })?;
         Ok(ReplayPage {
@@ -363,6 +374,46 @@ impl RemoteSource {
 impl Drop for RemoteSource {
     fn drop(&mut self) {
         self.follower.abort();
+    }
+}
+
+/// Longest message of the runtime's own that is passed to clients.
+const MAX_PASSED_MESSAGE: usize = 1024;
+
+/// The runtime's own messages reach clients (its typed refusals, `worker_busy` and the
+/// like) unless they quote its URL, address, token or token file, or are long: then
+/// the host says it in its own words.
+struct Scrub(Vec<String>);
+
+impl Scrub {
+    fn new(url: &str, token: &str, source: &TokenSource) -> Self {
+        let authority = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host);
+        let mut secrets = vec![url.to_string(), authority.to_string(), token.to_string()];
+        if !matches!(host, "" | "localhost") {
+            secrets.push(host.to_string());
+        }
+        if let TokenSource::File(path) = source {
+            secrets.push(path.display().to_string());
+        }
+        secrets.retain(|s| !s.is_empty());
+        Scrub(secrets)
+    }
+
+    fn message(&self, id: &str, code: ErrorCode, message: String) -> String {
+        let quotes = |m: &str| self.0.iter().any(|s| m.contains(s.as_str()));
+        if message.len() > MAX_PASSED_MESSAGE || quotes(&message) {
+            format!("runtime {id} refused the request ({code})")
+        } else {
+            message
+        }
     }
 }
 
