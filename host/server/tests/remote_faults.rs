@@ -253,7 +253,10 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
     let mut all = h.ws("/events/ws").await;
     let mut diagnostics = 0;
     got.frames_until(&mut all, |f| {
-        diagnostics += usize::from(f["type"] == "diagnostic");
+        if f["type"] == "diagnostic" {
+            assert_eq!(f["code"], "runtime_unavailable", "{f}");
+            diagnostics += 1;
+        }
         f["type"] == "snapshot_all"
     })
     .await;
@@ -271,6 +274,13 @@ async fn every_fault_is_a_typed_code_and_no_client_byte_names_the_runtime() {
     }
     got.frames_until(&mut all, |f| f["type"] == "diagnostic")
         .await;
+    assert!(
+        got.0
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("runtime_unavailable")),
+        "a runtime dropped for a bad frame is told as unavailable"
+    );
 
     let (status, body) = got.json(h.get("/runtimes").send().await.unwrap()).await;
     assert_eq!(status, 200);
