@@ -144,6 +144,12 @@ pub struct HostCursor {
 impl HostCursor {
     /// The format version every host cursor starts with.
     pub const PREFIX: &'static str = "h1";
+    /// Most runtimes one host cursor names: a client's cursor with more is malformed
+    /// (it would make the server carry them in every frame), and a host serves at most
+    /// this many runtimes.
+    pub const MAX_PARTS: usize = 1024;
+    /// Longest wire form: [`MAX_PARTS`](Self::MAX_PARTS) parts of the longest runtime id.
+    pub const MAX_ENCODED_LEN: usize = 2 + Self::MAX_PARTS * (1 + 64 + 1 + ENCODED_LEN);
 
     pub fn new() -> Self {
         Self::default()
@@ -190,8 +196,12 @@ impl HostCursor {
         cursor.write_to(out);
     }
 
-    /// Parses the wire form; anything else is a typed error, never a panic.
+    /// Parses the wire form; anything else (more than [`MAX_PARTS`](Self::MAX_PARTS)
+    /// parts included) is a typed error, never a panic.
     pub fn decode(text: &str) -> Result<Self, CursorError> {
+        if text.len() > Self::MAX_ENCODED_LEN {
+            return Err(CursorError::Malformed("host cursor: too long"));
+        }
         let body = text
             .strip_prefix(Self::PREFIX)
             .ok_or(CursorError::Malformed(
@@ -205,6 +215,9 @@ impl HostCursor {
             "host cursor: expected `~` after the version",
         ))?;
         for part in body.split('~') {
+            if parts.len() == Self::MAX_PARTS {
+                return Err(CursorError::Malformed("host cursor: too many parts"));
+            }
             let (id, cursor) = part.split_once('.').ok_or(CursorError::Malformed(
                 "host cursor: a part has no runtime id",
             ))?;
@@ -324,6 +337,26 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn host_cursors_are_bounded_in_parts_and_length() {
+        let mut c = HostCursor::new();
+        for i in 0..HostCursor::MAX_PARTS {
+            c.set(&format!("{i:0>64}"), Cursor::new(u64::MAX, u64::MAX));
+        }
+        let longest = c.encode();
+        assert_eq!(longest.len(), HostCursor::MAX_ENCODED_LEN);
+        assert_eq!(HostCursor::decode(&longest).unwrap(), c);
+        let mut more = longest.clone();
+        more.push_str(&format!("~x.{}", Cursor::new(1, 1).encode()));
+        assert!(HostCursor::decode(&more).is_err(), "one part too many");
+        let few_long = format!("h1~{}", "a".repeat(HostCursor::MAX_ENCODED_LEN));
+        assert!(HostCursor::decode(&few_long).is_err());
+        let short_parts = (0..=HostCursor::MAX_PARTS)
+            .map(|i| format!("~{i}.{}", Cursor::new(1, 1).encode()))
+            .collect::<String>();
+        assert!(HostCursor::decode(&format!("h1{short_parts}")).is_err());
     }
 
     #[test]

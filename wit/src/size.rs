@@ -5,7 +5,7 @@
 //! holds. Byte budgets (per call, per request, resident transcripts) are counted in it,
 //! by the core and by the host alike.
 
-use crate::{Completion, Effect, Event, EventRecord, Message, ModelRequest, WorkerInfo};
+use crate::{Completion, Effect, Envelope, Event, EventRecord, Message, ModelRequest, WorkerInfo};
 
 /// Fixed cost of one item (headers, small fields, allocation overhead).
 const ITEM: u64 = 64;
@@ -43,7 +43,16 @@ pub fn info(i: &WorkerInfo) -> u64 {
 
 /// One event record.
 pub fn event(r: &EventRecord) -> u64 {
-    let body = match &r.event {
+    ITEM + opt(&r.worker_id) + event_body(&r.event)
+}
+
+/// One numbered event (as streams and replay pages carry it).
+pub fn envelope(e: &Envelope) -> u64 {
+    ITEM + opt(&e.worker_id) + event_body(&e.event)
+}
+
+fn event_body(event: &Event) -> u64 {
+    match event {
         Event::WorkerCreated { worker } => info(worker),
         Event::InputAccepted {
             run_id,
@@ -73,8 +82,7 @@ pub fn event(r: &EventRecord) -> u64 {
         Event::Diagnostic { code, message, .. } => len(code) + len(message),
         Event::WorkerDeleted { name } => len(name),
         other => other.run_id().map_or(0, len),
-    };
-    ITEM + opt(&r.worker_id) + body
+    }
 }
 
 /// A model request with its messages.

@@ -184,13 +184,25 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(ClientError::from_reqwest)? {
+    while let Some(chunk) = response.chunk().await.map_err(body_error)? {
         if body.len() + chunk.len() > max {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A failure while reading an answer's body: the connection broke (reset, closed
+/// early) or timed out; reqwest calls some of these decode errors, which would read as
+/// a bad answer.
+fn body_error(e: reqwest::Error) -> ClientError {
+    match ClientError::from_reqwest(e) {
+        ClientError::BadResponse { message } => ClientError::Network {
+            message: format!("the connection broke during the answer: {message}"),
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -61,11 +61,20 @@ pub(crate) struct Meta {
 
 /// Takes the store's writer lock: an exclusive `flock` on `<path>.lock`, held while the
 /// returned file is open (the OS releases it when the process dies).
+/// Options that create a file with mode 0600 (on Unix): the store holds every
+/// conversation.
+fn private_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 pub(crate) fn lock(path: &Path) -> Result<std::fs::File, LogError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = std::path::PathBuf::from(lock_path);
-    let file = std::fs::OpenOptions::new()
+    let file = private_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -88,6 +97,14 @@ pub(crate) fn open_writer(
     durability: Durability,
     max_bytes: Option<u64>,
 ) -> Result<Connection, LogError> {
+    // Created here, readable by its owner only; SQLite gives its WAL and shared-memory
+    // files the database file's mode.
+    private_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| LogError::Io(format!("{}: {e}", path.display())))?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;

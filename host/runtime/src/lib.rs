@@ -147,7 +147,7 @@ impl RuntimeBuilder {
             let path = path.display().to_string();
             move |source| OpenError::Workspace { path, source }
         };
-        std::fs::create_dir_all(&config.data_dir).map_err(dir_error(&config.data_dir))?;
+        create_private_dir(&config.data_dir).map_err(dir_error(&config.data_dir))?;
         let tools = match tools {
             Some(tools) => tools,
             None => {
@@ -362,4 +362,14 @@ impl LocalRuntime {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 on Unix: it holds the event store
+/// and the workers' workspaces.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }

@@ -442,6 +442,14 @@ impl<'de> Deserialize<'de> for Origin {
 
 fn unique_runtimes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RuntimeConfig>, D::Error> {
     let runtimes = Vec::<RuntimeConfig>::deserialize(d)?;
+    // Every runtime is a part of the multiplexed stream's cursors, which are bounded.
+    let max = yoi_protocol::HostCursor::MAX_PARTS;
+    if runtimes.len() > max {
+        return Err(serde::de::Error::custom(format!(
+            "at most {max} runtimes (there are {})",
+            runtimes.len()
+        )));
+    }
     let mut seen = BTreeSet::new();
     for r in &runtimes {
         if !seen.insert(r.id.as_str()) {
@@ -611,6 +619,10 @@ id = "b-2"
         assert!(e.contains("line 3") && e.contains("kind"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n[[runtimes]]\nid = \"a\"\n");
         assert!(e.contains("used twice"), "{e}");
+        let many: String = (0..=yoi_protocol::HostCursor::MAX_PARTS)
+            .map(|i| format!("[[runtimes]]\nid = \"r{i}\"\n"))
+            .collect();
+        assert!(err(&many).contains("at most 1024 runtimes"));
         let e = err("[[runtimes]]\nid = \"a\"\n[runtimes.driver]\nmax_concurrent_tools = 5000\n");
         assert!(e.contains("line 4") && e.contains("at most 4096"), "{e}");
         let e = err("[[runtimes]]\nid = \"a\"\n\n[runtimes.lgo]\n");

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use yoi_serving::{PromText, ServeError};
 
+use crate::registry::RemoteStats;
 use crate::state::AppState;
 
 /// `200 ready` once every embedded runtime is loaded and can store events, else
@@ -60,6 +61,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             ));
         }
         let stats: Vec<_> = registry.all().map(|r| (r.id.as_str(), r.stats())).collect();
+        render_remote_metrics(&mut page, &stats);
         page.runtimes(
             stats
                 .iter()
@@ -67,6 +69,51 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         );
     }
     page.into_response()
+}
+
+/// What the host holds of each remote runtime: `yoi_remote_window_events`,
+/// `yoi_remote_window_bytes` (both bounded) and `yoi_remote_upstream_connections_total`.
+fn render_remote_metrics(page: &mut PromText, stats: &[(&str, crate::registry::SourceStats)]) {
+    let remote: Vec<_> = stats
+        .iter()
+        .filter_map(|(id, s)| Some((*id, s.remote?)))
+        .collect();
+    if remote.is_empty() {
+        return;
+    }
+    /// Name, type, help and value of a family.
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&RemoteStats) -> u64,
+    );
+    let families: [Family; 3] = [
+        (
+            "yoi_remote_window_events",
+            "gauge",
+            "Events of the remote runtime the host holds in memory for replay.",
+            |s| s.window_events as u64,
+        ),
+        (
+            "yoi_remote_window_bytes",
+            "gauge",
+            "Estimated bytes of those events.",
+            |s| s.window_bytes,
+        ),
+        (
+            "yoi_remote_upstream_connections_total",
+            "counter",
+            "Connections of the host's one stream to the remote runtime (reconnections included).",
+            |s| s.upstream_connections,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        page.family(name, kind, help);
+        for (id, s) in &remote {
+            page.line(format_args!("{name}{{runtime=\"{id}\"}} {}", value(s)));
+        }
+    }
 }
 
 /// `yoi_policy_plugin_calls_total`, `yoi_policy_cache_hits_total` and

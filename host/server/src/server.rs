@@ -55,6 +55,10 @@ impl Host {
                     .map_err(anyhow::Error::msg)?;
             }
         }
+        // Private before anything (the plugin cache, say) creates it.
+        yoi_serving::create_private_dir(&data_dir).map_err(|e| {
+            anyhow::anyhow!("creating the data directory {}: {e}", data_dir.display())
+        })?;
         let setup = PolicySetup::new(&config, &data_dir);
         // Blocking (file copies, the dynamic loader), but once, before anything is
         // served; not on the blocking pool, which the runtimes' loading needs.

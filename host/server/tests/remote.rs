@@ -79,13 +79,15 @@ impl Remote {
 
     /// Seqs of `worker`'s events in the runtime's log after `after`, read page by page.
     async fn log_seqs(&self, worker: &str, after: Cursor) -> Vec<u64> {
+        self.log_seqs_of(Some(worker), after).await
+    }
+
+    /// Seqs of the events (of `worker`, or all) in the runtime's log after `after`.
+    async fn log_seqs_of(&self, worker: Option<&str>, after: Cursor) -> Vec<u64> {
         let client = self.client();
         let (mut after, mut seqs) = (after, Vec::new());
         loop {
-            let page = client
-                .events(Some(after), Some(worker), None)
-                .await
-                .unwrap();
+            let page = client.events(Some(after), worker, None).await.unwrap();
             seqs.extend(page.events.iter().map(|e| e.seq));
             after = page.cursor;
             if !page.more {
@@ -572,4 +574,120 @@ async fn failures_are_typed_and_no_answer_names_the_runtimes_address_or_token() 
             "{secret:?} leaked in {received}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_clients_of_a_remote_runtime_share_one_upstream_stream() {
+    let remote = Remote::new(0).await;
+    let h = host_fronting(&remote, |_| {}).await;
+    wait_state(&h, "far", "ready").await;
+    let w = create_far(&h, "w").await;
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let path = if i % 2 == 0 {
+            far_stream(&w, None)
+        } else {
+            "/events/ws".into()
+        };
+        let mut c = h.ws(&path).await;
+        let first = c.frame().await;
+        assert!(
+            first["type"].as_str().unwrap().starts_with("snapshot"),
+            "{first}"
+        );
+        clients.push(c);
+    }
+    let (status, _) = input_far(&h, &w, "hello").await;
+    assert_eq!(status, 202);
+    for c in &mut clients {
+        let got = c.events_until(|f| back_to_idle(f, &w)).await;
+        assert!(got.iter().any(|f| f["event"]["type"] == "run_completed"));
+    }
+    // The runtime served one stream, ever; the host counts one connection to it.
+    let metrics = remote.metrics().await;
+    assert_eq!(metric(&metrics, "yoi_streams_open"), Some(1), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "yoi_streams_opened_total"),
+        Some(1),
+        "{metrics}"
+    );
+    let host_metrics = h.metrics().await;
+    assert_eq!(
+        metric(
+            &host_metrics,
+            "yoi_remote_upstream_connections_total{runtime=\"far\"}"
+        ),
+        Some(1),
+        "{host_metrics}"
+    );
+    assert_eq!(metric(&host_metrics, "yoi_streams_open"), Some(100));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multiplexed_stream_opened_while_a_remote_runtime_is_down_goes_on_when_it_is_back() {
+    let remote = Remote::new(0).await;
+    // History the host never saw, then the runtime goes down before the host starts.
+    let client = remote.client();
+    let spec = serde_json::from_value(json!({"name": "old", "model": "scripted"})).unwrap();
+    let old = client.create_worker(&spec).await.unwrap().id;
+    let (dir, addr) = remote.stop().await;
+    let entry = remote_entry(
+        "far",
+        format!("http://{addr}"),
+        dir.path().join("runtime.token"),
+    );
+    let h = start_with(|c| c.runtimes.push(entry)).await;
+    wait_state(&h, "far", "unavailable").await;
+
+    // Opens without a cursor: told that `far` is down, a snapshot of the others.
+    let mut all = h.ws("/events/ws").await;
+    let told = all.frame().await;
+    assert_eq!(
+        (told["type"].as_str(), told["code"].as_str()),
+        (Some("diagnostic"), Some("runtime_unavailable")),
+        "{told}"
+    );
+    assert!(
+        told["message"].as_str().unwrap().contains("runtime far"),
+        "{told}"
+    );
+    let snap = all.frame().await;
+    assert_eq!(snap["type"], "snapshot_all", "{snap}");
+    let cursor = yoi_protocol::HostCursor::decode(snap["cursor"].as_str().unwrap()).unwrap();
+    assert!(cursor.get("local").is_some());
+    assert_eq!(cursor.get("far"), None, "no position in far yet");
+    // The others go on meanwhile.
+    let near = h.create_worker("near").await;
+    h.input(&near, "hi").await;
+    let local = all.events_until(|f| back_to_idle(f, &near)).await;
+    assert!(local.iter().all(|f| f["runtime_id"] == "local"));
+
+    // Back: far's history comes first (from its beginning), then its live events.
+    let remote = Remote::start(dir, addr, 0).await;
+    wait_state(&h, "far", "ready").await;
+    let w = create_far(&h, "w").await;
+    let (status, _) = input_far(&h, &w, "hello").await;
+    assert_eq!(status, 202);
+    let seen = all.events_until(|f| back_to_idle(f, &w)).await;
+    let far: Vec<Value> = seen
+        .into_iter()
+        .filter(|f| f["runtime_id"] == "far")
+        .collect();
+    assert!(
+        far.iter().any(|f| f["worker_id"] == old.as_str()),
+        "history from before the host started"
+    );
+    let last = cursor_of(far.last().unwrap());
+    let epoch = yoi_protocol::HostCursor::decode(&last)
+        .unwrap()
+        .get("far")
+        .unwrap()
+        .epoch;
+    let log: Vec<u64> = remote
+        .log_seqs_of(None, Cursor::new(epoch, 0))
+        .await
+        .into_iter()
+        .filter(|&s| s <= far.last().unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs(&far), log, "no gap, no duplicate");
 }

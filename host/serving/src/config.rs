@@ -18,6 +18,9 @@ use crate::stream::{StreamLimits, StreamSettings};
 pub struct StreamConfig {
     /// Events per replay page (replay is backpressured, never lagged).
     pub replay_page: NonZeroUsize,
+    /// Bytes of frames per replay page: a page is cut after the frame that reaches this
+    /// (it holds at least one), so a stream's queue stays bounded whatever its events.
+    pub replay_page_bytes: NonZeroUsize,
     pub ping_interval_ms: NonZeroU64,
     /// A client that accepts nothing for this long is dropped.
     pub write_timeout_ms: NonZeroU64,
@@ -36,6 +39,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             replay_page: NonZeroUsize::new(512).expect("non-zero"),
+            replay_page_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
             ping_interval_ms: NonZeroU64::new(20_000).expect("non-zero"),
             write_timeout_ms: NonZeroU64::new(30_000).expect("non-zero"),
             max_open: NonZeroUsize::new(4096).expect("non-zero"),
@@ -49,6 +53,7 @@ impl StreamConfig {
     pub fn settings(&self) -> StreamSettings {
         StreamSettings {
             replay_page: self.replay_page.get(),
+            replay_page_bytes: self.replay_page_bytes.get(),
             ping_interval: Duration::from_millis(self.ping_interval_ms.get()),
             write_timeout: Duration::from_millis(self.write_timeout_ms.get()),
             limits: StreamLimits {

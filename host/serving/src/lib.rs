@@ -53,4 +53,4 @@ pub use stream::{
     AllVisible, Availability, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope,
     StartCursor, StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
 };
-pub use token::{AccessToken, MIN_TOKEN_LEN, WeakToken};
+pub use token::{AccessToken, MIN_TOKEN_LEN, WeakToken, create_private_dir};

@@ -106,3 +106,81 @@ pub async fn serve(
         connections.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::Shutdown;
+    use axum::routing::get;
+    use futures_util::FutureExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Guards against hangs only.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    async fn start(limits: HttpLimits) -> (std::net::SocketAddr, Shutdown) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let shutdown = Shutdown::new();
+        let signal = shutdown.signal();
+        tokio::spawn(serve(listener, app, limits, signal, Duration::from_secs(1)));
+        (addr, shutdown)
+    }
+
+    async fn request(tcp: &mut TcpStream) -> String {
+        tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
+        let (addr, _shutdown) = start(HttpLimits {
+            max_connections: 8,
+            header_read_timeout: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(5),
+        })
+        .await;
+        let mut half_open = TcpStream::connect(addr).await.unwrap();
+        half_open
+            .write_all(b"GET / HTTP/1.1\r\nhost:")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(PATIENCE, half_open.read_to_end(&mut rest))
+            .await
+            .expect("the server closes the connection")
+            .ok();
+        // Whatever it said (a 408 or nothing), the connection is over; others are served.
+        let mut fine = TcpStream::connect(addr).await.unwrap();
+        assert!(request(&mut fine).await.starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        let (addr, _shutdown) = start(HttpLimits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(5),
+        })
+        .await;
+        // Holds the only slot with half a request.
+        let mut holder = TcpStream::connect(addr).await.unwrap();
+        holder.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut waiting = TcpStream::connect(addr).await.unwrap();
+        let mut answer = Box::pin(async move { request(&mut waiting).await });
+        // Not served while the slot is taken (it cannot be, however long this waits).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(answer.as_mut().now_or_never().is_none());
+        drop(holder);
+        let answer = tokio::time::timeout(PATIENCE, answer)
+            .await
+            .expect("served once the slot is free");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}

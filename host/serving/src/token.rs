@@ -118,7 +118,7 @@ fn open_new_private(path: &Path) -> io::Result<std::fs::File> {
 /// Creates `dir` and its missing parents with mode 0700 (existing ones are left as they
 /// are).
 #[cfg(unix)]
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -127,7 +127,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 

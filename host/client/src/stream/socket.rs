@@ -248,10 +248,14 @@ async fn connect(
 /// error; nothing names the URL.
 fn ws_error(e: tungstenite::Error) -> ClientError {
     match e {
-        tungstenite::Error::Http(response) => {
+        tungstenite::Error::Http(response) if response.status().as_u16() >= 400 => {
             let body = response.body().as_deref().unwrap_or_default();
             ClientError::from_status(response.status().as_u16(), body)
         }
+        tungstenite::Error::Http(response) => ClientError::bad_response(format!(
+            "the server answered the stream's upgrade with HTTP {}",
+            response.status().as_u16()
+        )),
         tungstenite::Error::Io(e) => ClientError::Network {
             message: describe(&e),
         },

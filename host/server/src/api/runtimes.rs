@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use yoi_protocol::{ErrorCode, RuntimeInfo, RuntimeResponse, RuntimesResponse};
+use yoi_protocol::{RuntimeInfo, RuntimeResponse, RuntimesResponse};
 use yoi_serving::{ApiPath, ServeError};
 
 use crate::registry::RuntimeHandle;
@@ -16,24 +16,28 @@ async fn describe(
     runtime: &RuntimeHandle,
 ) -> Result<RuntimeInfo, ServeError> {
     // A runtime that cannot be reached is still described (its state says why), without
-    // waiting for it.
+    // waiting for it. The count of its workers is best effort: a runtime that cannot
+    // list them in time (slow, failing, an older one) shows none rather than making the
+    // host's answer fail or wait.
     if !runtime.is_ready() {
         return Ok(runtime.info(0));
     }
-    let visible = match runtime.list_workers().await {
-        Ok(workers) => state
+    let visible = match tokio::time::timeout(COUNT_WAIT, runtime.list_workers()).await {
+        Ok(Ok(workers)) => state
             .projection()
             .workers(principal, &runtime.id, workers)
             .len(),
-        Err(e) if is_unreachable(e.code) => 0,
-        Err(e) => return Err(e),
+        Ok(Err(e)) => {
+            tracing::debug!(runtime = %runtime.id, code = %e.code, "counting the runtime's workers failed");
+            0
+        }
+        Err(_) => 0,
     };
     Ok(runtime.info(visible))
 }
 
-fn is_unreachable(code: ErrorCode) -> bool {
-    matches!(code, ErrorCode::RuntimeUnavailable | ErrorCode::Timeout)
-}
+/// Longest the description of a runtime waits for the count of its workers.
+const COUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn list(
     State(state): State<AppState>,
@@ -44,10 +48,22 @@ pub async fn list(
         .count("list_runtimes", async {
             state.authorize(&principal, &Command::ListRuntimes)?;
             let registry = state.registry()?;
-            let mut runtimes = Vec::new();
-            for runtime in registry.all() {
-                runtimes.push(describe(&state, &principal, runtime).await?);
+            // Described at once, so a slow runtime delays the answer by its own wait only.
+            let mut described = tokio::task::JoinSet::new();
+            for (i, runtime) in registry.all().enumerate() {
+                let (state, principal, runtime) =
+                    (state.clone(), principal.clone(), runtime.clone());
+                described.spawn(async move { (i, describe(&state, &principal, &runtime).await) });
             }
+            let mut runtimes = Vec::new();
+            while let Some(done) = described.join_next().await {
+                let (i, info) = done.map_err(|e| {
+                    ServeError::internal(format!("describing a runtime failed: {e}"))
+                })?;
+                runtimes.push((i, info?));
+            }
+            runtimes.sort_by_key(|(i, _)| *i);
+            let runtimes = runtimes.into_iter().map(|(_, info)| info).collect();
             let runtimes = state.projection().runtimes(&principal, runtimes);
             Ok(Json(RuntimesResponse { runtimes }))
         })

@@ -26,7 +26,7 @@ use yoi_runtime::{LocalRuntime, StatsSnapshot};
 use yoi_serving::{Availability, EventSource, FrameCache, LocalSource, ReplayOutcome, ServeError};
 
 use crate::config::{Config, RuntimeKind, SourceConfig};
-pub use remote::RemoteSource;
+pub use remote::{RemoteSource, RemoteStats};
 
 /// Every runtime the host serves, by id (ordered).
 pub struct RuntimeRegistry {
@@ -155,6 +155,8 @@ pub struct SourceStats {
     /// Core and event-log figures (of runtimes in this process).
     pub runtime: Option<StatsSnapshot>,
     pub last_seq: u64,
+    /// What the host holds of a remote runtime.
+    pub remote: Option<remote::RemoteStats>,
 }
 
 impl RuntimeHandle {
@@ -270,10 +272,12 @@ impl RuntimeHandle {
             RuntimeSource::Embedded(e) => SourceStats {
                 runtime: Some(e.runtime().stats()),
                 last_seq: e.runtime().events().last_cursor().seq,
+                remote: None,
             },
             RuntimeSource::Remote(r) => SourceStats {
                 runtime: None,
                 last_seq: r.last_seq(),
+                remote: Some(r.stats()),
             },
         }
     }

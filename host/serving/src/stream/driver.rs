@@ -204,7 +204,8 @@ impl<S: EventSource, V: Visibility> Driver<'_, S, V> {
                 self.session.handle_timeout(tokio::time::Instant::now().into_std())
             }
             (feed, availability) = self.notices.next() => {
-                self.session.handle_availability(feed, availability)
+                let epoch = self.sources[feed].epoch();
+                self.session.handle_availability(feed, availability, epoch)
             }
             (feed, item) = self.live.next() => {
                 self.session.handle_live(feed, item);

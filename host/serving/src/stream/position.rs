@@ -17,6 +17,10 @@ pub(crate) struct Positions {
     host: bool,
     ids: Vec<String>,
     at: Vec<Cursor>,
+    /// Per feed: no position yet (its runtime could not be reached when the stream
+    /// started): left out of the host cursor, which then means "from the beginning of
+    /// that runtime's log".
+    absent: Vec<bool>,
     /// The host cursor's parts in order (feeds and carried parts).
     parts: Vec<Part>,
 }
@@ -32,6 +36,7 @@ impl Positions {
         debug_assert!(host || ids.len() == 1, "a runtime cursor names one runtime");
         let mut positions = Positions {
             host,
+            absent: vec![false; ids.len()],
             ids,
             at,
             parts: Vec::new(),
@@ -43,9 +48,12 @@ impl Positions {
     /// Keeps the parts of `cursor` for runtimes this stream does not cover, so its
     /// cursors still name them.
     pub(crate) fn carry(&mut self, cursor: &HostCursor) {
+        // At most what keeps the resume cursor within `MAX_PARTS`.
+        let room = HostCursor::MAX_PARTS.saturating_sub(self.ids.len());
         let carried = cursor
             .iter()
             .filter(|(id, _)| !self.ids.iter().any(|f| f == id))
+            .take(room)
             .map(|(id, c)| (id.to_string(), c))
             .collect();
         self.order_parts(carried);
@@ -68,9 +76,13 @@ impl Positions {
         self.ids.len()
     }
 
-    /// Parts of the resume cursor (feeds and carried).
+    /// Parts of the resume cursor (feeds with a position, and carried).
     pub(crate) fn parts(&self) -> usize {
-        if self.host { self.parts.len() } else { 1 }
+        if self.host {
+            self.parts.len() - self.absent.iter().filter(|a| **a).count()
+        } else {
+            1
+        }
     }
 
     pub(crate) fn id(&self, feed: usize) -> &str {
@@ -83,6 +95,18 @@ impl Positions {
 
     pub(crate) fn set(&mut self, feed: usize, at: Cursor) {
         self.at[feed] = at;
+        self.absent[feed] = false;
+    }
+
+    /// Feed `feed` has no position (yet): the beginning of its log (of the store with
+    /// `epoch`), left out of the host cursor until [`set`](Self::set).
+    pub(crate) fn unset(&mut self, feed: usize, epoch: u64) {
+        self.at[feed] = Cursor::new(epoch, 0);
+        self.absent[feed] = true;
+    }
+
+    pub(crate) fn is_absent(&self, feed: usize) -> bool {
+        self.absent[feed]
     }
 
     /// The resume cursor.
@@ -102,6 +126,7 @@ impl Positions {
         out.push_str(HostCursor::PREFIX);
         for part in &self.parts {
             let (id, cursor) = match part {
+                Part::Feed(i) if self.absent[*i] => continue,
                 Part::Feed(i) => (self.ids[*i].as_str(), self.at[*i]),
                 Part::Carried(id, cursor) => (id.as_str(), *cursor),
             };
@@ -134,6 +159,25 @@ mod tests {
         );
         assert_eq!(text, decoded.encode());
         assert_eq!(p.parts(), 3);
+    }
+
+    #[test]
+    fn a_feed_without_a_position_is_left_out_of_the_host_cursor() {
+        let mut p = Positions::new(true, [("a".to_string(), 1), ("b".to_string(), 2)]);
+        p.unset(1, 2);
+        p.set(0, Cursor::new(1, 4));
+        assert_eq!(p.parts(), 1);
+        let decoded = HostCursor::decode(&p.text()).unwrap();
+        assert_eq!(decoded.get("a"), Some(Cursor::new(1, 4)));
+        assert_eq!(decoded.get("b"), None);
+        assert!(p.is_absent(1));
+        p.set(1, Cursor::new(3, 1));
+        assert!(!p.is_absent(1));
+        assert_eq!(p.parts(), 2);
+        assert_eq!(
+            HostCursor::decode(&p.text()).unwrap().get("b"),
+            Some(Cursor::new(3, 1))
+        );
     }
 
     #[test]

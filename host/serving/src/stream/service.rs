@@ -34,6 +34,8 @@ const READ_BUFFER: usize = 4 * 1024;
 pub struct StreamSettings {
     /// Events per replay page.
     pub replay_page: usize,
+    /// Bytes of frames per replay page (at least one frame).
+    pub replay_page_bytes: usize,
     /// Pings on idle and busy streams alike, this far apart.
     pub ping_interval: Duration,
     /// A client that accepts nothing for this long is dropped.
@@ -111,6 +113,7 @@ impl Streams {
             .collect();
         let config = SessionConfig {
             replay_page: self.settings.replay_page,
+            replay_page_bytes: self.settings.replay_page_bytes,
             ping_interval: self.settings.ping_interval,
         };
         let now = tokio::time::Instant::now().into_std();

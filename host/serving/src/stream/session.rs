@@ -30,6 +30,19 @@
 //! not sent yet (a replay may have covered them). If one was, the stream ends with a
 //! `lagged` frame carrying the cursor of the last event taken, close code 1013; the
 //! client resumes from it without loss. Pings go out every `ping_interval` while live.
+//!
+//! # A runtime that cannot be reached
+//!
+//! An outage of a source's runtime while live is one `runtime_unavailable` diagnostic;
+//! the stream stays open and its events go on from its position once the runtime is
+//! back. A multiplexed stream does not wait for a runtime it cannot reach when it
+//! starts either: that runtime's snapshot (or replay) is left out with the same
+//! diagnostic, the runtime's part is left out of the host cursor until the stream has a
+//! position in it (a host cursor without a runtime's part means "from the beginning of
+//! its log"), its live events are held back, and once it is back its history after that
+//! position is replayed (page by page) before its live events go on: no gap, no
+//! duplicate. A worker or runtime stream, which has nothing else to show, ends with the
+//! `runtime_unavailable` error instead (clients retry it).
 //! Streams are observation-only: a data message from the client ends the stream with an
 //! `invalid_request` error. Shutdown replaces whatever is still queued with a
 //! `shutting_down` error, close code 1001.
@@ -191,6 +204,9 @@ pub enum Ending {
 pub struct SessionConfig {
     /// Events per replay page.
     pub replay_page: usize,
+    /// Bytes of frames queued per replay page: the page is cut after the frame that
+    /// reaches this, and the next one starts after it.
+    pub replay_page_bytes: usize,
     /// Pings while live, this far apart.
     pub ping_interval: Duration,
 }
@@ -213,6 +229,9 @@ enum Step {
         feed: usize,
         workers: Vec<RuntimeWorkerSnapshot>,
     },
+    /// While live: replaying feed `feed` (of a multiplexed stream) from `after`, now that
+    /// its runtime is back after the stream started without it.
+    CatchUp { feed: usize, after: Cursor },
 }
 
 enum Phase {
@@ -233,6 +252,12 @@ pub struct Session<V> {
     skipped: Vec<bool>,
     /// Per feed: the client was told the runtime is unavailable, and it is not back yet.
     unavailable: Vec<bool>,
+    /// Per feed of a multiplexed stream: events after its position are still to be
+    /// replayed, once its runtime is back (see the module docs); its live events are
+    /// held back meanwhile.
+    pending: Vec<bool>,
+    /// Per feed: the epoch of its runtime's store, as last told by the source.
+    epochs: Vec<u64>,
     phase: Phase,
     request: Option<Request>,
     transmits: VecDeque<Transmit>,
@@ -260,6 +285,8 @@ impl<V: Visibility> Session<V> {
         let mut session = Session {
             skipped: vec![false; feeds.len()],
             unavailable: vec![false; feeds.len()],
+            pending: vec![false; feeds.len()],
+            epochs: feeds.iter().map(|f| f.epoch).collect(),
             frames: feeds.into_iter().map(|f| f.frames).collect(),
             scope,
             config,
@@ -345,6 +372,9 @@ impl<V: Visibility> Session<V> {
             (Step::SnapshotAll { feed, workers }, Answer::SnapshotAll(result)) => {
                 self.snapshotted_all(feed, workers, result)
             }
+            (Step::CatchUp { feed, after }, Answer::Replay(result)) => {
+                self.caught_up(feed, after, result)
+            }
             (_, answer) => self.close_with_error(ServeError::internal(format!(
                 "the stream got an answer it did not ask for: {answer:?}"
             ))),
@@ -357,6 +387,8 @@ impl<V: Visibility> Session<V> {
             return;
         }
         match live {
+            // Replayed once the runtime is back.
+            Live::Event(_) | Live::Skipped if self.pending[feed] => {}
             Live::Event(env) => self.forward_live(feed, &env),
             Live::Skipped => self.skipped[feed] = true,
             Live::Closed => self.close_with_error(ServeError::new(
@@ -366,25 +398,91 @@ impl<V: Visibility> Session<V> {
         }
     }
 
-    /// Feed `feed`'s runtime became available or unavailable: an outage is told once,
-    /// as a `runtime_unavailable` diagnostic; the stream stays open and its events go on
-    /// from its position once the runtime is back.
-    pub fn handle_availability(&mut self, feed: usize, availability: Availability) {
+    /// Feed `feed`'s runtime became available or unavailable (its store's epoch is
+    /// `epoch` now): an outage is told once, as a `runtime_unavailable` diagnostic; the
+    /// stream stays open and its events go on from its position once the runtime is
+    /// back (replayed first when the stream started without it).
+    pub fn handle_availability(&mut self, feed: usize, availability: Availability, epoch: u64) {
         if self.is_closed() {
             return;
         }
+        self.epochs[feed] = epoch;
         match availability {
-            Availability::Ready => self.unavailable[feed] = false,
-            Availability::Unavailable(why) => {
-                if !mem::replace(&mut self.unavailable[feed], true) {
-                    let message = format!(
-                        "runtime {} is unavailable ({why}); this stream goes on when it is back",
-                        self.positions.id(feed)
-                    );
-                    let frame = diagnostic_frame(ErrorCode::RuntimeUnavailable, message);
-                    self.queue_frame(frame.into());
+            Availability::Ready => {
+                self.unavailable[feed] = false;
+                if self.pending[feed] && self.is_live() {
+                    self.catch_up(feed);
                 }
             }
+            Availability::Unavailable(why) => self.tell_unavailable(feed, &why),
+        }
+    }
+
+    /// The `runtime_unavailable` diagnostic, once per outage.
+    fn tell_unavailable(&mut self, feed: usize, why: &str) {
+        if !mem::replace(&mut self.unavailable[feed], true) {
+            let message = format!(
+                "runtime {} is unavailable ({why}); this stream goes on when it is back",
+                self.positions.id(feed)
+            );
+            let frame = diagnostic_frame(ErrorCode::RuntimeUnavailable, message);
+            self.queue_frame(frame.into());
+        }
+    }
+
+    /// Whether `e`, met while starting feed `feed`, leaves the feed pending instead of
+    /// ending the stream: a multiplexed stream whose runtime cannot be reached (see the
+    /// module docs). Marks it so and tells the client.
+    fn left_pending(&mut self, feed: usize, e: &ServeError) -> bool {
+        if self.scope != Scope::Host || !is_down(e) {
+            return false;
+        }
+        self.pending[feed] = true;
+        self.tell_unavailable(feed, &e.message);
+        true
+    }
+
+    /// Replays pending feed `feed` from its position (from the beginning of its current
+    /// log when it has none), then goes live again.
+    fn catch_up(&mut self, feed: usize) {
+        if self.positions.is_absent(feed) {
+            self.positions.unset(feed, self.epochs[feed]);
+        }
+        let after = self.positions.get(feed);
+        let request = Request::Replay {
+            feed,
+            after,
+            worker: None,
+            limit: self.config.replay_page,
+        };
+        self.ask(Step::CatchUp { feed, after }, request);
+    }
+
+    fn caught_up(&mut self, feed: usize, after: Cursor, result: Result<ReplayPage, ReplayOutcome>) {
+        let page = match result {
+            Ok(page) => page,
+            Err(ReplayOutcome::Failed(e)) if self.scope == Scope::Host && is_down(&e) => {
+                // Still pending (and the client was told when it started): tried again
+                // when the runtime is next back, or at the next ping.
+                self.phase = Phase::Live;
+                return;
+            }
+            Err(outcome) => return self.recover(outcome),
+        };
+        if self.take_page(feed, after, &page) {
+            let after = self.positions.get(feed);
+            self.ask(
+                Step::CatchUp { feed, after },
+                Request::Replay {
+                    feed,
+                    after,
+                    worker: None,
+                    limit: self.config.replay_page,
+                },
+            );
+        } else {
+            self.pending[feed] = false;
+            self.phase = Phase::Live;
         }
     }
 
@@ -407,6 +505,12 @@ impl<V: Visibility> Session<V> {
         if self.is_live() && now >= self.next_ping {
             self.transmits.push_back(Transmit::Ping);
             self.next_ping = now + self.config.ping_interval;
+            // A pending feed whose runtime is said to be up but did not answer: again.
+            if let Some(feed) =
+                (0..self.pending.len()).find(|&f| self.pending[f] && !self.unavailable[f])
+            {
+                self.catch_up(feed);
+            }
         }
     }
 
@@ -433,6 +537,8 @@ impl<V: Visibility> Session<V> {
     }
 
     fn start_snapshot(&mut self) {
+        // A snapshot gives every feed a position afresh.
+        self.pending.iter_mut().for_each(|p| *p = false);
         let (step, request) = match &self.scope {
             Scope::Worker(worker) => (
                 Step::Snapshot,
@@ -476,10 +582,14 @@ impl<V: Visibility> Session<V> {
     fn start_probe(&mut self, cursor: &HostCursor) {
         self.positions.carry(cursor);
         let starts: Vec<Cursor> = (0..self.positions.feeds())
-            .map(|i| {
-                cursor
-                    .get(self.positions.id(i))
-                    .unwrap_or(self.positions.get(i))
+            .map(|i| match cursor.get(self.positions.id(i)) {
+                Some(part) => part,
+                None => {
+                    // From its beginning, whatever its store turns out to be.
+                    let start = self.positions.get(i);
+                    self.positions.unset(i, start.epoch);
+                    start
+                }
             })
             .collect();
         match starts.first() {
@@ -510,6 +620,11 @@ impl<V: Visibility> Session<V> {
         let id = self.positions.id(feed).to_string();
         match result {
             Ok(_) => self.positions.set(feed, starts[feed]),
+            Err(ReplayOutcome::Failed(e)) if self.left_pending(feed, &e) => {
+                if !self.positions.is_absent(feed) {
+                    self.positions.set(feed, starts[feed]);
+                }
+            }
             Err(ReplayOutcome::Unknown(m)) => {
                 found.push((ErrorCode::CursorUnknown, format!("runtime {id}: {m}")))
             }
@@ -542,7 +657,7 @@ impl<V: Visibility> Session<V> {
             );
         }
         if found.is_empty() {
-            return self.replay(0, self.positions.get(0));
+            return self.replay_from(0);
         }
         for (code, message) in found {
             self.queue_frame(diagnostic_frame(code, message).into());
@@ -550,27 +665,49 @@ impl<V: Visibility> Session<V> {
         self.start_snapshot();
     }
 
+    /// Replays the first feed from `feed` on that is not pending, from its position;
+    /// live when there is none.
+    fn replay_from(&mut self, feed: usize) {
+        match (feed..self.positions.feeds()).find(|&f| !self.pending[f]) {
+            Some(f) => self.replay(f, self.positions.get(f)),
+            None => self.phase = Phase::Live,
+        }
+    }
+
     fn replayed(&mut self, feed: usize, after: Cursor, result: Result<ReplayPage, ReplayOutcome>) {
         let page = match result {
             Ok(page) => page,
+            Err(ReplayOutcome::Failed(e)) if self.left_pending(feed, &e) => {
+                return self.replay_from(feed + 1);
+            }
             Err(outcome) => return self.recover(outcome),
         };
+        if self.take_page(feed, after, &page) {
+            self.replay(feed, self.positions.get(feed));
+        } else {
+            self.replay_from(feed + 1);
+        }
+    }
+
+    /// Queues the frames of a replay page of feed `feed` that started after `after`, up
+    /// to the page's byte budget (at least one frame). Whether more follow (the page
+    /// said so, or was cut); the feed's position is where the next page starts.
+    fn take_page(&mut self, feed: usize, after: Cursor, page: &ReplayPage) -> bool {
         self.positions.set(feed, after);
+        let mut bytes = 0;
         for env in &page.events {
+            if bytes >= self.config.replay_page_bytes {
+                return true;
+            }
             self.positions.set(feed, Cursor::new(after.epoch, env.seq));
             if let Some(frame) = self.project(feed, env) {
+                bytes += frame.len();
                 self.queue_frame(frame);
             }
         }
         // A filtered page ends where the replay looked, past other workers' events.
         self.positions.set(feed, page.next);
-        if page.more {
-            self.replay(feed, page.next);
-        } else if feed + 1 < self.positions.feeds() {
-            self.replay(feed + 1, self.positions.get(feed + 1));
-        } else {
-            self.phase = Phase::Live;
-        }
+        page.more
     }
 
     /// After a replay that cannot be served: the diagnostic and a fresh snapshot, or the
@@ -616,19 +753,24 @@ impl<V: Visibility> Session<V> {
         mut workers: Vec<RuntimeWorkerSnapshot>,
         result: Result<(Vec<WorkerSnapshot>, Cursor), ServeError>,
     ) {
-        let (snapshots, cursor) = match result {
-            Ok(answer) => answer,
+        match result {
+            Ok((snapshots, cursor)) => {
+                self.positions.set(feed, cursor);
+                let runtime_id = self.positions.id(feed);
+                workers.extend(snapshots.into_iter().filter_map(|s| {
+                    let snapshot = self.view.snapshot(runtime_id, s)?;
+                    Some(RuntimeWorkerSnapshot {
+                        runtime_id: runtime_id.to_string(),
+                        snapshot,
+                    })
+                }));
+            }
+            Err(e) if self.left_pending(feed, &e) => {
+                let epoch = self.epochs[feed];
+                self.positions.unset(feed, epoch);
+            }
             Err(e) => return self.close_with_error(e),
-        };
-        self.positions.set(feed, cursor);
-        let runtime_id = self.positions.id(feed);
-        workers.extend(snapshots.into_iter().filter_map(|s| {
-            let snapshot = self.view.snapshot(runtime_id, s)?;
-            Some(RuntimeWorkerSnapshot {
-                runtime_id: runtime_id.to_string(),
-                snapshot,
-            })
-        }));
+        }
         let next = feed + 1;
         if next < self.positions.feeds() {
             return self.ask(
@@ -736,6 +878,11 @@ impl<V: Visibility> Session<V> {
         self.ending = Some(ending);
         self.transmits.push_back(Transmit::Close { frame, code });
     }
+}
+
+/// Whether a source failed because its runtime cannot be reached (now).
+fn is_down(e: &ServeError) -> bool {
+    matches!(e.code, ErrorCode::RuntimeUnavailable | ErrorCode::Timeout)
 }
 
 #[cfg(test)]

@@ -135,6 +135,7 @@ impl FakeLog {
 
 const CONFIG: SessionConfig = SessionConfig {
     replay_page: 2,
+    replay_page_bytes: 1 << 20,
     ping_interval: Duration::from_secs(10),
 };
 
@@ -626,8 +627,8 @@ fn an_outage_is_one_diagnostic_and_the_stream_goes_on_without_gap_or_duplicate()
     assert_eq!(kinds(&sent(&mut s)), ["snapshot_all"]);
     s.handle_live(0, Live::Event(envelope(3, Some("w_1"))));
     let down = || Availability::Unavailable("unreachable".into());
-    s.handle_availability(0, down());
-    s.handle_availability(0, down());
+    s.handle_availability(0, down(), 7);
+    s.handle_availability(0, down(), 7);
     let frames = sent(&mut s);
     assert_eq!(
         kinds(&frames),
@@ -637,15 +638,193 @@ fn an_outage_is_one_diagnostic_and_the_stream_goes_on_without_gap_or_duplicate()
     assert_eq!(frames[1]["code"], "runtime_unavailable");
     assert!(!s.is_closed());
     // Back: the resumed upstream repeats what it had sent; only newer events go out.
-    s.handle_availability(0, Availability::Ready);
+    s.handle_availability(0, Availability::Ready, 7);
     for seq in [3, 4, 5] {
         s.handle_live(0, Live::Event(envelope(seq, Some("w_2"))));
     }
     assert_eq!(event_seqs(&sent(&mut s)), [4, 5]);
-    s.handle_availability(0, down());
+    s.handle_availability(0, down(), 7);
     assert_eq!(
         kinds(&sent(&mut s)),
         ["diagnostic"],
         "a second outage is told again"
     );
+}
+
+fn unreachable(id: &str) -> crate::error::ServeError {
+    crate::error::ServeError::new(
+        ErrorCode::RuntimeUnavailable,
+        format!("runtime {id} is not connected yet; try again later"),
+    )
+}
+
+/// Like [`handshake`], but the feeds in `down` cannot be reached.
+fn handshake_down<V: Visibility>(s: &mut Session<V>, logs: &[&FakeLog], down: &[usize]) {
+    while let Some(request) = s.poll_request() {
+        let feed = match &request {
+            Request::Replay { feed, .. } | Request::SnapshotAll { feed } => *feed,
+            Request::Snapshot { .. } => 0,
+        };
+        if !down.contains(&feed) {
+            let answer = match request {
+                Request::Replay {
+                    feed,
+                    after,
+                    worker,
+                    limit,
+                } => Answer::Replay(logs[feed].replay(after, worker.as_deref(), limit)),
+                Request::SnapshotAll { feed } => {
+                    let log = logs[feed];
+                    Answer::SnapshotAll(Ok((vec![log.snapshot("w_1")], log.cursor(log.last()))))
+                }
+                Request::Snapshot { .. } => unreachable!("no worker streams here"),
+            };
+            s.handle_answer(answer);
+            continue;
+        }
+        let id = logs[feed].id;
+        s.handle_answer(match request {
+            Request::Replay { .. } => Answer::Replay(Err(ReplayOutcome::Failed(unreachable(id)))),
+            Request::SnapshotAll { .. } => Answer::SnapshotAll(Err(unreachable(id))),
+            Request::Snapshot { .. } => Answer::Snapshot(Err(unreachable(id))),
+        });
+    }
+}
+
+fn seqs_of(frames: &[Value], runtime: &str) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "event" && f["runtime_id"] == runtime)
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_multiplexed_stream_starts_without_an_unreachable_runtime_and_replays_it_once_back() {
+    let a = FakeLog::new("a", 1, 3);
+    let mut b = FakeLog::new("b", 2, 0);
+    // `b` was never reached: the stream knows no epoch for it yet.
+    b.epoch = 0;
+    let mut s = session(Scope::Host, &[&a, &b], None, AllVisible, Instant::now());
+    b.epoch = 2;
+    b.events = (1..=5).map(|seq| envelope(seq, Some("w_1"))).collect();
+    handshake_down(&mut s, &[&a, &b], &[1]);
+    assert!(s.is_live(), "opened without waiting for b");
+    let frames = sent(&mut s);
+    assert_eq!(kinds(&frames), ["diagnostic", "snapshot_all"]);
+    assert_eq!(frames[0]["code"], "runtime_unavailable");
+    assert!(frames[0]["message"].as_str().unwrap().contains("runtime b"));
+    assert_eq!(frames[1]["workers"].as_array().unwrap().len(), 1, "a's");
+    let cursor = HostCursor::decode(frames[1]["cursor"].as_str().unwrap()).unwrap();
+    assert_eq!(cursor.get("a"), Some(a.cursor(3)));
+    assert_eq!(
+        cursor.get("b"),
+        None,
+        "no position in b yet: from its beginning"
+    );
+
+    // Still down: b's live events are held back, a's go on; told once.
+    s.handle_availability(1, Availability::Unavailable("down".into()), 0);
+    s.handle_live(1, Live::Event(envelope(4, Some("w_1"))));
+    s.handle_live(0, Live::Event(envelope(4, Some("w_2"))));
+    let frames = sent(&mut s);
+    assert_eq!(kinds(&frames), ["event"]);
+    assert_eq!(seqs_of(&frames, "a"), [4]);
+
+    // Back: b's history is replayed in pages, then its live events go on.
+    s.handle_availability(1, Availability::Ready, 2);
+    assert!(!s.is_live());
+    assert!(matches!(
+        s.poll_request(),
+        Some(Request::Replay { feed: 1, after, limit: 2, .. }) if after == b.cursor(0)
+    ));
+    s.handle_answer(Answer::Replay(b.replay(b.cursor(0), None, 2)));
+    handshake(&mut s, &[&a, &b]);
+    assert!(s.is_live());
+    for seq in [4, 5, 6] {
+        s.handle_live(1, Live::Event(envelope(seq, Some("w_1"))));
+    }
+    let frames = sent(&mut s);
+    assert_eq!(
+        seqs_of(&frames, "b"),
+        [1, 2, 3, 4, 5, 6],
+        "no gap, no duplicate"
+    );
+    let last = HostCursor::decode(frames.last().unwrap()["cursor"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (last.get("a"), last.get("b")),
+        (Some(a.cursor(4)), Some(b.cursor(6)))
+    );
+}
+
+#[test]
+fn a_host_cursor_part_of_an_unreachable_runtime_is_resumed_once_back() {
+    let a = FakeLog::new("a", 1, 4);
+    let b = FakeLog::new("b", 2, 4);
+    let start = host_cursor(&[("a", a.cursor(1)), ("b", b.cursor(2))]);
+    let mut s = session(
+        Scope::Host,
+        &[&a, &b],
+        Some(start),
+        AllVisible,
+        Instant::now(),
+    );
+    handshake_down(&mut s, &[&a, &b], &[1]);
+    let frames = sent(&mut s);
+    assert_eq!(kinds(&frames)[0], "diagnostic");
+    assert_eq!(seqs_of(&frames, "a"), [2, 3, 4]);
+    let last = HostCursor::decode(frames.last().unwrap()["cursor"].as_str().unwrap()).unwrap();
+    assert_eq!(last.get("b"), Some(b.cursor(2)), "the client's part, kept");
+
+    // Back, but its replay fails once: retried at the next ping, not in a loop.
+    s.handle_availability(1, Availability::Ready, 2);
+    handshake_down(&mut s, &[&a, &b], &[1]);
+    assert!(s.is_live());
+    assert!(s.poll_request().is_none());
+    let later = Instant::now() + Duration::from_secs(11);
+    s.handle_timeout(later);
+    handshake(&mut s, &[&a, &b]);
+    let frames = sent(&mut s);
+    assert_eq!(seqs_of(&frames, "b"), [3, 4]);
+}
+
+#[test]
+fn a_worker_or_runtime_stream_of_an_unreachable_runtime_ends_with_the_error() {
+    let log = FakeLog::new("remote", 7, 1);
+    let mut s = session(Scope::Runtime, &[&log], None, AllVisible, Instant::now());
+    handshake_down(&mut s, &[&log], &[0]);
+    let frames = sent(&mut s);
+    assert_eq!(kinds(&frames), ["error", "close 1000"]);
+    assert_eq!(frames[0]["code"], "runtime_unavailable");
+}
+
+#[test]
+fn replay_pages_are_bounded_in_bytes_as_well_as_events() {
+    let log = FakeLog::new("local", 7, 9);
+    let config = SessionConfig {
+        replay_page: 100,
+        replay_page_bytes: 1,
+        ..CONFIG
+    };
+    let mut s = Session::new(
+        Scope::Runtime,
+        vec![log.feed()],
+        Some(StartCursor::Runtime(log.cursor(0))),
+        AllVisible,
+        config,
+        Instant::now(),
+    );
+    let mut pages = 0;
+    while let Some(request) = s.poll_request() {
+        let Request::Replay { after, limit, .. } = request else {
+            panic!("{request:?}")
+        };
+        pages += 1;
+        s.handle_answer(Answer::Replay(log.replay(after, None, limit)));
+        // Each page queued one frame: its budget is reached after the first.
+        assert_eq!(sent(&mut s).len(), 1);
+    }
+    assert_eq!(pages, 9, "one event per page, none lost or repeated");
+    s.handle_live(0, Live::Event(envelope(10, Some("w_1"))));
+    assert_eq!(event_seqs(&sent(&mut s)), [10]);
 }

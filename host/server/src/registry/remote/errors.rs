@@ -13,7 +13,8 @@ use yoi_serving::ServeError;
 /// - the runtime refusing the host's token → `503 runtime_unavailable` (the client's own
 ///   token is fine; it is the host's configuration that is wrong);
 /// - a route or method the runtime does not have (an older runtime) → `501 unsupported`;
-/// - an answer the host cannot read → `500 internal`;
+/// - an answer the host cannot use (it does not decode, is larger than the host reads,
+///   or an event is out of sequence) → `500 internal`;
 /// - the runtime's own typed refusals (`worker_not_found`, `worker_busy`, ...) pass
 ///   through with its message.
 pub(crate) fn upstream_error(id: &str, e: &ClientError) -> ServeError {
@@ -35,9 +36,13 @@ pub(crate) fn classify(id: &str, e: &ClientError) -> (ErrorCode, String) {
             ErrorCode::Timeout,
             format!("runtime {id} did not answer in time"),
         ),
+        // The client's own words may quote the answer: not repeated.
         ClientError::BadResponse { .. } => (
             ErrorCode::Internal,
-            format!("runtime {id} answered something the host cannot read"),
+            format!(
+                "runtime {id} answered something the host cannot use (undecodable, too \
+                 large or out of sequence)"
+            ),
         ),
         ClientError::Config { .. } => (
             ErrorCode::Internal,

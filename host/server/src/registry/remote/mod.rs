@@ -42,12 +42,31 @@ use window::Upstream;
 /// Recent envelopes a remote runtime's window holds (older cursors are replayed from
 /// the runtime).
 const WINDOW_EVENTS: usize = 65_536;
+/// Estimated bytes of them the window holds at most.
+const WINDOW_BYTES: u64 = 128 << 20;
+/// Largest frame (and message) read from the runtime's stream (its first snapshot holds
+/// every worker); a larger one ends the connection as a bad answer.
+const UPSTREAM_MAX_FRAME: usize = 64 << 20;
+/// Largest REST answer read from the runtime (a snapshot of every worker is the largest).
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Envelopes the live broadcast holds for a slow stream before it is `lagged`.
 const LIVE_EVENTS: usize = 16_384;
+
+/// What the host holds of a remote runtime (see [`RemoteSource::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Events in the window, and their estimated bytes.
+    pub window_events: usize,
+    pub window_bytes: u64,
+    /// Connections of the one upstream stream made so far (reconnections included).
+    pub upstream_connections: u64,
+}
 
 /// A remote runtime as a stream source and command target.
 pub struct RemoteSource {
     client: RuntimeClient,
+    /// What the runtime's own messages must not carry to clients (see [`Scrub`]).
+    scrub: Scrub,
     frames: Arc<FrameCache>,
     shared: Arc<Shared>,
     follower: tokio::task::JoinHandle<()>,
@@ -59,6 +78,8 @@ pub(super) struct Shared {
     upstream: Mutex<Upstream>,
     /// The runtime's event store epoch (`0` until known).
     epoch: AtomicU64,
+    /// Connections of the upstream stream made so far.
+    connections: AtomicU64,
     state: Mutex<State>,
     availability: watch::Sender<Availability>,
 }
@@ -81,15 +102,25 @@ impl Shared {
         self.epoch.store(epoch, Ordering::Release);
     }
 
-    fn set_ready(&self, capabilities: Option<Capabilities>) {
-        let mut state = self.state();
-        if state.unavailable.take().is_some() {
+    fn connected(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_capabilities(&self, capabilities: Option<Capabilities>) {
+        if capabilities.is_some() {
+            self.state().capabilities = capabilities;
+        }
+    }
+
+    fn set_ready(&self) {
+        if self.state().unavailable.take().is_some() {
             tracing::info!(runtime = %self.id, "remote runtime ready");
         }
-        if capabilities.is_some() {
-            state.capabilities = capabilities;
-        }
-        self.availability.send_replace(Availability::Ready);
+        self.availability.send_if_modified(|now| {
+            let changed = *now != Availability::Ready;
+            *now = Availability::Ready;
+            changed
+        });
     }
 
     fn set_unavailable(&self, code: ErrorCode, why: String) {
@@ -124,17 +155,23 @@ impl RemoteSource {
     /// runtime and the key at fault, never the URL or token.
     pub fn start(id: &str, config: &RemoteConfig) -> anyhow::Result<Self> {
         let token = read_token(id, &config.token)?;
+        let defaults = ClientOptions::default();
         let options = ClientOptions {
             connect_timeout: Duration::from_millis(config.connect_timeout_ms.get()),
             request_timeout: Duration::from_millis(config.request_timeout_ms.get()),
-            ..ClientOptions::default()
+            max_response_bytes: MAX_ANSWER_BYTES,
+            stream: yoi_client::StreamOptions {
+                max_frame_bytes: UPSTREAM_MAX_FRAME,
+                ..defaults.stream
+            },
         };
         let client = RuntimeClient::with_options(&config.url, &token, options)
             .map_err(|_| anyhow::anyhow!("runtime {id}: `url` is not a usable http://host:port"))?;
         let shared = Arc::new(Shared {
             id: id.to_string(),
-            upstream: Mutex::new(Upstream::new(WINDOW_EVENTS, LIVE_EVENTS)),
+            upstream: Mutex::new(Upstream::new(WINDOW_EVENTS, WINDOW_BYTES, LIVE_EVENTS)),
             epoch: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             state: Mutex::new(State {
                 unavailable: Some(Unavailable {
                     since_ms: now_ms(),
@@ -149,6 +186,7 @@ impl RemoteSource {
         let follower = tokio::spawn(follow::follow(shared.clone(), client.clone()));
         Ok(RemoteSource {
             client,
+            scrub: Scrub::new(&config.url, &token, &config.token),
             frames: Arc::default(),
             shared,
             follower,
@@ -183,8 +221,20 @@ impl RemoteSource {
         self.shared.upstream().last_seq()
     }
 
+    /// What the host holds of the runtime, for `/metrics`.
+    pub fn stats(&self) -> RemoteStats {
+        let (window_events, window_bytes) = self.shared.upstream().held();
+        RemoteStats {
+            window_events,
+            window_bytes,
+            upstream_connections: self.shared.connections.load(Ordering::Relaxed),
+        }
+    }
+
     fn fail(&self, e: ClientError) -> ServeError {
-        upstream_error(self.id(), &e)
+        let mut answer = upstream_error(self.id(), &e);
+        answer.message = self.scrub.message(self.id(), answer.code, answer.message);
+        answer
     }
 
     pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, ServeError> {
@@ -289,9 +339,15 @@ impl RemoteSource {
             .events(Some(after), worker, Some(limit))
             .await
             .map_err(|e| match e.code() {
-                ErrorCode::CursorUnknown => ReplayOutcome::Unknown(message_of(e)),
-                ErrorCode::CursorExpired => ReplayOutcome::Expired(message_of(e)),
-                ErrorCode::CursorAhead => ReplayOutcome::Ahead(message_of(e)),
+                code @ ErrorCode::CursorUnknown => {
+                    ReplayOutcome::Unknown(self.scrub.message(self.id(), code, message_of(e)))
+                }
+                code @ ErrorCode::CursorExpired => {
+                    ReplayOutcome::Expired(self.scrub.message(self.id(), code, message_of(e)))
+                }
+                code @ ErrorCode::CursorAhead => {
+                    ReplayOutcome::Ahead(self.scrub.message(self.id(), code, message_of(e)))
+                }
                 _ => ReplayOutcome::Failed(self.fail(e)),
             })?;
         Ok(ReplayPage {
@@ -318,6 +374,46 @@ impl RemoteSource {
 impl Drop for RemoteSource {
     fn drop(&mut self) {
         self.follower.abort();
+    }
+}
+
+/// Longest message of the runtime's own that is passed to clients.
+const MAX_PASSED_MESSAGE: usize = 1024;
+
+/// The runtime's own messages reach clients (its typed refusals, `worker_busy` and the
+/// like) unless they quote its URL, address, token or token file, or are long: then
+/// the host says it in its own words.
+struct Scrub(Vec<String>);
+
+impl Scrub {
+    fn new(url: &str, token: &str, source: &TokenSource) -> Self {
+        let authority = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host);
+        let mut secrets = vec![url.to_string(), authority.to_string(), token.to_string()];
+        if !matches!(host, "" | "localhost") {
+            secrets.push(host.to_string());
+        }
+        if let TokenSource::File(path) = source {
+            secrets.push(path.display().to_string());
+        }
+        secrets.retain(|s| !s.is_empty());
+        Scrub(secrets)
+    }
+
+    fn message(&self, id: &str, code: ErrorCode, message: String) -> String {
+        let quotes = |m: &str| self.0.iter().any(|s| m.contains(s.as_str()));
+        if message.len() > MAX_PASSED_MESSAGE || quotes(&message) {
+            format!("runtime {id} refused the request ({code})")
+        } else {
+            message
+        }
     }
 }
 

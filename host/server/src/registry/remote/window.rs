@@ -1,6 +1,7 @@
 //! [`Upstream`]: what the host holds of a remote runtime's events: the position they
-//! start after, a bounded window of the most recent ones, and the live broadcast that
-//! the host's streams subscribe to.
+//! start after, a window of the most recent ones (bounded in events and in bytes, so a
+//! runtime sending huge events cannot grow it without limit), and the live broadcast
+//! that the host's streams subscribe to.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,16 +17,22 @@ pub(super) struct Upstream {
     start: Option<Cursor>,
     window: VecDeque<Arc<Envelope>>,
     capacity: usize,
+    /// Estimated bytes the window holds ([`yoi_protocol::size::envelope`]), and the most
+    /// it may (the newest event is held whatever its size).
+    bytes: u64,
+    max_bytes: u64,
     live: broadcast::Sender<Arc<Envelope>>,
     live_capacity: usize,
 }
 
 impl Upstream {
-    pub(super) fn new(capacity: usize, live_capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize, max_bytes: u64, live_capacity: usize) -> Self {
         Upstream {
             start: None,
             window: VecDeque::new(),
             capacity: capacity.max(1),
+            bytes: 0,
+            max_bytes,
             live: broadcast::channel(live_capacity.max(1)).0,
             live_capacity: live_capacity.max(1),
         }
@@ -53,19 +60,31 @@ impl Upstream {
         }
         self.start = Some(at);
         self.window.clear();
+        self.bytes = 0;
     }
 
-    /// Holds `env` (dropping the oldest beyond the capacity) and sends it to the streams.
+    /// Holds `env` (dropping the oldest beyond the capacity in events or bytes) and
+    /// sends it to the streams.
     pub(super) fn publish(&mut self, env: Arc<Envelope>) {
-        if self.window.len() == self.capacity
+        let size = yoi_protocol::size::envelope(&env);
+        while !self.window.is_empty()
+            && (self.window.len() >= self.capacity || self.bytes + size > self.max_bytes)
             && let Some(oldest) = self.window.pop_front()
-            && let Some(start) = &mut self.start
         {
-            start.seq = oldest.seq;
+            self.bytes -= yoi_protocol::size::envelope(&oldest);
+            if let Some(start) = &mut self.start {
+                start.seq = oldest.seq;
+            }
         }
+        self.bytes += size;
         self.window.push_back(env.clone());
         // No subscriber is not an error.
         let _ = self.live.send(env);
+    }
+
+    /// Events and estimated bytes the window holds.
+    pub(super) fn held(&self) -> (usize, u64) {
+        (self.window.len(), self.bytes)
     }
 
     /// The last sequence number held.
@@ -130,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_window_answers_what_it_holds_in_pages_and_nothing_older() {
-        let mut up = Upstream::new(3, 8);
+        let mut up = Upstream::new(3, 1 << 20, 8);
         assert!(
             up.replay(Cursor::new(5, 0), None, 10).is_none(),
             "not started"
@@ -166,8 +185,44 @@ mod tests {
     }
 
     #[test]
+    fn the_window_is_bounded_in_bytes_too() {
+        let big = |seq: u64| {
+            Arc::new(Envelope {
+                seq,
+                worker_id: None,
+                at_ms: 0,
+                event: Event::TextDelta {
+                    run_id: "r".into(),
+                    text: "x".repeat(1000),
+                },
+            })
+        };
+        let one = yoi_protocol::size::envelope(&big(1));
+        let mut up = Upstream::new(100, 3 * one, 8);
+        up.restart(Cursor::new(1, 0));
+        for seq in 1..=10 {
+            up.publish(big(seq));
+            let (len, bytes) = up.held();
+            assert!(len <= 3 && bytes <= 3 * one, "{len} {bytes}");
+        }
+        assert_eq!(up.held(), (3, 3 * one));
+        // What fell out is answered by the runtime, not the window.
+        assert!(up.replay(Cursor::new(1, 6), None, 10).is_none());
+        assert_eq!(
+            up.replay(Cursor::new(1, 7), None, 10).unwrap().events.len(),
+            3
+        );
+        // One event larger than the budget is still held, alone.
+        let mut tiny = Upstream::new(100, 10, 8);
+        tiny.restart(Cursor::new(1, 0));
+        tiny.publish(big(1));
+        tiny.publish(big(2));
+        assert_eq!(tiny.held().0, 1);
+    }
+
+    #[test]
     fn a_restart_ends_the_streams_of_the_old_broadcast() {
-        let mut up = Upstream::new(3, 8);
+        let mut up = Upstream::new(3, 1 << 20, 8);
         up.restart(Cursor::new(5, 0));
         let mut rx = up.subscribe();
         up.restart(Cursor::new(6, 3));
