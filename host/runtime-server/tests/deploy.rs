@@ -149,13 +149,13 @@ fn image_config() -> yoi_runtime_server::Config {
     let mut argv = json_list(&instruction(&file, "ENTRYPOINT"));
     argv.extend(json_list(&instruction(&file, "CMD")));
     // The image's config file is deploy/runtime.toml, copied in by the Dockerfile.
-    let copy = instruction(&file, "COPY");
-    let copied = copy
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .find(|w| w[0] == "deploy/runtime.toml")
-        .map(|w| w[1].to_string())
+    let copied = file
+        .iter()
+        .filter(|(op, _)| op == "COPY")
+        .find_map(|(_, args)| match args.split_whitespace().collect::<Vec<_>>()[..] {
+            ["deploy/runtime.toml", to] => Some(to.to_string()),
+            _ => None,
+        })
         .expect("the Dockerfile copies deploy/runtime.toml");
     for arg in &mut argv {
         if *arg == copied {
