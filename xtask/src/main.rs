@@ -374,8 +374,7 @@ fn deploy_tools() -> Result<PathBuf> {
     }
     let hint = "the deploy/ validators need python3 with venv and pip (PyPI)";
     if venv.exists() {
-        std::fs::remove_dir_all(&venv)
-            .map_err(|e| format!("removing {}: {e}", venv.display()))?;
+        std::fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
     }
     run(
         "creating the venv for the deploy/ validators",

@@ -142,7 +142,10 @@ impl Setup {
         let host_dir = tempfile::tempdir()?;
         let mut dirs = Vec::new();
         let (runtime, server) = match arm {
-            Arm::Embedded => (RuntimeConfig::embedded(RUNTIME, settings(token_delay_ms)?), None),
+            Arm::Embedded => (
+                RuntimeConfig::embedded(RUNTIME, settings(token_delay_ms)?),
+                None,
+            ),
             Arm::Remote => {
                 let dir = tempfile::tempdir()?;
                 let config = yoi_runtime_server::Config {
@@ -232,9 +235,10 @@ impl Setup {
         let query = cursor.map(|c| format!("?cursor={c}")).unwrap_or_default();
         let mut request = format!("ws://{}/api/v1/events/ws{query}", self.host.local_addr())
             .into_client_request()?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {}", self.host.token()).parse()?);
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.host.token()).parse()?,
+        );
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
         if let Some(cursor) = cursor {
             return Ok((ws, cursor.to_string()));
@@ -339,8 +343,8 @@ impl Observer {
     }
 
     async fn reconnect(&self, cursor: &str) -> anyhow::Result<Ws> {
-        let mut request = format!("ws://{}/api/v1/events/ws?cursor={cursor}", self.addr)
-            .into_client_request()?;
+        let mut request =
+            format!("ws://{}/api/v1/events/ws?cursor={cursor}", self.addr).into_client_request()?;
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {}", self.token).parse()?);

@@ -152,10 +152,12 @@ fn image_config() -> yoi_runtime_server::Config {
     let copied = file
         .iter()
         .filter(|(op, _)| op == "COPY")
-        .find_map(|(_, args)| match args.split_whitespace().collect::<Vec<_>>()[..] {
-            ["deploy/runtime.toml", to] => Some(to.to_string()),
-            _ => None,
-        })
+        .find_map(
+            |(_, args)| match args.split_whitespace().collect::<Vec<_>>()[..] {
+                ["deploy/runtime.toml", to] => Some(to.to_string()),
+                _ => None,
+            },
+        )
         .expect("the Dockerfile copies deploy/runtime.toml");
     for arg in &mut argv {
         if *arg == copied {
@@ -185,7 +187,10 @@ fn configs_load_with_the_servers_own_loaders() {
     assert!(runtime.component.is_none(), "the image has no component");
     let data_dir = runtime.data_dir.as_deref().expect("a data dir");
     let token_file = runtime.token_file.as_deref().expect("a token file");
-    assert!(!token_file.starts_with(data_dir), "the token is not in the volume");
+    assert!(
+        !token_file.starts_with(data_dir),
+        "the token is not in the volume"
+    );
 
     let host = host_config();
     assert!(host.runtimes.len() >= 2, "{:?}", host.runtimes);
@@ -291,7 +296,10 @@ fn manifests_agree_with_the_image_and_the_configs() {
     assert_eq!(volume.len(), 1);
     let volume = PathBuf::from(&volume[0]);
     let data_dir = runtime.data_dir.clone().unwrap();
-    assert!(data_dir.starts_with(&volume), "the data dir is in the volume");
+    assert!(
+        data_dir.starts_with(&volume),
+        "the data dir is in the volume"
+    );
     let health = instruction(&file, "HEALTHCHECK");
     assert!(
         health.contains(&format!("http://127.0.0.1:{port}/readyz")),
@@ -331,7 +339,11 @@ fn manifests_agree_with_the_image_and_the_configs() {
     let mount = |name: &str| {
         let mounts = c["volumeMounts"].as_array().unwrap();
         let m = mounts.iter().find(|m| m["name"] == name);
-        PathBuf::from(m.unwrap_or_else(|| panic!("mount {name}"))["mountPath"].as_str().unwrap())
+        PathBuf::from(
+            m.unwrap_or_else(|| panic!("mount {name}"))["mountPath"]
+                .as_str()
+                .unwrap(),
+        )
     };
     let claim = &sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"];
     assert_eq!(mount(claim.as_str().unwrap()), volume);
