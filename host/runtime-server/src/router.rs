@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         routes,
         config.max_body_bytes.get(),
         config.http.limits().request_timeout,
+        config.http.allowed_hosts(config.bind),
     )
     .with_state(state)
 }

@@ -135,3 +135,27 @@ async fn an_oversized_client_message_ends_only_its_stream() {
     let seen = polite.events_until(|f| back_to_idle(f, &w)).await;
     assert!(seen.iter().any(|f| f["event"]["type"] == "run_completed"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_under_another_host_name_is_refused() {
+    // DNS rebinding: a page makes the browser send the host's own requests under the
+    // page's name. The host on loopback answers only its own names and those configured.
+    let h = start_with(|c| c.http.allowed_hosts = vec!["yoi.internal".into()]).await;
+    let get = |host: &str| {
+        h.http
+            .get(format!("{}/runtimes", h.base))
+            .bearer_auth(&h.token)
+            .header("host", host)
+            .send()
+    };
+    let refused = get("rebound.example:38700").await.unwrap();
+    assert_eq!(refused.status().as_u16(), 421);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("\"forbidden\""), "{body}");
+    assert!(!body.contains("rebound"), "the name is not echoed: {body}");
+    for ok in ["localhost:38700", "127.0.0.1", "yoi.internal:1"] {
+        let resp = get(ok).await.unwrap();
+        let status = resp.status().as_u16();
+        assert_eq!(status, 200, "{ok}: {}", resp.text().await.unwrap());
+    }
+}

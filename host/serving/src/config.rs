@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::hosts::AllowedHosts;
 use crate::serve::HttpLimits;
 use crate::stream::{StreamLimits, StreamSettings};
 
@@ -87,6 +88,10 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: NonZeroU64,
     /// A request must be answered within this (`504 timeout` after it).
     pub request_timeout_ms: NonZeroU64,
+    /// `Host` names the server answers besides `localhost`, the loopback addresses and
+    /// its bind address (see [`AllowedHosts`]); a server bound to every interface
+    /// answers any name while this is empty.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -95,6 +100,7 @@ impl Default for HttpConfig {
             max_connections: NonZeroUsize::new(1024).expect("non-zero"),
             header_read_timeout_ms: NonZeroU64::new(10_000).expect("non-zero"),
             request_timeout_ms: NonZeroU64::new(30_000).expect("non-zero"),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -106,6 +112,11 @@ impl HttpConfig {
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.get()),
             request_timeout: Duration::from_millis(self.request_timeout_ms.get()),
         }
+    }
+
+    /// The `Host` names a server bound to `bind` answers.
+    pub fn allowed_hosts(&self, bind: std::net::SocketAddr) -> AllowedHosts {
+        AllowedHosts::new(bind, &self.allowed_hosts)
     }
 }
 

@@ -1,7 +1,8 @@
 //! What every yoi server puts around its routes: typed answers for unknown routes and
 //! wrong methods, a body limit, a request timeout, request logs without query strings
 //! (a WebSocket upgrade may carry its token there), and a typed `500` instead of a
-//! dropped connection when a handler panics.
+//! dropped connection when a handler panics; and the `Host` check against DNS rebinding
+//! ([`AllowedHosts`]).
 
 use std::time::Duration;
 
@@ -16,13 +17,15 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use yoi_protocol::ErrorCode;
 
 use crate::error::ServeError;
+use crate::hosts::{AllowedHosts, check_host};
 
 /// `routes` with the layers every server needs (see the module docs): bodies up to
-/// `max_body_bytes`, answers within `request_timeout`.
+/// `max_body_bytes`, answers within `request_timeout`, only to the `hosts` names.
 pub fn around<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     max_body_bytes: usize,
     request_timeout: Duration,
+    hosts: AllowedHosts,
 ) -> Router<S> {
     routes
         .fallback(not_found)
@@ -40,6 +43,8 @@ pub fn around<S: Clone + Send + Sync + 'static>(
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(catch_panic())
+        // Outermost: a request to another name gets nothing else.
+        .layer(middleware::from_fn_with_state(hosts, check_host))
 }
 
 /// Turns a panicking handler's answer into a typed `500 internal` (put it inside other
@@ -133,6 +138,7 @@ mod tests {
                 .route("/slow", get(slow)),
             1024,
             Duration::from_millis(50),
+            AllowedHosts::new("127.0.0.1:0".parse().unwrap(), &[]),
         );
         let base = spawn(app).await;
         let http = reqwest::Client::new();
@@ -149,5 +155,22 @@ mod tests {
         let (status, code, _) =
             error_of(http.post(format!("{base}/boom")).send().await.unwrap()).await;
         assert_eq!((status, code.as_str()), (405, "invalid_request"));
+        // DNS rebinding: the same server under another name answers nothing else.
+        let resp = http
+            .get(format!("{base}/boom"))
+            .header("host", "rebound.example")
+            .send()
+            .await
+            .unwrap();
+        let (status, code, message) = error_of(resp).await;
+        assert_eq!((status, code.as_str()), (421, "forbidden"));
+        assert!(!message.contains("rebound"), "{message}");
+        let resp = http
+            .get(format!("{base}/nope"))
+            .header("host", "localhost:1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "its own names pass");
     }
 }

@@ -25,6 +25,7 @@ mod config;
 mod endpoint;
 mod error;
 mod extract;
+mod hosts;
 pub mod layers;
 mod loading;
 mod metrics;
@@ -44,6 +45,7 @@ pub use config::{
 pub use endpoint::Endpoint;
 pub use error::ServeError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use hosts::AllowedHosts;
 pub use loading::Loading;
 pub use metrics::{Metrics, PromText};
 pub use process::run_binary;
