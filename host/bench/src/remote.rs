@@ -164,6 +164,7 @@ impl Setup {
                         token: TokenSource::File(server.token_file().to_path_buf()),
                         connect_timeout_ms: NonZeroU64::new(2_000).context("non-zero")?,
                         request_timeout_ms: NonZeroU64::new(30_000).context("non-zero")?,
+                        stream_idle_timeout_ms: NonZeroU64::new(60_000).context("non-zero")?,
                     }),
                 };
                 dirs.push(dir);

@@ -247,6 +247,7 @@ async fn host_fronting(addr: &str, token_file: &Path, data: &Path) -> yoi_host::
             token: TokenSource::File(token_file.to_path_buf()),
             connect_timeout_ms: 2_000.try_into().unwrap(),
             request_timeout_ms: 10_000.try_into().unwrap(),
+            stream_idle_timeout_ms: 60_000.try_into().unwrap(),
         }),
     };
     let config = HostConfig {

@@ -52,6 +52,7 @@
 //! token_file = "/etc/yoi/gpu-box.token"   # or token_env = "YOI_GPU_BOX_TOKEN"
 //! connect_timeout_ms = 5000
 //! request_timeout_ms = 30000
+//! stream_idle_timeout_ms = 60000  # a silent upstream stream (no pings) is a stalled runtime
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key and its line (serde's
@@ -172,6 +173,9 @@ pub struct RemoteConfig {
     pub token: TokenSource,
     pub connect_timeout_ms: NonZeroU64,
     pub request_timeout_ms: NonZeroU64,
+    /// An upstream stream that brings nothing, not even a ping, this long is a stalled
+    /// runtime: the host drops it and reconnects.
+    pub stream_idle_timeout_ms: NonZeroU64,
 }
 
 /// Where the host finds the token a remote runtime expects.
@@ -242,10 +246,13 @@ const REMOTE_KEYS: &[&str] = &[
     "token_env",
     "connect_timeout_ms",
     "request_timeout_ms",
+    "stream_idle_timeout_ms",
 ];
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// The runtime pings every 20 s: three missed pings.
+const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
 
 impl<'de> Deserialize<'de> for RuntimeConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -268,6 +275,7 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
                 let mut token_env: Option<String> = None;
                 let mut connect = NonZeroU64::new(DEFAULT_CONNECT_TIMEOUT_MS).expect("non-zero");
                 let mut request = NonZeroU64::new(DEFAULT_REQUEST_TIMEOUT_MS).expect("non-zero");
+                let mut idle = NonZeroU64::new(DEFAULT_STREAM_IDLE_TIMEOUT_MS).expect("non-zero");
                 let (mut embedded_key, mut remote_key) = (None, None);
                 loop {
                     let known: &[&[&str]] = match kind {
@@ -304,6 +312,7 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
                         "token_env" => token_env = Some(map.next_value()?),
                         "connect_timeout_ms" => connect = map.next_value()?,
                         "request_timeout_ms" => request = map.next_value()?,
+                        "stream_idle_timeout_ms" => idle = map.next_value()?,
                         key => embedded.settings.deserialize_key(key, &mut map)?,
                     }
                 }
@@ -327,6 +336,7 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
                             token,
                             connect_timeout_ms: connect,
                             request_timeout_ms: request,
+                            stream_idle_timeout_ms: idle,
                         })
                     }
                 };

@@ -105,6 +105,7 @@ fn remote_entry(id: &str, url: String, token_file: PathBuf) -> RuntimeConfig {
             token: TokenSource::File(token_file),
             connect_timeout_ms: NonZeroU64::new(2_000).unwrap(),
             request_timeout_ms: NonZeroU64::new(10_000).unwrap(),
+            stream_idle_timeout_ms: NonZeroU64::new(60_000).unwrap(),
         }),
     }
 }

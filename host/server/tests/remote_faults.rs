@@ -15,6 +15,10 @@ use fake_runtime::{FakeRuntime, Fault};
 use serde_json::{Value, json};
 use yoi_host::config::{RemoteConfig, RuntimeConfig, RuntimeId, SourceConfig, TokenSource};
 
+/// The host's idle timeout of upstream streams in these tests (the fakes ping every
+/// second).
+const STREAM_IDLE_MS: u64 = 3_000;
+
 fn entry(id: &str, fake: &FakeRuntime, request_timeout_ms: u64) -> RuntimeConfig {
     RuntimeConfig {
         id: RuntimeId::parse(id).unwrap(),
@@ -23,6 +27,8 @@ fn entry(id: &str, fake: &FakeRuntime, request_timeout_ms: u64) -> RuntimeConfig
             token: TokenSource::File(fake.token_file()),
             connect_timeout_ms: NonZeroU64::new(2_000).unwrap(),
             request_timeout_ms: NonZeroU64::new(request_timeout_ms).unwrap(),
+            // Short, for the stalled runtime; the others ping every 5 s.
+            stream_idle_timeout_ms: NonZeroU64::new(STREAM_IDLE_MS).unwrap(),
         }),
     }
 }
@@ -379,6 +385,43 @@ async fn a_flooding_runtime_costs_bounded_memory_and_lags_only_its_slow_clients(
         "{metrics}"
     );
     assert_eq!(fake.stream_connections(), 1);
+    // The host serves its own runtime meanwhile.
+    let w = h.create_worker("near").await;
+    h.input(&w, "hi").await;
+    h.wait_idle(&w, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_runtime_is_dropped_and_reconnected_while_the_host_serves_on() {
+    // The runtime's stream goes silent (no events, no pings): after the idle timeout the
+    // host calls it unavailable, tells open streams, and connects again.
+    let fake = FakeRuntime::start(Fault::Stall).await;
+    let stalled = entry("stalled", &fake, 5_000);
+    let h = start_with(|c| c.runtimes.push(stalled)).await;
+    wait_runtime(&h, "stalled", "ready", |r| r["state"] == "ready").await;
+    let mut all = h.ws("/events/ws").await;
+    assert_eq!(all.frame().await["type"], "snapshot_all");
+    // The diagnostic reaches the open stream, which stays open.
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let frame = all.frame().await;
+            if frame["type"] == "diagnostic" && frame["code"] == "runtime_unavailable" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a runtime_unavailable diagnostic");
+    // The host connects again (and again: the fake stalls every time), with backoff.
+    let connections = "yoi_remote_upstream_connections_total{runtime=\"stalled\"}";
+    tokio::time::timeout(PATIENCE, async {
+        while metric(&h.metrics().await, connections).unwrap_or(0) < 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the host reconnects to a stalled runtime");
+    assert!(fake.stream_connections() >= 2);
     // The host serves its own runtime meanwhile.
     let w = h.create_worker("near").await;
     h.input(&w, "hi").await;

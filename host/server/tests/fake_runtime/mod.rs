@@ -57,6 +57,9 @@ pub enum Fault {
     /// `events` consecutive events (`text_bytes` of text each) as fast as the
     /// connection takes them.
     Flood { events: u64, text_bytes: usize },
+    /// The stream sends its snapshot, then nothing at all (no pings), holding the
+    /// connection open.
+    Stall,
 }
 
 struct Inner {
@@ -374,8 +377,14 @@ async fn stream(mut socket: WebSocket, fake: Arc<Inner>, after: Option<Cursor>) 
     if let Some(text) = bad {
         let _ = socket.send(Message::Text(text.into())).await;
     }
-    // Hold the connection, pinging like a runtime does, until the host closes it.
-    let mut ping = tokio::time::interval(Duration::from_secs(5));
+    if matches!(fake.fault, Fault::Stall) {
+        // Read (so a close is noticed) and never send.
+        while let Some(Ok(_)) = socket.recv().await {}
+        return;
+    }
+    // Hold the connection, pinging like a runtime does (every second here, so hosts in
+    // tests can use a short idle timeout), until the host closes it.
+    let mut ping = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = ping.tick() => {

@@ -162,6 +162,7 @@ impl RemoteSource {
             max_response_bytes: MAX_ANSWER_BYTES,
             stream: yoi_client::StreamOptions {
                 max_frame_bytes: UPSTREAM_MAX_FRAME,
+                idle_timeout: Duration::from_millis(config.stream_idle_timeout_ms.get()),
                 ..defaults.stream
             },
         };
