@@ -452,31 +452,34 @@ async fn metrics_count_events_streams_and_commands() {
     ws.events_until(|f| back_to_idle(f, &w)).await;
     let _ = h.get("/runtimes/local/workers/w_404").send().await.unwrap();
     let text = h.metrics().await;
-    let value = |prefix: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("{prefix} missing in:\n{text}"))
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+    let value = |sample: &str| -> u64 {
+        metric(&text, sample).unwrap_or_else(|| panic!("no line `{sample} N` in:\n{text}"))
     };
-    assert_eq!(value("yoi_host_ready "), 1.0);
-    assert_eq!(value("yoi_streams_open "), 1.0);
-    assert!(value("yoi_events_appended_total{runtime=\"local\"} ") > 5.0);
-    assert!(value("yoi_guest_call_seconds_count{runtime=\"local\"} ") > 0.0);
-    assert!(value("yoi_guest_call_seconds_sum{runtime=\"local\"} ") > 0.0);
+    assert_eq!(value("yoi_host_ready"), 1);
+    assert_eq!(value("yoi_streams_open"), 1);
+    let last = h.local().events().last_cursor().seq;
+    assert!(last > 5);
+    assert_eq!(value("yoi_events_appended_total{runtime=\"local\"}"), last);
+    assert!(value("yoi_guest_call_seconds_count{runtime=\"local\"}") > 0);
+    let sum = "yoi_guest_call_seconds_sum{runtime=\"local\"} ";
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(sum))
+        .unwrap_or_else(|| panic!("{sum} missing in:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(sum > 0.0);
     // A histogram: cumulative buckets ending in +Inf, which equals the count.
     assert!(
-        text.contains("# TYPE yoi_guest_call_seconds histogram"),
+        text.lines()
+            .any(|l| l == "# TYPE yoi_guest_call_seconds histogram"),
         "{text}"
     );
     assert_eq!(
-        value("yoi_guest_call_seconds_bucket{runtime=\"local\",le=\"+Inf\"} "),
-        value("yoi_guest_call_seconds_count{runtime=\"local\"} ")
+        value("yoi_guest_call_seconds_bucket{runtime=\"local\",le=\"+Inf\"}"),
+        value("yoi_guest_call_seconds_count{runtime=\"local\"}")
     );
-    let buckets: Vec<f64> = text
+    let buckets: Vec<u64> = text
         .lines()
         .filter(|l| l.starts_with("yoi_guest_call_seconds_bucket{runtime=\"local\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
@@ -486,15 +489,126 @@ async fn metrics_count_events_streams_and_commands() {
         "{buckets:?}"
     );
     assert_eq!(
-        value("yoi_commands_total{command=\"input\",outcome=\"ok\"} "),
-        1.0
+        value("yoi_commands_total{command=\"input\",outcome=\"ok\"}"),
+        1
     );
     assert_eq!(
-        value("yoi_commands_total{command=\"get_worker\",outcome=\"worker_not_found\"} "),
-        1.0
+        value("yoi_commands_total{command=\"get_worker\",outcome=\"worker_not_found\"}"),
+        1
     );
-    assert!(value("yoi_stream_frames_sent_total ") > 5.0);
-    assert_eq!(value("yoi_stream_lagged_closes_total "), 0.0);
+    assert!(value("yoi_stream_frames_sent_total") > 5);
+    assert_eq!(value("yoi_stream_lagged_closes_total"), 0);
+}
+
+/// The stream and event-log families after a known sequence of actions, each sample
+/// matched as a whole line (`^name{labels} value$`): three streams opened, one run, the
+/// last sequence number the clients saw; no core fault.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_exact_after_a_known_sequence_of_actions() {
+    let h = start().await;
+    let w = h.create_worker("w").await;
+    let mut streams = vec![
+        h.ws(&h.worker_stream(&w, None)).await,
+        h.ws(&h.worker_stream(&w, None)).await,
+        h.ws(&h.all_stream(None)).await,
+    ];
+    for ws in &mut streams {
+        assert!(
+            ws.frame().await["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("snapshot")
+        );
+    }
+    h.input(&w, "hi").await;
+    let mut lasts = Vec::new();
+    for ws in &mut streams {
+        let run = ws.events_until(|f| back_to_idle(f, &w)).await;
+        lasts.push(run.last().unwrap()["seq"].as_u64().unwrap());
+    }
+    let last = lasts[0];
+    assert_eq!(lasts, [last; 3]);
+    assert_eq!(h.local().events().last_cursor().seq, last);
+
+    let page = h.metrics().await;
+    let exact = |sample: &str, want: u64| {
+        assert_eq!(metric(&page, sample), Some(want), "{sample} in:\n{page}");
+    };
+    exact("yoi_streams_opened_total", 3);
+    exact("yoi_streams_open", 3);
+    exact("yoi_event_log_last_seq{runtime=\"local\"}", last);
+    exact("yoi_events_appended_total{runtime=\"local\"}", last);
+    exact("yoi_runtime_core_faults_total{runtime=\"local\"}", 0);
+    exact("yoi_stream_lagged_closes_total", 0);
+    exact(
+        "yoi_commands_total{command=\"create_worker\",outcome=\"ok\"}",
+        1,
+    );
+    exact("yoi_commands_total{command=\"input\",outcome=\"ok\"}", 1);
+
+    // A stream that ends is no longer open; opened streams stay counted.
+    drop(streams.pop());
+    tokio::time::timeout(PATIENCE, async {
+        while metric(&h.metrics().await, "yoi_streams_open") != Some(2) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the closed stream is counted in time");
+    let page = h.metrics().await;
+    assert_eq!(metric(&page, "yoi_streams_opened_total"), Some(3), "{page}");
+}
+
+/// A core fault (the test-only fault-injection component traps on `__yoi_trap__`) is
+/// counted exactly once, its `core_restarted` diagnostic is a runtime-wide frame on the
+/// multiplexed stream, and the runtime serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_core_fault_is_counted_exactly_once() {
+    let faults = yoi_core::fault_guest_component_path().unwrap_or_else(|e| panic!("{e}"));
+    let h = start_with(|c| c.component = Some(faults)).await;
+    let w = h.create_worker("w").await;
+    let mut all = h.ws(&h.all_stream(None)).await;
+    assert_eq!(all.frame().await["type"], "snapshot_all");
+    let page = h.metrics().await;
+    assert_eq!(
+        metric(&page, "yoi_runtime_core_faults_total{runtime=\"local\"}"),
+        Some(0)
+    );
+    let resp = h
+        .post(&format!("/runtimes/local/workers/{w}/input"))
+        .json(&json!({"text": "__yoi_trap__"}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    let restarted = loop {
+        let f = all.frame().await;
+        if f["event"]["code"] == "core_restarted" {
+            break f;
+        }
+    };
+    assert_eq!(
+        restarted.get("worker_id"),
+        Some(&Value::Null),
+        "{restarted}"
+    );
+    assert_eq!(restarted["runtime_id"], "local");
+
+    h.input(&w, "hi").await;
+    h.wait_idle(&w, 1).await;
+    let page = h.metrics().await;
+    assert_eq!(
+        metric(&page, "yoi_runtime_core_faults_total{runtime=\"local\"}"),
+        Some(1),
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, "yoi_event_log_last_seq{runtime=\"local\"}"),
+        Some(h.local().events().last_cursor().seq)
+    );
 }
 
 /// While the runtimes load, `/healthz` answers, `/readyz` and the API say

@@ -298,6 +298,106 @@ async fn sigint_closes_streams_and_keeps_what_was_seen() {
     signal_closes_streams_and_keeps_what_was_seen(libc::SIGINT).await;
 }
 
+/// kill -9 of the host mid-run: no closing frame, no flush. After a restart on the same
+/// data dir the frames the client saw are exactly the start of the replay (same events,
+/// same cursors, same order: nothing a client saw is lost or renumbered), and the run
+/// that was streaming ends `run_failed` `interrupted`, in the replay and the transcript.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_run_keeps_what_clients_saw_and_ends_the_run_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with_delay(dir.path(), 1);
+    let mut host = spawn(dir.path(), &config).await;
+    let w = host.create_worker("w").await;
+    let path = |cursor: &str| format!("/runtimes/local/workers/{w}/events/ws?cursor={cursor}");
+    let mut ws = host
+        .ws(&format!("/runtimes/local/workers/{w}/events/ws"))
+        .await;
+    let before = cursor_of(&ws.frame().await);
+    let run = host
+        .post(
+            &format!("/runtimes/local/workers/{w}/input"),
+            json!({"text": "stream 100000"}),
+        )
+        .await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut seen = Vec::new();
+    while seen.len() < 50 {
+        let f = ws.frame().await;
+        assert_eq!(f["type"], "event", "{f}");
+        seen.push(f);
+    }
+    assert!(seen.iter().any(|f| f["event"]["type"] == "text_delta"));
+    host.child.kill().unwrap(); // SIGKILL
+    let status = host.child.wait().unwrap();
+    assert!(!status.success(), "killed: {status}");
+    // What was on its way when the host died may still arrive; then the connection ends.
+    while let Some(f) = ws.frame_or_close().await {
+        assert_eq!(
+            f["type"], "event",
+            "no closing frame from a killed host: {f}"
+        );
+        seen.push(f);
+    }
+    drop(host);
+
+    let host = spawn(dir.path(), &config).await;
+    let mut ws = host.ws(&path(&before)).await;
+    let replayed = ws.events_until(|f| back_to_idle(f, &w)).await;
+    assert!(replayed.len() > seen.len(), "the run's end follows");
+    assert_eq!(
+        replayed[..seen.len()],
+        seen[..],
+        "what was seen is a prefix"
+    );
+    let ended: Vec<&Value> = replayed
+        .iter()
+        .filter(|f| {
+            matches!(
+                f["event"]["type"].as_str(),
+                Some("run_completed" | "run_failed" | "run_cancelled")
+            )
+        })
+        .collect();
+    assert_eq!(ended.len(), 1, "the run ends once");
+    assert_eq!(ended[0]["event"]["type"], "run_failed", "{}", ended[0]);
+    assert_eq!(ended[0]["event"]["run_id"], run.as_str());
+    assert_eq!(ended[0]["event"]["error"]["code"], "interrupted");
+    let s = seqs(&replayed);
+    assert!(s.windows(2).all(|p| p[1] == p[0] + 1), "{s:?}");
+
+    let transcript: Value = host
+        .http
+        .get(format!(
+            "{}/runtimes/local/workers/{w}/transcript",
+            host.base
+        ))
+        .bearer_auth(&host.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages = transcript["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "user", "{transcript}");
+    assert_eq!(messages[0]["content"], "stream 100000", "{transcript}");
+    let worker: Value = host
+        .http
+        .get(format!("{}/runtimes/local/workers/{w}", host.base))
+        .bearer_auth(&host.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(worker["worker"]["status"], "idle", "{worker}");
+    assert_eq!(worker["worker"]["run_count"], 1, "{worker}");
+}
+
 fn run_to_failure(args: &[&str]) -> String {
     let out = Command::new(BIN)
         .args(args)

@@ -436,57 +436,6 @@ async fn expired_cursor_gets_a_diagnostic_and_a_fresh_snapshot() {
     }
 }
 
-/// Connects with a tiny receive buffer, so the server's sends back up quickly.
-async fn connect_small_buffer(h: &TestHost, path: &str) -> Ws {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let addr = h.host().local_addr();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let mut request = format!("{}{path}", h.ws_base)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", h.token).parse().unwrap(),
-    );
-    let (ws, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
-    Ws { ws }
-}
-
-/// Reads event frames up to a `lagged` frame and the close after it: the events' seqs
-/// and the lagged frame.
-async fn read_until_lagged(ws: &mut Ws) -> (Vec<u64>, Value) {
-    let mut got = Vec::new();
-    let lagged = loop {
-        let f = ws.frame().await;
-        match f["type"].as_str().unwrap() {
-            "event" => got.push(f["seq"].as_u64().unwrap()),
-            "lagged" => break f,
-            other => panic!("unexpected {other} frame"),
-        }
-    };
-    ws.expect_close().await;
-    (got, lagged)
-}
-
-/// Reads event frames up to and including seq `last`; returns their seqs.
-async fn read_events_to(ws: &mut Ws, last: u64) -> Vec<u64> {
-    let mut got = Vec::new();
-    loop {
-        let f = ws.frame().await;
-        assert_eq!(f["type"], "event", "{f}");
-        let seq = f["seq"].as_u64().unwrap();
-        got.push(seq);
-        if seq == last {
-            return got;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     const RUNS: u64 = 16;
@@ -539,8 +488,9 @@ async fn slow_consumer_is_closed_as_lagged_then_resumes_without_loss() {
     );
 
     let metrics = h.metrics().await;
-    assert!(
-        metrics.contains("yoi_stream_lagged_closes_total 1"),
+    assert_eq!(
+        metric(&metrics, "yoi_stream_lagged_closes_total"),
+        Some(1),
         "{metrics}"
     );
 }
@@ -685,7 +635,7 @@ async fn a_client_that_accepts_nothing_is_dropped() {
     let big = "x".repeat(1 << 20);
     tokio::time::timeout(PATIENCE, async {
         let mut run = 0;
-        while !h.metrics().await.contains("yoi_streams_open 0") {
+        while metric(&h.metrics().await, "yoi_streams_open") != Some(0) {
             run += 1;
             h.input(&w, &big).await;
             h.wait_idle(&w, run).await;
@@ -727,6 +677,39 @@ async fn streams_are_observation_only() {
         );
         ws.expect_close().await;
     }
+}
+
+/// A binary message is data like a text one: on either kind of stream it gets the typed
+/// `invalid_request` error frame and the stream closes (code 1000, as after any error
+/// frame but `shutting_down`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binary_message_gets_invalid_request_and_a_close_on_both_kinds_of_stream() {
+    let h = start().await;
+    let w = h.create_worker("w").await;
+    for path in [h.worker_stream(&w, None), h.all_stream(None)] {
+        for message in [vec![0u8, 159, 146, 150], vec![7u8; 20_000]] {
+            let mut ws = h.ws(&path).await;
+            assert!(
+                ws.frame().await["type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("snapshot")
+            );
+            ws.send_binary(&message).await;
+            let f = ws.frame().await;
+            assert_eq!(
+                (f["type"].as_str(), f["code"].as_str()),
+                (Some("error"), Some("invalid_request")),
+                "{path}: {f}"
+            );
+            assert_eq!(ws.expect_close().await, Some(1000), "{path}");
+        }
+    }
+    // The stream that answered is the only one that ended.
+    let mut ws = h.ws(&h.worker_stream(&w, None)).await;
+    assert_eq!(ws.frame().await["type"], "snapshot");
+    h.input(&w, "still here").await;
+    ws.events_until(|f| back_to_idle(f, &w)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -848,4 +831,131 @@ async fn multiplexed_stream_spans_runtimes_and_resumes_each() {
     let last = yoi_protocol::HostCursor::decode(&cursor_of(rest.last().unwrap())).unwrap();
     assert_eq!(last.get("local").unwrap().seq, *local_all.last().unwrap());
     assert_eq!(last.get("second").unwrap().seq, *second_all.last().unwrap());
+}
+
+/// Runtime-wide events (`worker_id: null`: here the core's residency diagnostics, with
+/// one resident worker allowed) reach the multiplexed stream with the runtime's id, in
+/// log order among the workers' events, and never a worker stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_wide_events_reach_the_multiplexed_stream_and_no_worker_stream() {
+    let h = start_with(|c| {
+        local_settings(c).core.max_resident_workers = std::num::NonZeroU32::new(1).unwrap();
+    })
+    .await;
+    let mut all = h.ws(&h.all_stream(None)).await;
+    let snap = all.frame().await;
+    assert_eq!(snap["type"], "snapshot_all");
+    let from = yoi_protocol::HostCursor::decode(&cursor_of(&snap))
+        .unwrap()
+        .get("local")
+        .unwrap();
+    let a = h.create_worker("a").await;
+    let mut one = h.ws(&h.worker_stream(&a, None)).await;
+    let one_snap = one.frame().await;
+    assert_eq!(one_snap["type"], "snapshot");
+    let one_from = Cursor::decode(&cursor_of(&one_snap)).unwrap().seq;
+    // Creating b passivates a; a's input activates it again and passivates b.
+    let b = h.create_worker("b").await;
+    h.input(&a, "hello").await;
+    let mux = all.events_until(|f| back_to_idle(f, &a)).await;
+    let mine = one.events_until(|f| back_to_idle(f, &a)).await;
+
+    let s = seqs(&mux);
+    assert_eq!(s[0], from.seq + 1);
+    assert!(s.windows(2).all(|p| p[1] == p[0] + 1), "{s:?}");
+    let wide: Vec<&Value> = mux.iter().filter(|f| f["worker_id"].is_null()).collect();
+    let codes: Vec<&str> = wide
+        .iter()
+        .map(|f| f["event"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["worker_passivated", "worker_activated", "worker_passivated"]
+    );
+    for f in &wide {
+        assert_eq!(f.get("worker_id"), Some(&Value::Null), "explicit null: {f}");
+        assert_eq!(f["runtime_id"], "local", "{f}");
+        assert_eq!(f["event"]["type"], "diagnostic", "{f}");
+        let at = yoi_protocol::HostCursor::decode(&cursor_of(f)).unwrap();
+        assert_eq!(at.get("local").unwrap().seq, f["seq"].as_u64().unwrap());
+    }
+    assert!(wide[0]["event"]["message"].as_str().unwrap().contains(&a));
+    assert!(wide[2]["event"]["message"].as_str().unwrap().contains(&b));
+
+    // The worker stream: exactly a's events after its snapshot, none of the runtime's.
+    assert!(mine.iter().all(|f| f["worker_id"] == a.as_str()));
+    let want: Vec<u64> = mux
+        .iter()
+        .filter(|f| f["worker_id"] == a.as_str())
+        .map(|f| f["seq"].as_u64().unwrap())
+        .filter(|&seq| seq > one_from)
+        .collect();
+    assert_eq!(seqs(&mine), want);
+}
+
+/// Two clients of one worker stream: one never reads (a tiny receive buffer), one reads
+/// as the runs go. The stalled one falls further behind than the live buffer and is
+/// `lagged` (close 1013); the reading one gets every event, in order, with no gap and
+/// no `lagged`, and resuming the stalled one from its cursor loses nothing. (The runs
+/// wait for the reading client, so it is never more than one run behind: nothing here
+/// depends on timing.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_client_does_not_hold_back_a_fast_one() {
+    let h = start_with(|c| {
+        local_settings(c).log.broadcast_capacity = 64.try_into().unwrap();
+        c.streams.write_timeout_ms = 600_000.try_into().unwrap();
+        allow_big_inputs(c);
+    })
+    .await;
+    let w = h.create_worker("w").await;
+    let mut stalled = connect_small_buffer(&h, &h.worker_stream(&w, None)).await;
+    let mut fast = h.ws(&h.worker_stream(&w, None)).await;
+    let start = Cursor::decode(&cursor_of(&stalled.frame().await)).unwrap();
+    let fast_start = Cursor::decode(&cursor_of(&fast.frame().await)).unwrap();
+    assert_eq!(start, fast_start, "nothing happened between the two");
+
+    // 1 MiB inputs fill the stalled client's socket buffers, then runs of 200 deltas
+    // overflow its place in the live buffer (64 events) several times.
+    let big = "x".repeat(1 << 20);
+    let mut fast_got = Vec::new();
+    for run in 1..=24u64 {
+        let text = if run <= 16 {
+            big.as_str()
+        } else {
+            "stream 200"
+        };
+        h.input(&w, text).await;
+        let frames = fast.events_until(|f| back_to_idle(f, &w)).await;
+        fast_got.extend(seqs(&frames));
+        h.wait_idle(&w, run).await;
+    }
+    let last = h.local().events().last_cursor().seq;
+    assert!(last > start.seq + 64 * 4);
+    let want: Vec<u64> = (start.seq + 1..=last).collect();
+    assert_eq!(fast_got, want, "the fast client got everything, in order");
+
+    let (mut got, lagged) = read_until_lagged(&mut stalled).await;
+    assert!(
+        (got.len() as u64) < last - start.seq,
+        "the stalled one lagged"
+    );
+    let resume = cursor_of(&lagged);
+    assert_eq!(
+        Cursor::decode(&resume).unwrap().seq,
+        *got.last().unwrap_or(&start.seq)
+    );
+    let mut again = h.ws(&h.worker_stream(&w, Some(&resume))).await;
+    got.extend(read_events_to(&mut again, last).await);
+    assert_eq!(got, want, "the stalled one resumes without loss");
+
+    // The fast one is still live: nothing but events came, and more come.
+    h.input(&w, "one more").await;
+    let more = fast.events_until(|f| back_to_idle(f, &w)).await;
+    assert_eq!(more[0]["seq"].as_u64().unwrap(), last + 1);
+    let metrics = h.metrics().await;
+    assert_eq!(
+        metric(&metrics, "yoi_stream_lagged_closes_total"),
+        Some(1),
+        "{metrics}"
+    );
 }

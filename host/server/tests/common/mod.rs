@@ -383,6 +383,87 @@ impl Ws {
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::Text(text.into())).await.unwrap();
     }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+    }
+}
+
+/// The value of the sample `name` (exactly, labels included) on a metrics page: the
+/// line `^name value$` with an integer value; `None` when there is no such line.
+pub fn metric(page: &str, name: &str) -> Option<u64> {
+    page.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+/// Connects to `path` (below `/api/v1` of `addr`) with a tiny receive buffer, so the
+/// server's sends back up quickly.
+pub async fn connect_small_buffer_to(
+    addr: std::net::SocketAddr,
+    ws_base: &str,
+    token: &str,
+    path: &str,
+) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = format!("{ws_base}{path}").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (ws, _) = tokio::time::timeout(
+        PATIENCE,
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+    )
+    .await
+    .expect("connect in time")
+    .unwrap();
+    Ws { ws }
+}
+
+/// [`connect_small_buffer_to`] the test host.
+pub async fn connect_small_buffer(h: &TestHost, path: &str) -> Ws {
+    connect_small_buffer_to(h.host().local_addr(), &h.ws_base, &h.token, path).await
+}
+
+/// Reads event frames up to a `lagged` frame and the close after it (asserted to be
+/// 1013, "try again later"): the events' seqs and the lagged frame.
+pub async fn read_until_lagged(ws: &mut Ws) -> (Vec<u64>, Value) {
+    let mut got = Vec::new();
+    let lagged = loop {
+        let f = ws.frame().await;
+        match f["type"].as_str().unwrap() {
+            "event" => got.push(f["seq"].as_u64().unwrap()),
+            "lagged" => break f,
+            other => panic!("unexpected {other} frame"),
+        }
+    };
+    assert_eq!(
+        ws.expect_close().await,
+        Some(1013),
+        "lagged closes with 1013"
+    );
+    (got, lagged)
+}
+
+/// Reads event frames up to and including seq `last`; returns their seqs.
+pub async fn read_events_to(ws: &mut Ws, last: u64) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        let f = ws.frame().await;
+        assert_eq!(f["type"], "event", "{f}");
+        let seq = f["seq"].as_u64().unwrap();
+        got.push(seq);
+        if seq == last {
+            return got;
+        }
+    }
 }
 
 /// Whether an event frame ends a run (of any worker, or of `worker`).
