@@ -165,6 +165,7 @@ impl Setup {
                         connect_timeout_ms: NonZeroU64::new(2_000).context("non-zero")?,
                         request_timeout_ms: NonZeroU64::new(30_000).context("non-zero")?,
                         stream_idle_timeout_ms: NonZeroU64::new(60_000).context("non-zero")?,
+                        window_bytes: NonZeroU64::new(128 << 20).context("non-zero")?,
                     }),
                 };
                 dirs.push(dir);

@@ -248,6 +248,7 @@ async fn host_fronting(addr: &str, token_file: &Path, data: &Path) -> yoi_host::
             connect_timeout_ms: 2_000.try_into().unwrap(),
             request_timeout_ms: 10_000.try_into().unwrap(),
             stream_idle_timeout_ms: 60_000.try_into().unwrap(),
+            window_bytes: (128 << 20).try_into().unwrap(),
         }),
     };
     let config = HostConfig {

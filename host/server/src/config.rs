@@ -53,6 +53,7 @@
 //! connect_timeout_ms = 5000
 //! request_timeout_ms = 30000
 //! stream_idle_timeout_ms = 60000  # a silent upstream stream (no pings) is a stalled runtime
+//! window_bytes = 134217728        # memory for its recent events (older ones: replayed by it)
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key and its line (serde's
@@ -176,6 +177,9 @@ pub struct RemoteConfig {
     /// An upstream stream that brings nothing, not even a ping, this long is a stalled
     /// runtime: the host drops it and reconnects.
     pub stream_idle_timeout_ms: NonZeroU64,
+    /// Estimated bytes of the runtime's recent events the host keeps (at most 65,536
+    /// of them); streams further behind are `lagged` and resume from the runtime.
+    pub window_bytes: NonZeroU64,
 }
 
 /// Where the host finds the token a remote runtime expects.
@@ -247,12 +251,14 @@ const REMOTE_KEYS: &[&str] = &[
     "connect_timeout_ms",
     "request_timeout_ms",
     "stream_idle_timeout_ms",
+    "window_bytes",
 ];
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// The runtime pings every 20 s: three missed pings.
 const DEFAULT_STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
+const DEFAULT_WINDOW_BYTES: u64 = 128 << 20;
 
 impl<'de> Deserialize<'de> for RuntimeConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -276,6 +282,7 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
                 let mut connect = NonZeroU64::new(DEFAULT_CONNECT_TIMEOUT_MS).expect("non-zero");
                 let mut request = NonZeroU64::new(DEFAULT_REQUEST_TIMEOUT_MS).expect("non-zero");
                 let mut idle = NonZeroU64::new(DEFAULT_STREAM_IDLE_TIMEOUT_MS).expect("non-zero");
+                let mut window_bytes = NonZeroU64::new(DEFAULT_WINDOW_BYTES).expect("non-zero");
                 let (mut embedded_key, mut remote_key) = (None, None);
                 loop {
                     let known: &[&[&str]] = match kind {
@@ -313,6 +320,7 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
                         "connect_timeout_ms" => connect = map.next_value()?,
                         "request_timeout_ms" => request = map.next_value()?,
                         "stream_idle_timeout_ms" => idle = map.next_value()?,
+                        "window_bytes" => window_bytes = map.next_value()?,
                         key => embedded.settings.deserialize_key(key, &mut map)?,
                     }
                 }
@@ -337,6 +345,7 @@ impl<'de> Deserialize<'de> for RuntimeConfig {
                             connect_timeout_ms: connect,
                             request_timeout_ms: request,
                             stream_idle_timeout_ms: idle,
+                            window_bytes,
                         })
                     }
                 };

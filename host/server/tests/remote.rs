@@ -26,12 +26,24 @@ struct Remote {
 impl Remote {
     /// Starts (or restarts, on `dir` and `bind`) a runtime server.
     async fn start(dir: tempfile::TempDir, bind: SocketAddr, token_delay_ms: u64) -> Remote {
+        Remote::start_with(dir, bind, |c| {
+            c.runtime.scripted.token_delay_ms = token_delay_ms
+        })
+        .await
+    }
+
+    /// [`Remote::start`] with its config changed by `tweak`.
+    async fn start_with(
+        dir: tempfile::TempDir,
+        bind: SocketAddr,
+        tweak: impl FnOnce(&mut yoi_runtime_server::Config),
+    ) -> Remote {
         let mut config = yoi_runtime_server::Config {
             bind,
             data_dir: Some(dir.path().to_path_buf()),
             ..yoi_runtime_server::Config::default()
         };
-        config.runtime.scripted.token_delay_ms = token_delay_ms;
+        tweak(&mut config);
         let server = RuntimeServer::start(config).await.expect("runtime starts");
         tokio::time::timeout(PATIENCE, server.ready())
             .await
@@ -106,6 +118,7 @@ fn remote_entry(id: &str, url: String, token_file: PathBuf) -> RuntimeConfig {
             connect_timeout_ms: NonZeroU64::new(2_000).unwrap(),
             request_timeout_ms: NonZeroU64::new(10_000).unwrap(),
             stream_idle_timeout_ms: NonZeroU64::new(60_000).unwrap(),
+            window_bytes: NonZeroU64::new(128 << 20).unwrap(),
         }),
     }
 }
@@ -167,14 +180,6 @@ fn far_stream(worker: &str, cursor: Option<&str>) -> String {
         Some(c) => format!("/runtimes/far/workers/{worker}/events/ws?cursor={c}"),
         None => format!("/runtimes/far/workers/{worker}/events/ws"),
     }
-}
-
-/// The line of `metrics` for `name` (exactly, with its labels), and its value.
-fn metric(metrics: &str, name: &str) -> Option<i64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.parse().ok()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -691,4 +696,145 @@ async fn a_multiplexed_stream_opened_while_a_remote_runtime_is_down_goes_on_when
         .filter(|&s| s <= far.last().unwrap()["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs(&far), log, "no gap, no duplicate");
+}
+
+/// A remote runtime's runtime-wide events (`worker_id: null`: its residency diagnostics,
+/// with one resident worker allowed) reach the host's multiplexed stream with the
+/// runtime's id, and never a worker stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_wide_events_of_a_remote_runtime_reach_only_the_multiplexed_stream() {
+    let any = "127.0.0.1:0".parse().unwrap();
+    let remote = Remote::start_with(tempfile::tempdir().unwrap(), any, |c| {
+        c.runtime.scripted.token_delay_ms = 0;
+        c.runtime.core.max_resident_workers = std::num::NonZeroU32::new(1).unwrap();
+    })
+    .await;
+    let h = host_fronting(&remote, |_| {}).await;
+    wait_state(&h, "far", "ready").await;
+    let a = create_far(&h, "a").await;
+    let mut all = h.ws("/events/ws").await;
+    assert_eq!(all.frame().await["type"], "snapshot_all");
+    let mut one = h.ws(&far_stream(&a, None)).await;
+    let snap = one.frame().await;
+    assert_eq!(snap["type"], "snapshot");
+    let from = Cursor::decode(&cursor_of(&snap)).unwrap();
+    // Creating b passivates a; a's input activates it again and passivates b.
+    let b = create_far(&h, "b").await;
+    let (status, _) = input_far(&h, &a, "hello").await;
+    assert_eq!(status, 202);
+    let mux = all.events_until(|f| back_to_idle(f, &a)).await;
+    let mine = one.events_until(|f| back_to_idle(f, &a)).await;
+
+    let wide: Vec<&Value> = mux.iter().filter(|f| f["worker_id"].is_null()).collect();
+    let codes: Vec<&str> = wide
+        .iter()
+        .map(|f| f["event"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["worker_passivated", "worker_activated", "worker_passivated"]
+    );
+    for f in &wide {
+        assert_eq!(f.get("worker_id"), Some(&Value::Null), "explicit null: {f}");
+        assert_eq!(f["runtime_id"], "far", "{f}");
+        let at = yoi_protocol::HostCursor::decode(&cursor_of(f)).unwrap();
+        assert_eq!(at.get("far").unwrap().seq, f["seq"].as_u64().unwrap());
+    }
+    assert!(wide[2]["event"]["message"].as_str().unwrap().contains(&b));
+    // Every event of far, in the runtime's own order, no gap: the same as its log.
+    let far: Vec<u64> = mux
+        .iter()
+        .filter(|f| f["runtime_id"] == "far")
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect();
+    let log: Vec<u64> = remote
+        .log_seqs_of(None, from)
+        .await
+        .into_iter()
+        .filter(|&seq| seq <= *far.last().unwrap())
+        .collect();
+    assert_eq!(far, log);
+    // The worker stream: a's events only, exactly the runtime's.
+    assert!(mine.iter().all(|f| f["worker_id"] == a.as_str()));
+    assert_eq!(seqs(&mine), remote.log_seqs(&a, from).await);
+}
+
+/// Large events of a remote runtime: the host keeps at most `window_bytes` of them (its
+/// streams' live buffer refers to the window and keeps no copy). A client that stalls
+/// falls behind the window and is `lagged` (close 1013), then resumes from its cursor
+/// without a gap (what the window dropped is replayed by the runtime); a client of the
+/// same runtime that reads gets every event, in order, with no `lagged`. (Each run waits
+/// for the reading client, so nothing here depends on timing.)
+#[tokio::test(flavor = "multi_thread")]
+async fn large_remote_events_stay_within_window_bytes_and_only_the_stalled_client_lags() {
+    const WINDOW: u64 = 4 << 20;
+    let any = "127.0.0.1:0".parse().unwrap();
+    let remote = Remote::start_with(tempfile::tempdir().unwrap(), any, |c| {
+        c.runtime.scripted.token_delay_ms = 0;
+        c.runtime.limits.max_input_bytes = 1 << 20;
+    })
+    .await;
+    let mut entry = remote_entry("far", remote.url(), remote.token_file());
+    if let SourceConfig::Remote(r) = &mut entry.source {
+        r.window_bytes = NonZeroU64::new(WINDOW).unwrap();
+    }
+    let h = start_with(|c| {
+        c.runtimes.push(entry);
+        c.streams.write_timeout_ms = 600_000.try_into().unwrap();
+    })
+    .await;
+    wait_state(&h, "far", "ready").await;
+    let w = create_far(&h, "w").await;
+    let addr = h.host().local_addr();
+    let mut stalled =
+        connect_small_buffer_to(addr, &h.ws_base, &h.token, &far_stream(&w, None)).await;
+    let mut fast = h.ws(&far_stream(&w, None)).await;
+    let start = Cursor::decode(&cursor_of(&stalled.frame().await)).unwrap();
+    assert_eq!(
+        Cursor::decode(&cursor_of(&fast.frame().await)).unwrap(),
+        start
+    );
+
+    let big = "y".repeat(512 << 10);
+    let mut fast_got = Vec::new();
+    let window_bytes = "yoi_remote_window_bytes{runtime=\"far\"}";
+    let window_events = "yoi_remote_window_events{runtime=\"far\"}";
+    for _ in 0..24 {
+        let (status, body) = input_far(&h, &w, &big).await;
+        assert_eq!(status, 202, "{body}");
+        fast_got.extend(seqs(&fast.events_until(|f| back_to_idle(f, &w)).await));
+        let held = metric(&h.metrics().await, window_bytes).unwrap();
+        assert!(held <= WINDOW, "{held} bytes held");
+    }
+    let log = remote.log_seqs(&w, start).await;
+    assert_eq!(
+        fast_got, log,
+        "the reading client got every event, in order"
+    );
+    let held = metric(&h.metrics().await, window_events).unwrap();
+    assert!(
+        held < log.len() as u64,
+        "the window dropped the oldest ({held} held)"
+    );
+
+    let (mut got, lagged) = read_until_lagged(&mut stalled).await;
+    assert!(got.len() < log.len(), "the stalled client lagged");
+    let resume = cursor_of(&lagged);
+    assert_eq!(
+        Cursor::decode(&resume).unwrap().seq,
+        *got.last().unwrap_or(&start.seq)
+    );
+    let mut again = h.ws(&far_stream(&w, Some(&resume))).await;
+    got.extend(read_events_to(&mut again, *log.last().unwrap()).await);
+    assert_eq!(got, log, "resumed without a gap or a duplicate");
+    let metrics = h.metrics().await;
+    assert_eq!(metric(&metrics, "yoi_stream_lagged_closes_total"), Some(1));
+    assert_eq!(
+        metric(
+            &metrics,
+            "yoi_remote_upstream_connections_total{runtime=\"far\"}"
+        ),
+        Some(1),
+        "one upstream stream throughout"
+    );
 }

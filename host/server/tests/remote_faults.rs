@@ -29,6 +29,7 @@ fn entry(id: &str, fake: &FakeRuntime, request_timeout_ms: u64) -> RuntimeConfig
             request_timeout_ms: NonZeroU64::new(request_timeout_ms).unwrap(),
             // Short, for the stalled runtime; the others ping every 5 s.
             stream_idle_timeout_ms: NonZeroU64::new(STREAM_IDLE_MS).unwrap(),
+            window_bytes: NonZeroU64::new(128 << 20).unwrap(),
         }),
     }
 }
@@ -87,14 +88,6 @@ async fn wait_runtime(h: &TestHost, id: &str, what: &str, pred: impl Fn(&Value) 
 
 fn failed_with(code: &'static str) -> impl Fn(&Value) -> bool {
     move |r: &Value| r["state"] == "unavailable" && r["unavailable"]["last_error"] == code
-}
-
-/// The value of the sample `name` (exactly, labels included) on a metrics page.
-fn metric(page: &str, name: &str) -> Option<u64> {
-    page.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.parse().ok()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread")]

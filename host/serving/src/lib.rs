@@ -53,6 +53,6 @@ pub use serve::{HttpLimits, serve};
 pub use shutdown::{Shutdown, ShutdownSignal};
 pub use stream::{
     AllVisible, Availability, EventSource, FrameCache, LocalSource, Observed, ReplayOutcome, Scope,
-    StartCursor, StreamLimits, StreamQuery, StreamSettings, Streams, Visibility,
+    StartCursor, StreamLimits, StreamQuery, StreamSettings, Streams, Subscription, Visibility,
 };
 pub use token::{AccessToken, MIN_TOKEN_LEN, WeakToken, create_private_dir};

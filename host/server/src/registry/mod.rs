@@ -15,15 +15,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use yoi_driver::ModelCatalog;
 use yoi_eventlog::ReplayPage;
 use yoi_protocol::{
-    Cursor, Envelope, ErrorCode, Input, Message, RuntimeInfo, WorkerInfo, WorkerSnapshot,
-    WorkerSpec,
+    Cursor, ErrorCode, Input, Message, RuntimeInfo, WorkerInfo, WorkerSnapshot, WorkerSpec,
 };
 use yoi_runtime::{LocalRuntime, StatsSnapshot};
-use yoi_serving::{Availability, EventSource, FrameCache, LocalSource, ReplayOutcome, ServeError};
+use yoi_serving::{
+    Availability, EventSource, FrameCache, LocalSource, ReplayOutcome, ServeError, Subscription,
+};
 
 use crate::config::{Config, RuntimeKind, SourceConfig};
 pub use remote::{RemoteSource, RemoteStats};
@@ -305,7 +306,7 @@ impl EventSource for RuntimeHandle {
         dispatch!(self, s => s.frames())
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+    fn subscribe(&self) -> Subscription {
         dispatch!(self, s => s.subscribe())
     }
 

@@ -9,7 +9,13 @@
 //! increments. A stream further behind than the ring builds its own frames and leaves
 //! the newer entries to the streams that share them. Streams whose frames differ
 //! (redacted events, multiplexed cursors over several runtimes) build their own.
+//!
+//! The ring is bounded in bytes as well as in events: a remote runtime's events may be
+//! up to its 64 MiB frame limit each, and a ring of them must not outgrow what the
+//! runtime's window may hold. Beyond [`MAX_BYTES`] (or for an event larger than
+//! [`MAX_ENTRY_BYTES`]) a stream builds its own frame and nothing is kept.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
@@ -32,6 +38,13 @@ pub(crate) enum Shape {
 /// built about 3 times instead of once.)
 const SLOTS: usize = 16_384;
 
+/// Bytes of JSON and frames the ring holds at most (small events' frames of every slot
+/// take a few MiB).
+const MAX_BYTES: u64 = 64 << 20;
+/// An entry larger than this is not kept: one stream's copy of a large event costs as
+/// much as the sharing saves, and the ring stays for the many small ones.
+const MAX_ENTRY_BYTES: u64 = 1 << 20;
+
 #[derive(Default)]
 struct Slot {
     /// The epoch of the event store the event is from: a remote runtime whose store is
@@ -42,6 +55,8 @@ struct Slot {
     json: Option<Arc<str>>,
     runtime_cursor: Option<Utf8Bytes>,
     host_cursor: Option<Utf8Bytes>,
+    /// Bytes of the three above, counted in [`FrameCache::bytes`].
+    bytes: u64,
 }
 
 impl Slot {
@@ -56,12 +71,15 @@ impl Slot {
 /// Recent events' JSON and frames of one runtime, indexed by sequence number.
 pub struct FrameCache {
     slots: Box<[Mutex<Slot>]>,
+    /// Bytes the slots hold, at most [`MAX_BYTES`].
+    bytes: AtomicU64,
 }
 
 impl Default for FrameCache {
     fn default() -> Self {
         FrameCache {
             slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
+            bytes: AtomicU64::new(0),
         }
     }
 }
@@ -77,6 +95,7 @@ impl FrameCache {
             return None;
         }
         if slot.epoch != epoch || slot.seq < seq {
+            self.bytes.fetch_sub(slot.bytes, Ordering::Relaxed);
             *slot = Slot {
                 epoch,
                 seq,
@@ -86,9 +105,31 @@ impl FrameCache {
         Some(slot)
     }
 
+    /// Counts `len` more bytes for `slot` if the budget allows; whether it did.
+    fn reserve(&self, slot: &mut Slot, len: usize) -> bool {
+        let len = len as u64;
+        let fits = len <= MAX_ENTRY_BYTES
+            && self
+                .bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                    (held + len <= MAX_BYTES).then_some(held + len)
+                })
+                .is_ok();
+        if fits {
+            slot.bytes += len;
+        }
+        fits
+    }
+
+    /// Bytes of JSON and frames held now.
+    #[cfg(test)]
+    fn held(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// The JSON (`{"type":"text_delta",…}`) of the event of the store of `epoch`.
     pub fn json(&self, epoch: u64, env: &Envelope) -> Arc<str> {
-        json_in(self.slot(epoch, env.seq).as_deref_mut(), env)
+        self.json_in(self.slot(epoch, env.seq).as_deref_mut(), env)
     }
 
     /// The whole event frame of `shape` (`epoch` is the runtime's).
@@ -103,7 +144,7 @@ impl FrameCache {
         if let Some(frame) = slot.as_deref_mut().and_then(|s| s.frame_mut(shape).clone()) {
             return frame;
         }
-        let json = json_in(slot.as_deref_mut(), env);
+        let json = self.json_in(slot.as_deref_mut(), env);
         let runtime_cursor = Cursor::new(epoch, env.seq);
         let mut cursor = String::with_capacity(64);
         match shape {
@@ -114,19 +155,28 @@ impl FrameCache {
             }
         }
         let frame: Utf8Bytes = event_frame(&cursor, runtime_id, env, &json).into();
-        if let Some(slot) = slot.as_deref_mut() {
+        if let Some(slot) = slot.as_deref_mut()
+            && self.reserve(slot, frame.len())
+        {
             *slot.frame_mut(shape) = Some(frame.clone());
         }
         frame
     }
-}
 
-/// The event's JSON from its slot (encoded into it once), or encoded for this caller
-/// alone when the slot belongs to a newer event.
-fn json_in(slot: Option<&mut Slot>, env: &Envelope) -> Arc<str> {
-    match slot {
-        Some(slot) => slot.json.get_or_insert_with(|| event_json(env)).clone(),
-        None => event_json(env),
+    /// The event's JSON from its slot (encoded into it once), or encoded for this caller
+    /// alone when the slot belongs to a newer event or the budget is spent.
+    fn json_in(&self, slot: Option<&mut Slot>, env: &Envelope) -> Arc<str> {
+        let Some(slot) = slot else {
+            return event_json(env);
+        };
+        if let Some(json) = &slot.json {
+            return json.clone();
+        }
+        let json = event_json(env);
+        if self.reserve(slot, json.len()) {
+            slot.json = Some(json.clone());
+        }
+        json
     }
 }
 
@@ -186,5 +236,49 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(replaced.as_str()).unwrap();
         assert_eq!(v["event"]["run_id"], "r_2");
         assert_eq!(v["cursor"], Cursor::new(78, 9).encode());
+    }
+
+    #[test]
+    fn the_ring_is_bounded_in_bytes() {
+        let cache = FrameCache::default();
+        let event = |seq: u64, bytes: usize| Envelope {
+            seq,
+            worker_id: Some("w_1".into()),
+            at_ms: 1,
+            event: Event::TextDelta {
+                run_id: "r_1".into(),
+                text: "x".repeat(bytes),
+            },
+        };
+        // Large events are built for each caller and not kept.
+        let big = event(1, MAX_ENTRY_BYTES as usize);
+        let a = cache.frame("local", 1, &big, Shape::RuntimeCursor);
+        let b = cache.frame("local", 1, &big, Shape::RuntimeCursor);
+        assert_ne!(a.as_str().as_ptr(), b.as_str().as_ptr());
+        assert_eq!(cache.held(), 0);
+        // Entries up to the limit are shared until the budget is spent, then built
+        // per caller; the bytes held never pass the budget.
+        let size = (MAX_ENTRY_BYTES / 2) as usize;
+        let mut seq = 2;
+        loop {
+            let env = event(seq, size);
+            let a = cache.frame("local", 1, &env, Shape::RuntimeCursor);
+            let b = cache.frame("local", 1, &env, Shape::RuntimeCursor);
+            assert!(cache.held() <= MAX_BYTES);
+            if a.as_str().as_ptr() != b.as_str().as_ptr() {
+                break;
+            }
+            seq += 1;
+        }
+        assert!(
+            cache.held() > MAX_BYTES - 2 * MAX_ENTRY_BYTES,
+            "{}",
+            cache.held()
+        );
+        // A slot taken over by a newer event gives its bytes back.
+        let before = cache.held();
+        let newer = event(2 + SLOTS as u64, 10);
+        cache.frame("local", 1, &newer, Shape::RuntimeCursor);
+        assert!(cache.held() < before - size as u64);
     }
 }

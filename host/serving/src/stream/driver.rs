@@ -26,6 +26,10 @@ use crate::shutdown::ShutdownSignal;
 /// Live envelopes taken per wake-up and written in one flush (then shutdown, the client
 /// and the timer are checked again).
 const LIVE_BURST: usize = 256;
+/// A burst also ends once its frames reach this many bytes: a stream holds what it took
+/// from the live buffer until the client accepts it, and events may be large (a remote
+/// runtime's up to 64 MiB each), so what one stream holds is bounded in bytes too.
+const LIVE_BURST_BYTES: usize = 1 << 20;
 
 /// Where the stream is after sending what the session queued.
 enum Flow {
@@ -210,7 +214,7 @@ impl<S: EventSource, V: Visibility> Driver<'_, S, V> {
             (feed, item) = self.live.next() => {
                 self.session.handle_live(feed, item);
                 for _ in 0..LIVE_BURST {
-                    if self.session.is_closed() {
+                    if self.session.is_closed() || self.session.queued_bytes() >= LIVE_BURST_BYTES {
                         break;
                     }
                     let Some((feed, item)) = self.live.try_next() else { break };

@@ -4,17 +4,18 @@ use std::sync::Arc;
 
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use yoi_protocol::Envelope;
 
 use super::session::Live;
+use super::subscription::Subscription;
 
 /// A live item tagged with the index of its source.
 type Tagged = (usize, Live);
 
 /// Live envelopes of one source, or of several merged (each tagged with its index).
 pub(crate) enum LiveEvents {
-    One(broadcast::Receiver<Arc<Envelope>>),
+    One(Subscription),
     Many(SelectAll<BoxStream<'static, Tagged>>),
 }
 
@@ -27,7 +28,7 @@ fn live(item: Result<Arc<Envelope>, RecvError>) -> Live {
 }
 
 impl LiveEvents {
-    pub(crate) fn new(receivers: Vec<broadcast::Receiver<Arc<Envelope>>>) -> LiveEvents {
+    pub(crate) fn new(receivers: Vec<Subscription>) -> LiveEvents {
         if receivers.len() == 1 {
             let rx = receivers.into_iter().next().expect("one receiver");
             return LiveEvents::One(rx);

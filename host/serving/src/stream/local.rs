@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
 use yoi_eventlog::ReplayPage;
-use yoi_protocol::{Capabilities, Cursor, Envelope, WorkerSnapshot};
+use yoi_protocol::{Capabilities, Cursor, WorkerSnapshot};
 use yoi_runtime::LocalRuntime;
 
 use super::cache::FrameCache;
 use super::source::{EventSource, ReplayOutcome};
+use super::subscription::Subscription;
 use crate::error::ServeError;
 
 /// A runtime running in this process, with the frames its streams share.
@@ -61,8 +61,10 @@ impl EventSource for LocalSource {
         &self.frames
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
-        self.runtime.events().subscribe()
+    /// The log's broadcast carries the envelopes its window holds anyway (see
+    /// [`Subscription::Shared`]).
+    fn subscribe(&self) -> Subscription {
+        self.runtime.events().subscribe().into()
     }
 
     async fn replay(

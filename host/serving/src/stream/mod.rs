@@ -21,6 +21,7 @@ mod session;
 mod slots;
 mod socket;
 mod source;
+mod subscription;
 mod view;
 
 pub use cache::FrameCache;
@@ -30,4 +31,5 @@ pub use service::{StreamSettings, Streams};
 pub use session::{Scope, StartCursor};
 pub use slots::StreamLimits;
 pub use source::{Availability, EventSource, ReplayOutcome};
+pub use subscription::Subscription;
 pub use view::{AllVisible, Observed, Visibility};

@@ -261,6 +261,8 @@ pub struct Session<V> {
     phase: Phase,
     request: Option<Request>,
     transmits: VecDeque<Transmit>,
+    /// Bytes of the frames in `transmits`.
+    queued_bytes: usize,
     next_ping: Instant,
     ending: Option<Ending>,
 }
@@ -295,6 +297,7 @@ impl<V: Visibility> Session<V> {
             phase: Phase::Live,
             request: None,
             transmits: VecDeque::new(),
+            queued_bytes: 0,
             next_ping: now + config.ping_interval,
             ending: None,
         };
@@ -313,7 +316,16 @@ impl<V: Visibility> Session<V> {
 
     /// The next thing to send, in order; [`Transmit::Close`] is the last.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front();
+        if let Some(Transmit::Frame(frame)) = &transmit {
+            self.queued_bytes -= frame.len();
+        }
+        transmit
+    }
+
+    /// Bytes of the frames queued and not yet taken by [`Session::poll_transmit`].
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// What the session needs next from its sources (once; answer it with
@@ -519,6 +531,7 @@ impl<V: Visibility> Session<V> {
     /// Afterwards the queue holds exactly the close.
     pub fn handle_shutdown(&mut self) {
         self.transmits.clear();
+        self.queued_bytes = 0;
         self.request = None;
         if self.ending == Some(Ending::Client) {
             // Nobody to tell.
@@ -846,6 +859,7 @@ impl<V: Visibility> Session<V> {
     }
 
     fn queue_frame(&mut self, frame: Utf8Bytes) {
+        self.queued_bytes += frame.len();
         self.transmits.push_back(Transmit::Frame(frame));
     }
 

@@ -3,11 +3,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use yoi_eventlog::{ReplayError, ReplayPage};
-use yoi_protocol::{Cursor, Envelope, ErrorCode, WorkerSnapshot};
+use yoi_protocol::{Cursor, ErrorCode, WorkerSnapshot};
 
 use super::cache::FrameCache;
+use super::subscription::Subscription;
 use crate::error::ServeError;
 
 /// One runtime's events as streams read them: live envelopes, history after a cursor,
@@ -30,9 +31,10 @@ pub trait EventSource: Send + Sync + 'static {
     /// Frames of recent events, shared by every stream of this runtime.
     fn frames(&self) -> &Arc<FrameCache>;
 
-    /// Live envelopes from now on. A receiver that falls behind the buffer gets
+    /// Live envelopes from now on. A receiver that falls behind the buffer (or, for a
+    /// source whose broadcast holds weak references, behind what its window keeps) gets
     /// `Lagged`; one whose source is gone gets `Closed`.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>>;
+    fn subscribe(&self) -> Subscription;
 
     /// Events after `after` (of `worker` only, if given), at most `limit` (`0`: only
     /// check that `after` can be replayed).

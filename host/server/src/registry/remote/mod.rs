@@ -26,14 +26,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use yoi_client::{ClientError, ClientOptions, RuntimeClient};
 use yoi_eventlog::ReplayPage;
 use yoi_protocol::{
-    Capabilities, Cursor, Envelope, ErrorCode, Input, Limits, Message, Unavailable, WorkerInfo,
+    Capabilities, Cursor, ErrorCode, Input, Limits, Message, Unavailable, WorkerInfo,
     WorkerSnapshot, WorkerSpec,
 };
-use yoi_serving::{Availability, FrameCache, ReplayOutcome, ServeError};
+use yoi_serving::{Availability, FrameCache, ReplayOutcome, ServeError, Subscription};
 
 use crate::config::{RemoteConfig, TokenSource};
 use errors::upstream_error;
@@ -42,14 +42,13 @@ use window::Upstream;
 /// Recent envelopes a remote runtime's window holds (older cursors are replayed from
 /// the runtime).
 const WINDOW_EVENTS: usize = 65_536;
-/// Estimated bytes of them the window holds at most.
-const WINDOW_BYTES: u64 = 128 << 20;
 /// Largest frame (and message) read from the runtime's stream (its first snapshot holds
 /// every worker); a larger one ends the connection as a bad answer.
 const UPSTREAM_MAX_FRAME: usize = 64 << 20;
 /// Largest REST answer read from the runtime (a snapshot of every worker is the largest).
 const MAX_ANSWER_BYTES: usize = 64 << 20;
-/// Envelopes the live broadcast holds for a slow stream before it is `lagged`.
+/// Slots of the live broadcast: a slow stream further behind is `lagged`. The slots hold
+/// weak references (the window owns the events, bounded in bytes by `window_bytes`).
 const LIVE_EVENTS: usize = 16_384;
 
 /// What the host holds of a remote runtime (see [`RemoteSource::stats`]).
@@ -170,7 +169,11 @@ impl RemoteSource {
             .map_err(|_| anyhow::anyhow!("runtime {id}: `url` is not a usable http://host:port"))?;
         let shared = Arc::new(Shared {
             id: id.to_string(),
-            upstream: Mutex::new(Upstream::new(WINDOW_EVENTS, WINDOW_BYTES, LIVE_EVENTS)),
+            upstream: Mutex::new(Upstream::new(
+                WINDOW_EVENTS,
+                config.window_bytes.get(),
+                LIVE_EVENTS,
+            )),
             epoch: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             state: Mutex::new(State {
@@ -317,8 +320,9 @@ impl RemoteSource {
         &self.frames
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
-        self.shared.upstream().subscribe()
+    /// Weak references to what the window holds (see [`Subscription::Weak`]).
+    pub fn subscribe(&self) -> Subscription {
+        self.shared.upstream().subscribe().into()
     }
 
     pub fn availability(&self) -> watch::Receiver<Availability> {

@@ -2,9 +2,14 @@
 //! start after, a window of the most recent ones (bounded in events and in bytes, so a
 //! runtime sending huge events cannot grow it without limit), and the live broadcast
 //! that the host's streams subscribe to.
+//!
+//! The window is the only owner of the events: the broadcast carries weak references,
+//! so its slots (a fixed number, whatever the events' size) keep no event alive that
+//! the window dropped. A stream that had not taken such an event yet is `lagged` by it
+//! (see `yoi_serving::Subscription`) and resumes from its cursor by replay.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::broadcast;
 use yoi_eventlog::ReplayPage;
@@ -21,7 +26,7 @@ pub(super) struct Upstream {
     /// it may (the newest event is held whatever its size).
     bytes: u64,
     max_bytes: u64,
-    live: broadcast::Sender<Arc<Envelope>>,
+    live: broadcast::Sender<Weak<Envelope>>,
     live_capacity: usize,
 }
 
@@ -43,7 +48,7 @@ impl Upstream {
         self.start.map(|c| c.epoch)
     }
 
-    pub(super) fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Weak<Envelope>> {
         self.live.subscribe()
     }
 
@@ -77,9 +82,10 @@ impl Upstream {
             }
         }
         self.bytes += size;
-        self.window.push_back(env.clone());
+        let weak = Arc::downgrade(&env);
+        self.window.push_back(env);
         // No subscriber is not an error.
-        let _ = self.live.send(env);
+        let _ = self.live.send(weak);
     }
 
     /// Events and estimated bytes the window holds.
@@ -159,7 +165,9 @@ mod tests {
         for seq in 11..=14 {
             up.publish(env(seq, if seq % 2 == 0 { "a" } else { "b" }));
         }
-        assert_eq!(rx.try_recv().unwrap().seq, 11);
+        // 11 left the window: the broadcast kept nothing of it.
+        assert!(rx.try_recv().unwrap().upgrade().is_none());
+        assert_eq!(rx.try_recv().unwrap().upgrade().unwrap().seq, 12);
         // Holds 12..=14: after 11 is answerable, after 10 is not.
         assert!(up.replay(Cursor::new(5, 10), None, 10).is_none());
         assert!(
@@ -218,6 +226,53 @@ mod tests {
         tiny.publish(big(1));
         tiny.publish(big(2));
         assert_eq!(tiny.held().0, 1);
+    }
+
+    /// The broadcast has more slots than the window holds events of this size: a
+    /// receiver that reads nothing keeps none of them alive, and is lagged by each one
+    /// the window dropped before it took it.
+    #[test]
+    fn the_broadcast_keeps_alive_only_what_the_window_holds() {
+        use tokio::sync::broadcast::error::TryRecvError;
+        use yoi_serving::Subscription;
+        let big = |seq: u64| {
+            Arc::new(Envelope {
+                seq,
+                worker_id: Some("w_1".into()),
+                at_ms: 0,
+                event: Event::TextDelta {
+                    run_id: "r".into(),
+                    text: "x".repeat(100_000),
+                },
+            })
+        };
+        let one = yoi_protocol::size::envelope(&big(1));
+        let mut up = Upstream::new(100, 3 * one, 64);
+        up.restart(Cursor::new(1, 0));
+        let stalled = up.subscribe();
+        let mut all = Vec::new();
+        for seq in 1..=10 {
+            let env = big(seq);
+            all.push(Arc::downgrade(&env));
+            up.publish(env);
+        }
+        let alive: Vec<u64> = all
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(alive, [8, 9, 10], "only what the window holds is alive");
+        assert_eq!(up.held(), (3, 3 * one));
+        let mut sub = Subscription::from(stalled);
+        for _ in 1..=7 {
+            assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+        }
+        for seq in 8..=10 {
+            let env = sub.try_recv().unwrap();
+            assert_eq!(env.seq, seq);
+            assert_eq!(Arc::strong_count(&env), 2, "the window's and this one");
+        }
+        assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Empty);
     }
 
     #[test]
