@@ -131,13 +131,8 @@ impl Guest for Component {
         with(|rt| rt.restore(events)).map_err(Into::into)
     }
 
-    fn restore_index(
-        infos: Vec<w::WorkerInfo>,
-        next_worker: u64,
-        next_run: u64,
-    ) -> Result<(), w::CoreError> {
-        let infos = list(infos);
-        with(|rt| rt.restore_index(infos, next_worker, next_run)).map_err(Into::into)
+    fn restore_index(rows: Vec<u8>, next_worker: u64, next_run: u64) -> Result<(), w::CoreError> {
+        with(|rt| rt.restore_index(&rows, next_worker, next_run)).map_err(Into::into)
     }
 
     fn activate(

@@ -18,15 +18,13 @@
 //! [`Runtime::restore_index`] rebuilds a core from it with every worker passivated, so
 //! opening a runtime reads infos, not its whole history.
 
-use yoi_protocol::{
-    CoreError, Event, EventRecord, IndexChanges, Level, Residency, WorkerInfo, WorkerStatus,
-};
+use yoi_protocol::{CoreError, Event, EventRecord, IndexChanges, Level, Residency, WorkerStatus};
 
 use crate::ids;
 use crate::runtime::Runtime;
 use crate::validate::preview;
 use crate::worker::Worker;
-use yoi_protocol::size;
+use yoi_protocol::{index_row, size};
 
 /// A worker being rebuilt by [`Runtime::activate`].
 #[derive(Debug, Clone)]
@@ -217,32 +215,29 @@ impl Runtime {
     /// [`finish_restore`](Self::finish_restore).
     pub fn restore_index(
         &mut self,
-        infos: Vec<WorkerInfo>,
+        rows: &[u8],
         next_worker: u64,
         next_run: u64,
     ) -> Result<(), CoreError> {
         self.restoring = true;
         self.next_worker = self.next_worker.max(next_worker);
         self.next_run = self.next_run.max(next_run);
-        for info in infos {
-            let id = info.id.clone();
+        for row in index_row::split(rows) {
+            let info =
+                row.and_then(index_row::decode)
+                    .map_err(|message| CoreError::InvalidRequest {
+                        message: format!("restore index: {message}"),
+                    })?;
+            if let Some(current) = &info.current_run {
+                ids::bump_past(&mut self.next_run, current, ids::RUN_PREFIX);
+            }
             let mut worker = Worker::new(info);
             worker.passivate();
-            let key = self
-                .insert_worker(worker)
+            // Restored from the index: not dirty, nothing to report back to it.
+            self.insert_worker(worker)
                 .map_err(|message| CoreError::InvalidRequest {
                     message: format!("restore index: {message}"),
                 })?;
-            // Restored from the index: nothing to report back to it.
-            self.dirty.remove(&key);
-            if let Some(current) = self
-                .workers
-                .get(&key)
-                .and_then(|w| w.info.current_run.as_ref())
-            {
-                ids::bump_past(&mut self.next_run, current, ids::RUN_PREFIX);
-            }
-            ids::bump_past(&mut self.next_worker, &id, ids::WORKER_PREFIX);
         }
         Ok(())
     }
@@ -290,11 +285,8 @@ impl Runtime {
         self.resident_workers = 0;
         self.resident_bytes = 0;
         self.lru.clear();
-        let keys: Vec<usize> = self.workers.keys().copied().collect();
-        for key in keys {
-            let Some(worker) = self.workers.get_mut(&key) else {
-                continue;
-            };
+        // One pass (what `touch` does for each worker, inline): this walks every worker.
+        for (&key, worker) in self.workers.iter_mut() {
             worker.lru_tick = None;
             if worker.info.status != WorkerStatus::Stopped {
                 self.live_workers += 1;
@@ -302,8 +294,12 @@ impl Runtime {
             if worker.resident {
                 self.resident_workers += 1;
                 self.resident_bytes += worker.transcript_bytes;
+                if worker.run.is_none() {
+                    self.tick += 1;
+                    worker.lru_tick = Some(self.tick);
+                    self.lru.insert(self.tick, key);
+                }
             }
-            self.touch(key);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Restore: rebuilding a core from the events of an earlier life.
 
-use yoi_protocol::{CoreError, ErrorInfo, Event, EventRecord, RestoreSummary};
+use yoi_protocol::{CoreError, ErrorInfo, Event, EventRecord, RestoreSummary, WorkerStatus};
 
 use crate::runtime::Runtime;
 use crate::validate::preview;
@@ -66,8 +66,15 @@ impl Runtime {
         self.restoring = false;
         self.activation = None;
         let mut interrupted: u32 = 0;
-        let keys: Vec<usize> = self.workers.keys().copied().collect();
-        for index in keys {
+        // Only a worker with a run, or still marked running, has anything to close; the
+        // passivated workers restored from the index (most of them) have not.
+        let open: Vec<usize> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.run.is_some() || w.info.status == WorkerStatus::Running)
+            .map(|(&index, _)| index)
+            .collect();
+        for index in open {
             let closed = self.close_run(index, now_ms, "interrupted", |run_id| Event::RunFailed {
                 run_id,
                 error: ErrorInfo::new(

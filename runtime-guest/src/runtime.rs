@@ -1,6 +1,6 @@
 //! [`Runtime`]: the state, event emission and the client commands.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use yoi_protocol::{
     CoreError, Effect, Event, EventRecord, Input, Level, Limits, Message, ModelBudget,
@@ -58,8 +58,9 @@ pub struct Runtime {
     pub(crate) workers: BTreeMap<usize, Worker>,
     /// Key of the next worker added.
     pub(crate) next_key: usize,
-    /// Worker id → key in `workers`.
-    pub(crate) by_id: BTreeMap<String, usize>,
+    /// Worker id → key in `workers` (hashed: a lookup costs no string comparisons down
+    /// a tree of 100,000 heap-allocated ids).
+    pub(crate) by_id: HashMap<String, usize>,
     /// Create request id → key of the worker it made (live and stopped workers).
     pub(crate) create_requests: BTreeMap<String, usize>,
     /// Workers that are not stopped.
@@ -112,7 +113,7 @@ impl Runtime {
             budgets: Vec::new(),
             workers: BTreeMap::new(),
             next_key: 0,
-            by_id: BTreeMap::new(),
+            by_id: HashMap::new(),
             create_requests: BTreeMap::new(),
             live_workers: 0,
             resident_workers: 0,
@@ -227,11 +228,13 @@ impl Runtime {
             return Err("a created worker must be idle, with no runs, messages or usage".into());
         }
         let index = self.insert_worker(Worker::new(info.clone()))?;
+        self.dirty.insert(index);
         self.touch(index);
         Ok(index)
     }
 
-    /// Registers a worker (resident or not) under a new key.
+    /// Registers a worker (resident or not) under a new key; the caller marks it dirty
+    /// if the host's index does not have it yet.
     pub(crate) fn insert_worker(&mut self, worker: Worker) -> Result<usize, String> {
         let id = &worker.info.id;
         if self.by_id.contains_key(id) {
@@ -252,7 +255,6 @@ impl Runtime {
             self.resident_bytes += worker.transcript_bytes;
         }
         self.workers.insert(index, worker);
-        self.dirty.insert(index);
         Ok(index)
     }
 

@@ -26,7 +26,9 @@ pub(crate) struct Worker {
     /// Kept up to date by `apply` (status, run count, message count, usage, current run).
     pub info: WorkerInfo,
     pub transcript: Vec<Message>,
-    pub run: Option<Run>,
+    /// Boxed: most workers have none, and a small `Worker` keeps 100,000 of them cheap
+    /// to hold and to walk.
+    pub run: Option<Box<Run>>,
     /// `(request_id, run_id)` of the latest runs that carried a request id, oldest first.
     pub request_ids: VecDeque<(String, String)>,
     /// Provider-reported over estimated prompt tokens, in thousandths (see `context`).
@@ -166,7 +168,7 @@ impl Worker {
         WorkerSnapshot {
             worker: self.info.clone(),
             transcript: Vec::new(),
-            in_flight: self.run.as_ref().map(Run::in_flight),
+            in_flight: self.run.as_deref().map(Run::in_flight),
         }
     }
 
@@ -215,7 +217,7 @@ impl Worker {
             _ => {}
         }
         self.run
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| format!("run {run_id} is not in flight (no run is)"))
     }
 
@@ -299,7 +301,7 @@ impl Worker {
                     is_error: false,
                     run_id: run_id.clone(),
                 });
-                self.run = Some(Run::new(run_id.clone(), request_id.clone()));
+                self.run = Some(Box::new(Run::new(run_id.clone(), request_id.clone())));
                 Ok(())
             }
             Event::RunStarted { run_id } => self.run_mut(run_id).map(|_| ()),

@@ -337,7 +337,8 @@ fn restore_from_the_index_activates_only_what_is_needed() {
     assert_eq!(infos.len(), 2);
 
     let mut rt = Runtime::new();
-    rt.restore_index(infos, changes.next_worker, changes.next_run)
+    let rows = yoi_protocol::index_row::encode_all(&infos);
+    rt.restore_index(&rows, changes.next_worker, changes.next_run)
         .unwrap();
     assert_eq!(rt.residency().resident_workers, 0);
     let running_events = events_of(&h, &running);

@@ -14,6 +14,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod index_row;
 pub mod mirror;
 pub mod size;
 pub mod types;

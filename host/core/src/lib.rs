@@ -100,10 +100,11 @@ pub trait Core: Send + 'static {
     /// Feed events of an earlier life, in order, in one or more calls, to a fresh core.
     /// Rejected when the events do not make sense (for example out of order).
     fn restore(&mut self, events: Vec<EventRecord>) -> Result<(), CallError>;
-    /// Instead of `restore`: add workers from a worker index, passivated.
+    /// Instead of `restore`: add workers from a worker index, passivated; `rows` is a
+    /// row list ([`yoi_protocol::index_row`]).
     fn restore_index(
         &mut self,
-        infos: Vec<WorkerInfo>,
+        rows: &[u8],
         next_worker: u64,
         next_run: u64,
     ) -> Result<(), CallError>;

@@ -157,12 +157,12 @@ impl Core for NativeCore {
 
     fn restore_index(
         &mut self,
-        infos: Vec<WorkerInfo>,
+        rows: &[u8],
         next_worker: u64,
         next_run: u64,
     ) -> Result<(), CallError> {
         self.command("restore-index", |rt| {
-            rt.restore_index(infos, next_worker, next_run)
+            rt.restore_index(rows, next_worker, next_run)
         })
     }
 

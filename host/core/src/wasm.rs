@@ -888,13 +888,12 @@ impl Core for WasmCore {
 
     fn restore_index(
         &mut self,
-        infos: Vec<WorkerInfo>,
+        rows: &[u8],
         next_worker: u64,
         next_run: u64,
     ) -> Result<(), CallError> {
-        let infos: Vec<w::WorkerInfo> = list(infos);
         match self.call("restore-index", |g, s| {
-            g.call_restore_index(s, &infos, next_worker, next_run)
+            g.call_restore_index(s, rows, next_worker, next_run)
         })? {
             Ok(()) => Ok(()),
             Err(e) => Err(CallError::Rejected(e.into())),

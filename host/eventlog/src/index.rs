@@ -10,7 +10,7 @@
 //! from a full replay with a `complete` update.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use yoi_protocol::WorkerInfo;
+use yoi_protocol::{WorkerInfo, index_row};
 
 use crate::error::LogError;
 
@@ -47,6 +47,9 @@ pub struct IndexCounters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexPage {
     pub infos: Vec<WorkerInfo>,
+    /// The same infos as one row list ([`yoi_protocol::index_row`]), as the core takes
+    /// them.
+    pub rows: Vec<u8>,
     /// Pass it as `after` for the next page; `None` when this was the last one.
     pub next: Option<i64>,
 }
@@ -81,9 +84,11 @@ pub(crate) fn write(
             "INSERT INTO worker_index (worker_id, info) VALUES (?1, ?2) \
              ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info",
         )?;
+        let mut row = Vec::with_capacity(256);
         for info in update.changed {
-            let json = serde_json::to_vec(info).map_err(|e| LogError::Encode(e.to_string()))?;
-            upsert.execute(params![info.id, json])?;
+            row.clear();
+            index_row::encode(info, &mut row);
+            upsert.execute(params![info.id, row])?;
         }
         let mut delete = tx.prepare_cached("DELETE FROM worker_index WHERE worker_id = ?1")?;
         for id in update.deleted {
@@ -123,16 +128,32 @@ pub(crate) fn page(conn: &Connection, after: i64, limit: usize) -> Result<IndexP
     )?;
     let mut rows = stmt.query(params![after, limit as i64])?;
     let mut infos = Vec::new();
+    let mut list = Vec::new();
     let mut last = after;
     while let Some(row) = rows.next()? {
         last = row.get(0)?;
-        let json = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
-        let info = serde_json::from_slice(json).map_err(|e| LogError::Corrupt {
+        let bytes = row.get_ref(1)?.as_bytes().map_err(rusqlite::Error::from)?;
+        let corrupt = |e: String| LogError::Corrupt {
             seq: 0,
             message: format!("worker index row {last}: {e}"),
-        })?;
-        infos.push(info);
+        };
+        // Rows written before the binary encoding are JSON objects.
+        if bytes.first() == Some(&b'{') {
+            let info: WorkerInfo =
+                serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+            let mut row = Vec::new();
+            index_row::encode(&info, &mut row);
+            index_row::push(&mut list, &row);
+            infos.push(info);
+        } else {
+            infos.push(index_row::decode(bytes).map_err(corrupt)?);
+            index_row::push(&mut list, bytes);
+        }
     }
     let next = (infos.len() == limit && limit > 0).then_some(last);
-    Ok(IndexPage { infos, next })
+    Ok(IndexPage {
+        infos,
+        rows: list,
+        next,
+    })
 }

@@ -51,7 +51,8 @@
 //!   counters, as the runtime's core reported them with the events
 //!   ([`EventLog::append_indexed`]), in the same transaction. Opening a runtime reads
 //!   it instead of replaying the log. It is current when `index_seq` is the last
-//!   sequence number; see module `index`.
+//!   sequence number; see module `index`. `info` is the binary row of
+//!   [`yoi_protocol::index_row`] (schema 3 stored JSON; such rows still read).
 //!
 //! Opening an existing store continues its sequence after the highest number ever
 //! handed out. One `EventLog` at a time may hold a store: `open` takes an exclusive lock

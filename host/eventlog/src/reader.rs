@@ -229,6 +229,14 @@ impl LogReader {
         self.shared.replay(after, worker, limit, true)
     }
 
+    /// A page of the worker index, as [`EventLog::index_page`](crate::EventLog::index_page)
+    /// reads it, on a connection of this reader's (so another thread can read the index
+    /// while the log's owner restores from it).
+    pub fn index_page(&self, after: i64, limit: usize) -> Result<crate::IndexPage, LogError> {
+        self.shared
+            .with_conn(|conn| crate::index::page(conn, after, limit))
+    }
+
     /// One worker's stored events with `after_seq < seq <= upto_seq`, oldest first, at
     /// most `limit` (empty: the end), from the store, whatever the horizon: retention may
     /// have removed old deltas, every complete event is there. For rebuilding a worker

@@ -14,7 +14,7 @@ use std::time::Duration;
 use yoi_protocol::Envelope;
 
 /// The schema version this build writes and reads (older stores are migrated on open).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The `kind`s of delta events (the ones for which [`Event::is_delta`] is true): the only
 /// events retention deletes. (Schema 2 stored the kind per row; migrating it reads it.)
@@ -174,6 +174,15 @@ pub(crate) fn init(conn: &mut Connection, chunk_bits: u8) -> Result<Meta, LogErr
             };
             if found < 3 {
                 migrate_v2(&tx)?;
+            }
+            if found < 4 {
+                // Schema 4 writes worker-index rows in the binary encoding and still
+                // reads the JSON rows of schema 3; the number keeps an older yoi from
+                // reading rows it cannot decode.
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                    [SCHEMA_VERSION],
+                )?;
             }
             (epoch as u64, horizon as u64, bits)
         }

@@ -118,3 +118,53 @@ fn the_index_follows_the_appends_that_carry_it() {
     assert_eq!(log.index_counters().unwrap().unwrap().next_worker, 12);
     assert_eq!(ids(&log), ["w_1", "w_3"]);
 }
+
+/// A store written by schema 3 kept index rows as JSON: they still read, the core gets
+/// them in the binary row list, and opening moves the store to the current schema.
+#[test]
+fn json_rows_of_schema_3_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let mut log = EventLog::open(&path, LogConfig::default()).unwrap();
+    let infos: Vec<WorkerInfo> = (1..=3).map(|n| info(n, WorkerStatus::Idle)).collect();
+    let complete = IndexUpdate {
+        complete: true,
+        ..update(&infos, &[], 4)
+    };
+    log.append_indexed(vec![note()], &complete).unwrap();
+    drop(log);
+    {
+        // Back to what schema 3 wrote: JSON rows, version 3.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for info in &infos[..2] {
+            conn.execute(
+                "UPDATE worker_index SET info = ?1 WHERE worker_id = ?2",
+                rusqlite::params![serde_json::to_vec(info).unwrap(), info.id],
+            )
+            .unwrap();
+        }
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'", [])
+            .unwrap();
+    }
+    let log = EventLog::open(&path, LogConfig::default()).unwrap();
+    for page in [
+        log.index_page(0, 10).unwrap(),
+        log.reader().index_page(0, 10).unwrap(),
+    ] {
+        assert_eq!(page.infos, infos);
+        let rows: Vec<WorkerInfo> = yoi_protocol::index_row::split(&page.rows)
+            .map(|row| yoi_protocol::index_row::decode(row.unwrap()).unwrap())
+            .collect();
+        assert_eq!(rows, infos);
+    }
+    drop(log);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, yoi_eventlog::SCHEMA_VERSION);
+}

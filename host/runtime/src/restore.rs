@@ -13,8 +13,10 @@
 //! Everything that crosses into the core goes in batches under the call byte budget.
 
 use yoi_core::{CallError, Core};
-use yoi_eventlog::{EventLog, LogReader};
-use yoi_protocol::{Envelope, EventRecord, WorkerInfo, WorkerSnapshot, WorkerStatus, size};
+use yoi_eventlog::{EventLog, IndexCounters, LogReader};
+use yoi_protocol::{
+    Envelope, EventRecord, WorkerInfo, WorkerSnapshot, WorkerStatus, index_row, size,
+};
 use yoi_runtime_guest::Runtime;
 
 use crate::actor::{CoreSettings, now_ms};
@@ -62,6 +64,25 @@ pub(crate) fn batches<T>(items: Vec<T>, budget: u32, size: impl Fn(&T) -> u64) -
     out
 }
 
+/// Cuts a row list into row lists of at most `budget` bytes (a row larger than the
+/// budget goes alone).
+fn row_batches(rows: &[u8], budget: u32) -> Result<Vec<&[u8]>, String> {
+    let mut out = Vec::new();
+    let (mut start, mut end) = (0, 0);
+    for row in index_row::split(rows) {
+        let framed = 4 + row.map_err(|e| format!("worker index: {e}"))?.len();
+        if end > start && end + framed - start > budget as usize {
+            out.push(&rows[start..end]);
+            start = end;
+        }
+        end += framed;
+    }
+    if end > start {
+        out.push(&rows[start..end]);
+    }
+    Ok(out)
+}
+
 fn call_error(what: &str) -> impl Fn(CallError) -> String + '_ {
     move |e| match e {
         CallError::Rejected(e) => format!("{what}: the event log does not fit the core: {e}"),
@@ -80,27 +101,7 @@ pub(crate) fn restore_core<C: Core>(
         .map_err(|f| f.to_string())?;
     let full = match log.index_counters().map_err(|e| e.to_string())? {
         Some(counters) => {
-            let mut after = 0;
-            let mut running = Vec::new();
-            loop {
-                let page = log
-                    .index_page(after, INDEX_CHUNK)
-                    .map_err(|e| e.to_string())?;
-                running.extend(
-                    page.infos
-                        .iter()
-                        .filter(|i| i.status == WorkerStatus::Running)
-                        .map(|i| i.id.clone()),
-                );
-                for batch in batches(page.infos, settings.call_bytes, size::info) {
-                    core.restore_index(batch, counters.next_worker, counters.next_run)
-                        .map_err(call_error("restore index"))?;
-                }
-                match page.next {
-                    Some(next) => after = next,
-                    None => break,
-                }
-            }
+            let running = restore_from_index(core, log, counters, settings.call_bytes)?;
             for worker in running {
                 activate(core, log, &worker, &[], settings.call_bytes)
                     .map_err(call_error("activate a running worker"))?;
@@ -139,6 +140,55 @@ pub(crate) fn restore_core<C: Core>(
         summary,
         events,
         full,
+    })
+}
+
+/// Hands the worker index to the core page by page, every worker passivated, while a
+/// thread of its own reads and decodes the next pages (at most two ahead): opening
+/// takes about the longer of the two jobs, not their sum. Returns the workers with a
+/// run in flight.
+fn restore_from_index<C: Core>(
+    core: &mut C,
+    log: &EventLog,
+    counters: IndexCounters,
+    call_bytes: u32,
+) -> Result<Vec<String>, String> {
+    let reader = log.reader();
+    std::thread::scope(|scope| {
+        let (pages, received) = std::sync::mpsc::sync_channel(2);
+        std::thread::Builder::new()
+            .name("yoi-index-read".into())
+            .spawn_scoped(scope, move || {
+                let mut after = 0;
+                loop {
+                    let page = reader.index_page(after, INDEX_CHUNK);
+                    let next = page.as_ref().ok().and_then(|p| p.next);
+                    // A closed channel: the restore failed and stopped reading.
+                    if pages.send(page).is_err() {
+                        return;
+                    }
+                    match next {
+                        Some(next) => after = next,
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| format!("starting the index reader: {e}"))?;
+        let mut running = Vec::new();
+        for page in received {
+            let page = page.map_err(|e| e.to_string())?;
+            running.extend(
+                page.infos
+                    .iter()
+                    .filter(|i| i.status == WorkerStatus::Running)
+                    .map(|i| i.id.clone()),
+            );
+            for rows in row_batches(&page.rows, call_bytes)? {
+                core.restore_index(rows, counters.next_worker, counters.next_run)
+                    .map_err(call_error("restore index"))?;
+            }
+        }
+        Ok(running)
     })
 }
 
@@ -196,4 +246,33 @@ pub(crate) fn rebuild(
     rebuilt
         .snapshot(&info.id, u64::MAX)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_list(sizes: &[usize]) -> Vec<u8> {
+        let mut rows = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            index_row::push(&mut rows, &vec![i as u8; n]);
+        }
+        rows
+    }
+
+    #[test]
+    fn row_batches_keep_rows_whole_under_the_budget() {
+        // Framed sizes 14, 14, 104, 14, 14 under a budget of 30.
+        let rows = row_list(&[10, 10, 100, 10, 10]);
+        let batches = row_batches(&rows, 30).unwrap();
+        let framed: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+        assert_eq!(framed, [28, 104, 28]);
+        assert_eq!(batches.concat(), rows);
+        for batch in &batches {
+            assert!(index_row::split(batch).all(|r| r.is_ok()));
+        }
+        assert!(row_batches(&[], 30).unwrap().is_empty());
+        // A cut row list is an error, not a batch.
+        assert!(row_batches(&rows[..rows.len() - 1], 30).is_err());
+    }
 }

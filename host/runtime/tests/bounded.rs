@@ -175,6 +175,45 @@ async fn reopening_restores_infos_and_activates_on_first_use() {
     }
 }
 
+/// More workers than one page of the index, and calls smaller than a page: the pages
+/// read on their own thread reach the core whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_reads_the_index_page_by_page() {
+    const WORKERS: usize = 4_100;
+    for kind in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let mut small_calls = config(dir.path(), 2);
+        small_calls.call_bytes = 4096;
+        let before = {
+            let rt = open(
+                kind,
+                builder_with(small_calls.clone(), ScriptedConfig::default()),
+            );
+            for i in 0..WORKERS {
+                rt.create_worker(spec(&format!("w{i}"), &[])).await.unwrap();
+            }
+            let last = rt.list_workers().await.unwrap().last().unwrap().id.clone();
+            let mut live = rt.events().subscribe();
+            rt.send_input(&last, input("hello")).await.unwrap();
+            collect_until(&mut live, |e| run_ended(e, &last)).await;
+            let before = rt.list_workers().await.unwrap();
+            rt.shutdown().await;
+            before
+        };
+        assert_eq!(before.len(), WORKERS);
+        let rt = open(kind, builder_with(small_calls, ScriptedConfig::default()));
+        assert_eq!(rt.list_workers().await.unwrap(), before, "{kind:?}");
+        assert_eq!(rt.stats().activations, 0);
+        // The last worker (on the second page) carries on from its transcript.
+        let last = &before.last().unwrap().id;
+        let mut live = rt.events().subscribe();
+        rt.send_input(last, input("again")).await.unwrap();
+        collect_until(&mut live, |e| run_ended(e, last)).await;
+        assert_eq!(rt.transcript(last).await.unwrap().len(), 4, "{kind:?}");
+        rt.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_request_fails_only_its_workers_run() {
     for kind in BOTH {
@@ -382,11 +421,11 @@ impl Core for Probe {
     }
     fn restore_index(
         &mut self,
-        infos: Vec<WorkerInfo>,
+        rows: &[u8],
         next_worker: u64,
         next_run: u64,
     ) -> Result<(), CallError> {
-        self.inner.restore_index(infos, next_worker, next_run)
+        self.inner.restore_index(rows, next_worker, next_run)
     }
     fn activate(
         &mut self,
