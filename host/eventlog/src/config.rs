@@ -50,6 +50,10 @@ pub struct LogConfig {
     /// append that would grow it further fails as on a full disk, storing nothing;
     /// space that retention frees is reused. A store already larger keeps its size.
     pub max_store_bytes: Option<u64>,
+    /// A thread of the log's own checkpoints the WAL into the store each time about
+    /// this many bytes have been appended, so the appending thread never does (`0`: no
+    /// thread; SQLite then checkpoints inside the commit that crosses 4,000 pages).
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -63,6 +67,7 @@ impl Default for LogConfig {
             index_chunk_bits: 10,
             read_connections: 4,
             max_store_bytes: None,
+            checkpoint_bytes: 16 << 20,
         }
     }
 }

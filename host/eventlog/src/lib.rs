@@ -101,6 +101,7 @@
 //! [`Event::is_delta`]: yoi_protocol::Event::is_delta
 
 mod block;
+mod checkpoint;
 mod config;
 mod error;
 mod index;

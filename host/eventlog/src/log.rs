@@ -1,5 +1,6 @@
 //! The write side: [`EventLog`].
 
+use crate::checkpoint::Checkpointer;
 use crate::config::LogConfig;
 use crate::error::{LogError, ReplayError};
 use crate::index::{IndexCounters, IndexPage, IndexUpdate};
@@ -29,6 +30,8 @@ pub struct Pruned {
 
 /// The event log, owned by one thread. See the crate documentation.
 pub struct EventLog {
+    /// Dropped first: its connection closes before the writer's.
+    checkpointer: Checkpointer,
     conn: Connection,
     /// The writer lock; released after `conn` is closed (fields drop in order).
     _lock: std::fs::File,
@@ -52,7 +55,17 @@ impl EventLog {
     /// `<path>.lock`); a second `open` fails with [`LogError::Locked`].
     pub fn open(path: &Path, config: LogConfig) -> Result<EventLog, LogError> {
         let lock = store::lock(path)?;
-        let mut conn = store::open_writer(path, config.durability, config.max_store_bytes)?;
+        let autocheckpoint = if config.checkpoint_bytes == 0 {
+            4000
+        } else {
+            crate::checkpoint::BACKSTOP_PAGES
+        };
+        let mut conn = store::open_writer(
+            path,
+            config.durability,
+            config.max_store_bytes,
+            autocheckpoint,
+        )?;
         let meta = store::init(&mut conn, config.index_chunk_bits)?;
         let (live, _) = broadcast::channel(config.broadcast_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -74,7 +87,9 @@ impl EventLog {
             horizon = meta.horizon,
             "event log opened"
         );
+        let checkpointer = Checkpointer::start(path, config.checkpoint_bytes, shared.clone())?;
         let log = EventLog {
+            checkpointer,
             conn,
             _lock: lock,
             config,
@@ -150,7 +165,7 @@ impl EventLog {
             })
             .collect();
         let started = Instant::now();
-        if let Err(e) = store::insert_batch(
+        match store::insert_batch(
             &mut self.conn,
             &batch,
             first,
@@ -158,9 +173,12 @@ impl EventLog {
             &mut self.index,
             &mut self.encode_buf,
         ) {
-            self.index.forget();
-            self.resync();
-            return Err(e);
+            Ok(bytes) => self.checkpointer.appended(bytes),
+            Err(e) => {
+                self.index.forget();
+                self.resync();
+                return Err(e);
+            }
         }
         let written = Instant::now();
         // Counted before publication: whoever has seen an event sees it counted.

@@ -42,6 +42,8 @@ pub struct LogStats {
     pub publish_nanos: u64,
     /// Delta events deleted by retention since the log was opened.
     pub events_pruned: u64,
+    /// WAL checkpoints the log's checkpoint thread completed since the log was opened.
+    pub checkpoints: u64,
 }
 
 #[derive(Default)]
@@ -51,6 +53,7 @@ pub(crate) struct Counters {
     pub store_write_nanos: AtomicU64,
     pub publish_nanos: AtomicU64,
     pub events_pruned: AtomicU64,
+    pub checkpoints: AtomicU64,
 }
 
 /// What the log and all its readers share.
@@ -115,6 +118,7 @@ impl Shared {
             store_write_nanos: c.store_write_nanos.load(Ordering::Relaxed),
             publish_nanos: c.publish_nanos.load(Ordering::Relaxed),
             events_pruned: c.events_pruned.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
         }
     }
 

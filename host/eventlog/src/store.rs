@@ -22,7 +22,7 @@ pub const SCHEMA_VERSION: i64 = 4;
 /// [`Event::is_delta`]: yoi_protocol::Event::is_delta
 pub const DELTA_KINDS: [&str; 3] = ["reasoning_delta", "text_delta", "tool_call_args_delta"];
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -96,6 +96,7 @@ pub(crate) fn open_writer(
     path: &Path,
     durability: Durability,
     max_bytes: Option<u64>,
+    autocheckpoint_pages: u32,
 ) -> Result<Connection, LogError> {
     // Created here, readable by its owner only; SQLite gives its WAL and shared-memory
     // files the database file's mode.
@@ -118,7 +119,7 @@ pub(crate) fn open_writer(
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -16384;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA wal_autocheckpoint = 4000;",
+         PRAGMA wal_autocheckpoint = {autocheckpoint_pages};",
         durability.pragma()
     ))?;
     if let Some(max) = max_bytes {
@@ -368,8 +369,9 @@ pub(crate) fn insert_batch(
     update: Option<&crate::index::IndexUpdate<'_>>,
     index: &mut ChunkIndex,
     buf: &mut Vec<u8>,
-) -> Result<(), LogError> {
+) -> Result<u64, LogError> {
     let tx = conn.transaction()?;
+    let mut written = 0u64;
     if let Some(update) = update {
         let last = first + batch.len() as u64 - 1;
         crate::index::write(&tx, update, first, last)?;
@@ -394,6 +396,7 @@ pub(crate) fn insert_batch(
             },
             |first, last, frames| {
                 insert.execute(params![first as i64, last as i64, frames])?;
+                written += frames.len() as u64;
                 Ok(())
             },
         )?;
@@ -403,7 +406,7 @@ pub(crate) fn insert_batch(
     if buf.capacity() > 2 * BLOCK_BYTES {
         *buf = Vec::with_capacity(BLOCK_BYTES);
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Stored events with `after < seq <= upto` (of one worker if given), in order, at most

@@ -1123,3 +1123,47 @@ fn a_full_store_refuses_a_whole_append_and_goes_on_once_it_has_room() {
         (1..=stored + 1).collect::<Vec<_>>()
     );
 }
+
+/// WAL checkpoints run on the log's own thread: asked for every 64 KiB appended, they
+/// let the writer start the WAL over instead of growing it with everything appended
+/// (SQLite's own checkpoint, the backstop, would wait for 64 MiB).
+#[test]
+fn the_checkpoint_thread_keeps_the_wal_small() {
+    let (_dir, path) = temp();
+    let config = LogConfig {
+        checkpoint_bytes: 64 << 10,
+        ..LogConfig::default()
+    };
+    let mut log = EventLog::open(&path, config).unwrap();
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let big = yoi_eventlog::EventRecord {
+        worker_id: None,
+        at_ms: 1,
+        event: Event::Diagnostic {
+            level: Level::Info,
+            code: "note".into(),
+            message: "x".repeat(80 << 10),
+        },
+    };
+    let rounds = 64u64;
+    for _ in 0..rounds {
+        let done = log.stats().checkpoints;
+        log.append(vec![big.clone()]).unwrap();
+        // The checkpoint this append asked for (the deadline only guards against a hang).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while log.stats().checkpoints == done {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint was made"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let appended = rounds * (80 << 10);
+    let wal_bytes = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        wal_bytes < appended / 8,
+        "the WAL holds {wal_bytes} bytes after {appended} appended"
+    );
+}
