@@ -1,6 +1,9 @@
 //! [`Runtime`]: the state, event emission and the client commands.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 use yoi_protocol::{
     CoreError, Effect, Event, EventRecord, Input, Level, Limits, Message, ModelBudget,
@@ -59,8 +62,9 @@ pub struct Runtime {
     /// Key of the next worker added.
     pub(crate) next_key: usize,
     /// Worker id → key in `workers` (hashed: a lookup costs no string comparisons down
-    /// a tree of 100,000 heap-allocated ids).
-    pub(crate) by_id: HashMap<String, usize>,
+    /// a tree of 100,000 heap-allocated ids; Fx, not SipHash, because the core makes
+    /// the ids itself, so nobody can choose colliding ones).
+    pub(crate) by_id: FxHashMap<String, usize>,
     /// Create request id → key of the worker it made (live and stopped workers).
     pub(crate) create_requests: BTreeMap<String, usize>,
     /// Workers that are not stopped.
@@ -113,7 +117,7 @@ impl Runtime {
             budgets: Vec::new(),
             workers: BTreeMap::new(),
             next_key: 0,
-            by_id: HashMap::new(),
+            by_id: FxHashMap::default(),
             create_requests: BTreeMap::new(),
             live_workers: 0,
             resident_workers: 0,
@@ -237,13 +241,13 @@ impl Runtime {
     /// if the host's index does not have it yet.
     pub(crate) fn insert_worker(&mut self, worker: Worker) -> Result<usize, String> {
         let id = &worker.info.id;
-        if self.by_id.contains_key(id) {
-            return Err(format!("worker {id} already exists"));
-        }
-        ids::bump_past(&mut self.next_worker, id, ids::WORKER_PREFIX);
         let index = self.next_key;
+        match self.by_id.entry(id.clone()) {
+            Entry::Occupied(_) => return Err(format!("worker {id} already exists")),
+            Entry::Vacant(slot) => slot.insert(index),
+        };
         self.next_key += 1;
-        self.by_id.insert(id.clone(), index);
+        ids::bump_past(&mut self.next_worker, id, ids::WORKER_PREFIX);
         if let Some(request_id) = &worker.info.request_id {
             self.create_requests.insert(request_id.clone(), index);
         }
