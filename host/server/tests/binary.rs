@@ -368,32 +368,13 @@ async fn kill_9_mid_run_keeps_what_clients_saw_and_ends_the_run_interrupted() {
     let s = seqs(&replayed);
     assert!(s.windows(2).all(|p| p[1] == p[0] + 1), "{s:?}");
 
-    let transcript: Value = host
-        .http
-        .get(format!(
-            "{}/runtimes/local/workers/{w}/transcript",
-            host.base
-        ))
-        .bearer_auth(&host.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let transcript = host
+        .get_json(&format!("/runtimes/local/workers/{w}/transcript"))
+        .await;
     let messages = transcript["messages"].as_array().unwrap();
     assert_eq!(messages[0]["role"], "user", "{transcript}");
     assert_eq!(messages[0]["content"], "stream 100000", "{transcript}");
-    let worker: Value = host
-        .http
-        .get(format!("{}/runtimes/local/workers/{w}", host.base))
-        .bearer_auth(&host.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let worker = host.get_json(&format!("/runtimes/local/workers/{w}")).await;
     assert_eq!(worker["worker"]["status"], "idle", "{worker}");
     assert_eq!(worker["worker"]["run_count"], 1, "{worker}");
 }
@@ -463,6 +444,19 @@ fn start_up_errors_say_what_to_do() {
 }
 
 impl Proc {
+    /// `GET` of `path` (under the API base) with the owner's token, as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.unwrap()
+    }
+
     /// Whether the client with `token` sees reasoning in the worker's transcript.
     async fn sees_reasoning(&self, token: &str, worker: &str) -> bool {
         let resp = self

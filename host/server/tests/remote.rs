@@ -725,21 +725,7 @@ async fn runtime_wide_events_of_a_remote_runtime_reach_only_the_multiplexed_stre
     let mux = all.events_until(|f| back_to_idle(f, &a)).await;
     let mine = one.events_until(|f| back_to_idle(f, &a)).await;
 
-    let wide: Vec<&Value> = mux.iter().filter(|f| f["worker_id"].is_null()).collect();
-    let codes: Vec<&str> = wide
-        .iter()
-        .map(|f| f["event"]["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        codes,
-        ["worker_passivated", "worker_activated", "worker_passivated"]
-    );
-    for f in &wide {
-        assert_eq!(f.get("worker_id"), Some(&Value::Null), "explicit null: {f}");
-        assert_eq!(f["runtime_id"], "far", "{f}");
-        let at = yoi_protocol::HostCursor::decode(&cursor_of(f)).unwrap();
-        assert_eq!(at.get("far").unwrap().seq, f["seq"].as_u64().unwrap());
-    }
+    let wide = passivation_diagnostics(&mux, "far");
     assert!(wide[2]["event"]["message"].as_str().unwrap().contains(&b));
     // Every event of far, in the runtime's own order, no gap: the same as its log.
     let far: Vec<u64> = mux

@@ -863,22 +863,7 @@ async fn runtime_wide_events_reach_the_multiplexed_stream_and_no_worker_stream()
     let s = seqs(&mux);
     assert_eq!(s[0], from.seq + 1);
     assert!(s.windows(2).all(|p| p[1] == p[0] + 1), "{s:?}");
-    let wide: Vec<&Value> = mux.iter().filter(|f| f["worker_id"].is_null()).collect();
-    let codes: Vec<&str> = wide
-        .iter()
-        .map(|f| f["event"]["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        codes,
-        ["worker_passivated", "worker_activated", "worker_passivated"]
-    );
-    for f in &wide {
-        assert_eq!(f.get("worker_id"), Some(&Value::Null), "explicit null: {f}");
-        assert_eq!(f["runtime_id"], "local", "{f}");
-        assert_eq!(f["event"]["type"], "diagnostic", "{f}");
-        let at = yoi_protocol::HostCursor::decode(&cursor_of(f)).unwrap();
-        assert_eq!(at.get("local").unwrap().seq, f["seq"].as_u64().unwrap());
-    }
+    let wide = passivation_diagnostics(&mux, "local");
     assert!(wide[0]["event"]["message"].as_str().unwrap().contains(&a));
     assert!(wide[2]["event"]["message"].as_str().unwrap().contains(&b));
 

@@ -490,3 +490,26 @@ pub fn cursor_of(frame: &Value) -> String {
         .expect("frame has a cursor")
         .to_string()
 }
+
+/// The runtime-wide frames (`worker_id` null) among `frames`, checked to be the
+/// passivate / activate / passivate diagnostics of `runtime`, each with an explicit
+/// `null` and a host cursor at its own sequence number.
+pub fn passivation_diagnostics<'a>(frames: &'a [Value], runtime: &str) -> Vec<&'a Value> {
+    let wide: Vec<&Value> = frames.iter().filter(|f| f["worker_id"].is_null()).collect();
+    let codes: Vec<&str> = wide
+        .iter()
+        .map(|f| f["event"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["worker_passivated", "worker_activated", "worker_passivated"]
+    );
+    for f in &wide {
+        assert_eq!(f.get("worker_id"), Some(&Value::Null), "explicit null: {f}");
+        assert_eq!(f["runtime_id"], runtime, "{f}");
+        assert_eq!(f["event"]["type"], "diagnostic", "{f}");
+        let at = yoi_protocol::HostCursor::decode(&cursor_of(f)).unwrap();
+        assert_eq!(at.get(runtime).unwrap().seq, f["seq"].as_u64().unwrap());
+    }
+    wide
+}
