@@ -21,6 +21,14 @@
 //!   idle workers, each through the host's REST API on a kept-alive connection (the
 //!   `yoi-client` crate): the time from sending the request to its `202` answer, which
 //!   the host gives once the runtime accepted the run.
+//! - **HTTP floor** (`remote.floor.p50_ms`, `remote.floor.p99_ms`, `remote.p99_over_floor`):
+//!   before each probe the same kind of client (reqwest, kept alive, `TCP_NODELAY`)
+//!   posts the same body to a bare axum route that answers `202` at once, served by the
+//!   same process under the same load after the same pause: what one HTTP round trip
+//!   costs on this machine. A command to a remote runtime makes two (client → host →
+//!   runtime) plus the runtime's commit. On a VM that shares its cores, code that ran
+//!   5 ms ago runs several times slower than code that just ran (its caches are gone),
+//!   so this floor is far above a hot loop's figure; the ratio is paired per round.
 //!
 //! Clients, host and runtime share the machine and the tokio runtime.
 
@@ -47,11 +55,12 @@ const DELTAS: usize = 2_000;
 const OBSERVERS: usize = 4;
 const PACED_WORKERS: usize = 62;
 const PACED_DELAY_MS: u64 = 5;
-const PACED_DELTAS: usize = 600;
+const PACED_DELTAS: usize = 1_000;
 const PACED_RATE: usize = PACED_WORKERS * 1000 / PACED_DELAY_MS as usize;
 /// Commands timed per paced run (each to an idle worker of its own).
 const PROBES: usize = 200;
-/// Pause between two probes, so they sample the load rather than make it.
+/// Pause before each probe and each floor request, so they sample the load rather than
+/// make it.
 const PROBE_GAP: Duration = Duration::from_millis(5);
 /// The runtime's id on the host, in both arms (the same URLs and cursors).
 const RUNTIME: &str = "local";
@@ -90,15 +99,28 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
          ~{PACED_RATE} events/s nominal ({PACED_WORKERS} workers, a delta every \
          {PACED_DELAY_MS} ms each) watched by {OBSERVERS} observers; {rounds} rounds"
     );
-    let mut latency: [Samples; 5] = Default::default();
+    let mut latency: [Samples; 8] = Default::default();
     for _ in 0..rounds {
         let embedded = paced(Arm::Embedded).await?;
         let remote = paced(Arm::Remote).await?;
+        println!(
+            "  round: p50/p99 ms remote {:.2}/{:.2}, embedded {:.2}/{:.2}, HTTP floor \
+             {:.2}/{:.2}",
+            remote.command.p50,
+            remote.command.p99,
+            embedded.command.p50,
+            embedded.command.p99,
+            remote.floor.p50,
+            remote.floor.p99
+        );
         latency[0].push(remote.rate);
-        latency[1].push(remote.p50_ms);
-        latency[2].push(remote.p99_ms);
-        latency[3].push(embedded.p50_ms);
-        latency[4].push(embedded.p99_ms);
+        latency[1].push(remote.command.p50);
+        latency[2].push(remote.command.p99);
+        latency[3].push(embedded.command.p50);
+        latency[4].push(embedded.command.p99);
+        latency[5].push(remote.floor.p50);
+        latency[6].push(remote.floor.p99);
+        latency[7].push(remote.command.p99 / remote.floor.p99);
     }
     let names = [
         "remote.paced.events_per_s",
@@ -106,6 +128,9 @@ pub async fn run(results: &mut Results) -> anyhow::Result<()> {
         "remote.p99_ms",
         "remote.embedded.p50_ms",
         "remote.embedded.p99_ms",
+        "remote.floor.p50_ms",
+        "remote.floor.p99_ms",
+        "remote.p99_over_floor",
     ];
     results.record_medians(names, &latency);
     Ok(())
@@ -392,8 +417,44 @@ async fn throughput(arm: Arm) -> anyhow::Result<Throughput> {
 
 struct Paced {
     rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    command: Percentiles,
+    /// The HTTP round trips to the bare route, taken in the same run.
+    floor: Percentiles,
+}
+
+/// Milliseconds.
+struct Percentiles {
+    p50: f64,
+    p99: f64,
+}
+
+impl Percentiles {
+    fn of(mut samples: Vec<f64>) -> Percentiles {
+        samples.sort_by(f64::total_cmp);
+        let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+        Percentiles {
+            p50: pct(0.50),
+            p99: pct(0.99),
+        }
+    }
+}
+
+/// A bare axum route answering `202` to a JSON body, on its own port in this process:
+/// the HTTP floor's server. Returns its URL.
+async fn floor_server() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/input",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            (
+                axum::http::StatusCode::ACCEPTED,
+                format!(r#"{{"bytes":{}}}"#, body.len()),
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}/input"))
 }
 
 async fn paced(arm: Arm) -> anyhow::Result<Paced> {
@@ -411,8 +472,26 @@ async fn paced(arm: Arm) -> anyhow::Result<Paced> {
         .await?;
     let runtime = setup.client.runtime(RUNTIME);
     let probe = input("stream 1");
+    let floor_url = floor_server().await?;
+    let floor_client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()?;
+    let body = serde_json::to_vec(&probe)?;
     let mut latencies = Vec::with_capacity(PROBES);
+    let mut floor = Vec::with_capacity(PROBES);
     for id in &probes {
+        tokio::time::sleep(PROBE_GAP).await;
+        let sent = Instant::now();
+        let answer = floor_client
+            .post(&floor_url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status() == 202, "floor route: {}", answer.status());
+        answer.bytes().await?;
+        floor.push(sent.elapsed().as_secs_f64() * 1e3);
         tokio::time::sleep(PROBE_GAP).await;
         let sent = Instant::now();
         runtime.send_input(id, &probe).await?;
@@ -431,11 +510,9 @@ async fn paced(arm: Arm) -> anyhow::Result<Paced> {
         probing.as_secs_f64() < span,
         "the probes outlasted the load ({probing:?}); raise PACED_DELTAS"
     );
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     Ok(Paced {
         rate: watched.frames as f64 / span.max(1e-9),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        command: Percentiles::of(latencies),
+        floor: Percentiles::of(floor),
     })
 }
