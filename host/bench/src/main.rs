@@ -9,7 +9,8 @@
 //! million events: full replay against the worker index), `provider` (an
 //! OpenAI-compatible model through the host), `remote` (the host fronting a
 //! `yoi-runtime serve` on loopback against the same host with the runtime embedded),
-//! `scale` (100,000 workers on one runtime).
+//! `scale` (100,000 workers on one runtime), `store` (one small commit to the event
+//! store, back to back and after a pause).
 
 /// The same allocator as the `yoi-host` binary, so the figures are the shipped ones.
 #[global_allocator]
@@ -23,6 +24,7 @@ mod ready;
 mod remote;
 mod results;
 mod scale;
+mod store;
 mod tui;
 
 use results::Results;
@@ -55,6 +57,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("scale") {
         rt.block_on(scale::run(&mut results))?;
+    }
+    if wanted("store") {
+        store::run(&mut results)?;
     }
     if wanted("tui") {
         tui::run(&mut results)?;
