@@ -20,7 +20,7 @@ use yoi_serving::{Endpoint, Shutdown};
 use yoi_policy_host::ReloadReport;
 
 use crate::clients::authenticator;
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::policies::PolicySetup;
 use crate::projection::Projection;
 use crate::registry::RuntimeRegistry;
@@ -48,13 +48,7 @@ impl Host {
         // Fail before binding when a provider cannot be set up (a missing API key, say)
         // or a component is missing: the message says what to fix.
         let models = config.provider_models()?;
-        for rc in config.effective_runtimes() {
-            if let SourceConfig::Embedded(embedded) = &rc.source {
-                let component = embedded.component.as_deref();
-                yoi_core::component_file(component.or(config.component.as_deref()))
-                    .map_err(anyhow::Error::msg)?;
-            }
-        }
+        RuntimeRegistry::check(&config)?;
         // Private before anything (the plugin cache, say) creates it.
         yoi_serving::create_private_dir(&data_dir).map_err(|e| {
             anyhow::anyhow!("creating the data directory {}: {e}", data_dir.display())

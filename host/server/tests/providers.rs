@@ -331,3 +331,25 @@ async fn long_conversations_are_trimmed_to_the_models_window() {
     assert_eq!(end["type"], "run_failed");
     assert_eq!(end["error"]["code"], "context_length");
 }
+
+#[tokio::test]
+async fn a_missing_component_stops_the_host_before_it_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir.path().join("data"));
+    let missing = dir.path().join("no-such-component.wasm");
+    config.component = Some(missing.clone());
+    let err = match yoi_host::Host::start(config).await {
+        Ok(_) => panic!("the host must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.starts_with(&format!(
+            "the runtime component {} does not exist",
+            missing.display()
+        )),
+        "{err}"
+    );
+    // Nothing was created: the check runs before the data directory, the token and the
+    // socket.
+    assert!(!dir.path().join("data").exists());
+}

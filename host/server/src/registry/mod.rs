@@ -52,6 +52,20 @@ impl RuntimeRegistry {
         }
     }
 
+    /// What can be checked of `config`'s runtimes before the host binds: an embedded
+    /// runtime's component file exists (remote runtimes are dialled later, and one that
+    /// is down does not stop the host).
+    pub fn check(config: &Config) -> anyhow::Result<()> {
+        for rc in config.effective_runtimes() {
+            if let SourceConfig::Embedded(embedded) = &rc.source {
+                let component = embedded.component.as_deref();
+                yoi_core::component_file(component.or(config.component.as_deref()))
+                    .map_err(anyhow::Error::msg)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Opens every runtime of `config`: embedded ones are loaded (compiling each
     /// component once) and serve the scripted model and `models` (the configured
     /// providers'); remote ones start following their runtime and are not waited for
