@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, KeyEventKind};
 use tokio::signal::unix::{SignalKind, signal};
@@ -31,6 +31,11 @@ const TICK: Duration = Duration::from_millis(200);
 const INPUT_POLL: Duration = Duration::from_millis(50);
 /// Terminal events waiting to be applied.
 const INPUT_QUEUE: usize = 64;
+/// How long leaving waits for the input thread to let go of the terminal. It takes at
+/// most `INPUT_POLL` on a live terminal; on one that hung up (its window closed) crossterm
+/// reads the end of input over and over and never returns, so the client leaves without
+/// it rather than spin forever.
+const INPUT_STOP: Duration = Duration::from_millis(500);
 
 /// Runs the client until the user quits (or SIGTERM, SIGHUP, SIGINT), and restores the
 /// terminal.
@@ -42,7 +47,13 @@ pub async fn run(options: Options, backend: Backend) -> anyhow::Result<()> {
     let result = main_loop(&mut term, input, options, backend).await;
     stop.store(true, Ordering::SeqCst);
     // The reader lets go of the terminal's input before the terminal is restored.
-    let _ = reader.join();
+    let deadline = Instant::now() + INPUT_STOP;
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if reader.is_finished() {
+        let _ = reader.join();
+    }
     term.leave()?;
     result
 }

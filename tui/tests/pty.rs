@@ -4,9 +4,14 @@
 //! it found it; and once with `--direct` against a `yoi-runtime serve`. Needs the
 //! component (`cargo xtask build-guest`; `YOI_GUEST_WASM`).
 
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use yoi_host::Host;
@@ -41,8 +46,10 @@ struct Tui {
     screen: Arc<Mutex<vt100::Parser>>,
     writer: Arc<Mutex<Box<dyn Write + Send>>>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
-    // Kept open until the end: closing it hangs up the terminal.
-    _master: Box<dyn portable_pty::MasterPty + Send>,
+    // Kept open until the end: closing it (and every copy) hangs up the terminal.
+    master: Option<Box<dyn portable_pty::MasterPty + Send>>,
+    stop_reading: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Tui {
@@ -67,14 +74,31 @@ impl Tui {
         )));
         let writer: Arc<Mutex<Box<dyn Write + Send>>> =
             Arc::new(Mutex::new(pair.master.take_writer().unwrap()));
-        let mut reader = pair.master.try_clone_reader().unwrap();
-        let (parser, answer) = (screen.clone(), writer.clone());
-        std::thread::spawn(move || {
+        // Read through a copy of the master that the reader closes when told to stop (a
+        // blocked `read` would keep the terminal open): polled, so it can stop.
+        let raw = pair.master.as_raw_fd().expect("a unix pseudo-terminal");
+        // SAFETY: `raw` is the master's descriptor, open for as long as `pair.master` is.
+        let fd = rustix::io::dup(unsafe { BorrowedFd::borrow_raw(raw) }).unwrap();
+        let stop_reading = Arc::new(AtomicBool::new(false));
+        let (parser, answer, stop) = (screen.clone(), writer.clone(), stop_reading.clone());
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
+            let tick = Timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
+            while !stop.load(Ordering::SeqCst) {
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                match rustix::event::poll(&mut fds, Some(&tick)) {
+                    Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                    Ok(_) => {}
+                    Err(_) => break,
                 }
+                // Ends with the child (EIO) as it did with a blocking reader.
+                let n = match rustix::io::read(&fd, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
                 let mut parser = parser.lock().unwrap();
                 // Feed up to each cursor position query and answer it, as a terminal
                 // does (the inline viewport asks where it is).
@@ -93,8 +117,20 @@ impl Tui {
             screen,
             writer,
             child,
-            _master: pair.master,
+            master: Some(pair.master),
+            stop_reading,
+            reader: Some(reader),
         }
+    }
+
+    /// Closes the terminal, as closing its window does: the kernel hangs it up.
+    fn hang_up(&mut self) {
+        self.stop_reading.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        *self.writer.lock().unwrap() = Box::new(std::io::sink());
+        self.master = None;
     }
 
     fn contents(&self) -> String {
@@ -150,6 +186,7 @@ impl Tui {
 impl Drop for Tui {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        self.stop_reading.store(true, Ordering::SeqCst);
     }
 }
 
@@ -253,6 +290,30 @@ async fn a_terminate_signal_restores_the_terminal() {
     assert!(ok, "a terminate signal is a clean exit");
     assert!(!screen.alternate_screen());
     assert!(!screen.hide_cursor());
+    host.shutdown().await.unwrap();
+}
+
+/// Closing the terminal window hangs the terminal up: the client ends (it used to
+/// wait forever for its input thread, which crossterm keeps reading the end of input).
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_the_terminal_ends_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_host(dir.path()).await;
+    let url = format!("http://{}", host.local_addr());
+    let token_file = host.token_file().to_str().unwrap().to_string();
+    let mut tui = Tui::spawn(&[
+        "--host",
+        &url,
+        "--token-file",
+        &token_file,
+        "--new-worker",
+        "hangup",
+    ]);
+    tui.wait_for(&["● connected", "local / hangup (w_1)"]);
+    tui.hang_up();
+    // The exit status does not matter (restoring a terminal that is gone fails); that
+    // it exits does.
+    let _ = tui.wait_exit();
     host.shutdown().await.unwrap();
 }
 
