@@ -190,6 +190,27 @@ impl Drop for Tui {
     }
 }
 
+impl Tui {
+    /// `yoi-tui` on `host` (its token file), opening a new worker `name` and waiting
+    /// until it is connected to it; `extra` arguments go first.
+    fn on_host(host: &Host, name: &str, extra: &[&str]) -> Tui {
+        let url = format!("http://{}", host.local_addr());
+        let token_file = host.token_file().to_str().unwrap().to_string();
+        let mut args = extra.to_vec();
+        args.extend([
+            "--host",
+            &url,
+            "--token-file",
+            &token_file,
+            "--new-worker",
+            name,
+        ]);
+        let tui = Tui::spawn(&args);
+        tui.wait_for(&["● connected", &format!("local / {name} (w_1)")]);
+        tui
+    }
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -198,18 +219,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 async fn types_a_message_and_reads_the_answer_off_the_screen() {
     let dir = tempfile::tempdir().unwrap();
     let host = start_host(dir.path()).await;
-    let url = format!("http://{}", host.local_addr());
-    let token_file = host.token_file().to_str().unwrap().to_string();
-    let tui = Tui::spawn(&[
-        "--host",
-        &url,
-        "--token-file",
-        &token_file,
-        "--new-worker",
-        "e2e",
-    ]);
-
-    tui.wait_for(&["● connected", "local / e2e (w_1)", "Enter sends"]);
+    let tui = Tui::on_host(&host, "e2e", &[]);
+    tui.wait_for(&["Enter sends"]);
     assert!(tui.screen.lock().unwrap().screen().alternate_screen());
     tui.type_keys("list files\r");
     let screen = tui.wait_for(&[
@@ -222,7 +233,9 @@ async fn types_a_message_and_reads_the_answer_off_the_screen() {
     assert!(screen.contains("∴ thought · "), "{screen}");
 
     // The run happened on the host, as the screen says.
-    let client = yoi_client::HostClient::new(&url, host.token()).unwrap();
+    let client =
+        yoi_client::HostClient::new(&format!("http://{}", host.local_addr()), host.token())
+            .unwrap();
     let messages = client.runtime("local").transcript("w_1").await.unwrap();
     assert_eq!(messages.len(), 4, "user, tool call, tool result, answer");
 
@@ -238,18 +251,7 @@ async fn types_a_message_and_reads_the_answer_off_the_screen() {
 async fn inline_mode_keeps_the_conversation_in_the_scrollback() {
     let dir = tempfile::tempdir().unwrap();
     let host = start_host(dir.path()).await;
-    let url = format!("http://{}", host.local_addr());
-    let token_file = host.token_file().to_str().unwrap().to_string();
-    let tui = Tui::spawn(&[
-        "--inline",
-        "--host",
-        &url,
-        "--token-file",
-        &token_file,
-        "--new-worker",
-        "inline",
-    ]);
-    tui.wait_for(&["● connected", "local / inline (w_1)"]);
+    let tui = Tui::on_host(&host, "inline", &["--inline"]);
     assert!(!tui.screen.lock().unwrap().screen().alternate_screen());
     tui.type_keys("hello there\r");
     tui.wait_for(&["› hello there", "You said: \"hello there\"", "│ idle │"]);
@@ -269,17 +271,7 @@ async fn inline_mode_keeps_the_conversation_in_the_scrollback() {
 async fn a_terminate_signal_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let host = start_host(dir.path()).await;
-    let url = format!("http://{}", host.local_addr());
-    let token_file = host.token_file().to_str().unwrap().to_string();
-    let tui = Tui::spawn(&[
-        "--host",
-        &url,
-        "--token-file",
-        &token_file,
-        "--new-worker",
-        "sig",
-    ]);
-    tui.wait_for(&["● connected", "local / sig (w_1)"]);
+    let tui = Tui::on_host(&host, "sig", &[]);
     let pid = tui.child.process_id().expect("a process id");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -299,17 +291,7 @@ async fn a_terminate_signal_restores_the_terminal() {
 async fn closing_the_terminal_ends_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let host = start_host(dir.path()).await;
-    let url = format!("http://{}", host.local_addr());
-    let token_file = host.token_file().to_str().unwrap().to_string();
-    let mut tui = Tui::spawn(&[
-        "--host",
-        &url,
-        "--token-file",
-        &token_file,
-        "--new-worker",
-        "hangup",
-    ]);
-    tui.wait_for(&["● connected", "local / hangup (w_1)"]);
+    let mut tui = Tui::on_host(&host, "hangup", &[]);
     tui.hang_up();
     // The exit status does not matter (restoring a terminal that is gone fails); that
     // it exits does.
