@@ -5,11 +5,11 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, KeyEventKind};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::app::{App, Options};
 use crate::msg::{Cmd, Msg};
@@ -43,24 +43,27 @@ pub async fn run(options: Options, backend: Backend) -> anyhow::Result<()> {
     let mut term = Term::enter(options.inline)?;
     let (input_tx, input) = mpsc::channel(INPUT_QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = spawn_input(input_tx, stop.clone());
+    let (reader, reader_done) = spawn_input(input_tx, stop.clone());
     let result = main_loop(&mut term, input, options, backend).await;
     stop.store(true, Ordering::SeqCst);
     // The reader lets go of the terminal's input before the terminal is restored.
-    let deadline = Instant::now() + INPUT_STOP;
-    while !reader.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if reader.is_finished() {
+    if tokio::time::timeout(INPUT_STOP, reader_done).await.is_ok() {
         let _ = reader.join();
     }
     term.leave()?;
     result
 }
 
-/// Reads the terminal's events on a thread of its own (crossterm reads block).
-fn spawn_input(tx: mpsc::Sender<io::Result<Msg>>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
+/// Reads the terminal's events on a thread of its own (crossterm reads block). The
+/// receiver completes when the thread ends.
+fn spawn_input(
+    tx: mpsc::Sender<io::Result<Msg>>,
+    stop: Arc<AtomicBool>,
+) -> (JoinHandle<()>, oneshot::Receiver<()>) {
+    let (done, ended) = oneshot::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        // Dropped when the thread returns, which is what the receiver waits for.
+        let _done = done;
         while !stop.load(Ordering::SeqCst) {
             let event = match crossterm::event::poll(INPUT_POLL) {
                 Ok(false) => continue,
@@ -79,7 +82,8 @@ fn spawn_input(tx: mpsc::Sender<io::Result<Msg>>, stop: Arc<AtomicBool>) -> Join
                 return;
             }
         }
-    })
+    });
+    (reader, ended)
 }
 
 async fn main_loop(
