@@ -539,3 +539,23 @@ async fn sighup_reloads_the_policy_chain() {
     host.hangup();
     host.until_reasoning_seen(observer, &w, true).await;
 }
+
+/// A log that goes to a file or a pipe is plain text (colours only on a terminal).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("old.toml");
+    // A key that only warns, then a component that is missing: a log line, then a stop.
+    std::fs::write(&config, "[streams]\nqueue = 256\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir", dir.path().to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--component", "/nonexistent/yoi_runtime.wasm"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run yoi-host");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("streams.queue is no longer used"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}
