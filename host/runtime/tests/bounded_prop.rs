@@ -174,7 +174,16 @@ proptest! {
             prop_assert_eq!(&b.2, &m.2, "snapshot of worker {}", w);
         }
         prop_assert_eq!(model.2, 0, "the model never passivates");
-        let busy = ops.iter().filter(|w| w.iter().any(|o| matches!(o, Op::Input(_)))).count();
+        // A worker runs when an input comes before any stop: a stopped worker refuses
+        // input (`worker_stopped`) without being activated.
+        let busy = ops
+            .iter()
+            .filter(|w| {
+                w.iter()
+                    .take_while(|o| !matches!(o, Op::Stop))
+                    .any(|o| matches!(o, Op::Input(_)))
+            })
+            .count();
         if busy >= 2 {
             prop_assert!(bounded.2 > 0, "two workers ran with one resident: activations");
         }
